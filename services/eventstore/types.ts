@@ -1,0 +1,94 @@
+// The event-store interface every backend (SQLite, JetStream, EventStoreDB, memory) implements.
+// Kept small on purpose: append with optimistic concurrency, read a stream, read and follow the global log.
+
+/** A fact as the caller hands it to the store: a type, a JSON-serialisable payload and metadata. */
+export interface NewEvent {
+  type: string;
+  data: unknown;
+  metadata: EventMetadata;
+}
+
+export interface EventMetadata {
+  /** Id of the command that produced this fact (the idempotency key). */
+  commandId: string;
+  actor: string;
+  /** ISO-8601 time taken from the command, never from the store's clock. */
+  time: string;
+  correlationId?: string;
+  /** Hash of this fact chained to the previous fact of the same stream (tamper evidence). */
+  hash?: string;
+  [key: string]: unknown;
+}
+
+/** A fact as stored: with its stream revision (0-based) and its global position (1-based, gap-free per store). */
+export interface RecordedEvent extends NewEvent {
+  stream: string;
+  revision: number;
+  position: number;
+}
+
+/** Expected revision of a stream before an append: a number (the last revision), 'no-stream', or 'any'. */
+export type ExpectedRevision = number | 'no-stream' | 'any';
+
+export interface AppendResult {
+  /** Revision of the last appended fact (or of the stream's last fact when nothing was appended). */
+  revision: number;
+  /** Global position of the last appended fact. */
+  position: number;
+  /** True when the command id had been appended before: nothing was written, the first result is returned. */
+  duplicate: boolean;
+}
+
+export interface AppendOptions {
+  expectedRevision: ExpectedRevision;
+  /** Idempotency key: a second append with the same id returns the first result and writes nothing. */
+  commandId?: string;
+}
+
+/** Thrown when expectedRevision does not match the stream's actual revision. */
+export class WrongExpectedRevisionError extends Error {
+  readonly stream: string;
+  readonly expected: ExpectedRevision;
+  readonly actual: number | 'no-stream';
+  constructor(stream: string, expected: ExpectedRevision, actual: number | 'no-stream') {
+    super(`wrong expected revision on stream '${stream}': expected ${String(expected)}, actual ${String(actual)}`);
+    this.name = 'WrongExpectedRevisionError';
+    this.stream = stream;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** Thrown when the store file or server is not a vmledger store, or is damaged. */
+export class StoreCorruptError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreCorruptError';
+  }
+}
+
+export interface Subscription {
+  /** Stop delivering; resolves when the subscription is fully closed. */
+  close(): Promise<void>;
+}
+
+export interface EventStore {
+  /** Append facts atomically (all or none) to one stream. An empty list appends nothing. */
+  append(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult>;
+  /** Facts of one stream, from a revision (inclusive), in order. */
+  readStream(stream: string, fromRevision?: number): AsyncIterable<RecordedEvent>;
+  /** Last revision of a stream, or 'no-stream'. */
+  streamRevision(stream: string): Promise<number | 'no-stream'>;
+  /** The global log from a position (exclusive: facts with position > after), in order. */
+  readAll(after?: number, limit?: number): AsyncIterable<RecordedEvent>;
+  /** The highest global position, 0 when empty. */
+  headPosition(): Promise<number>;
+  /** Follow the global log: existing facts after `after`, then new ones as they are appended. */
+  subscribe(after: number, onEvent: (event: RecordedEvent) => void | Promise<void>): Subscription;
+  /** Result recorded for a command id, if any append carried it. */
+  commandResult(commandId: string): Promise<AppendResult | undefined>;
+  /** Key/value side storage for disposable data: state checkpoints, projection checkpoints, audit records. */
+  getDoc(collection: string, key: string): Promise<unknown | undefined>;
+  putDoc(collection: string, key: string, value: unknown): Promise<void>;
+  close(): Promise<void>;
+}
