@@ -1,0 +1,44 @@
+// The command handler's public shape, shared by the CLI, the NATS service and the projections.
+import type { Command } from '../machines/commands';
+import type { DomainState } from '../machines/model';
+import type { EventStore, RecordedEvent } from './eventstore/types';
+
+/** What one command came to: accepted with the facts it appended, or refused with libvirt's error. */
+export interface CommandOutcome {
+  ok: boolean;
+  /** The verb, e.g. `undefine`. */
+  command: string;
+  host: string;
+  domain: string;
+  commandId: string;
+  /** Facts appended by this command (empty when refused or when accepted as a no-op). */
+  events: RecordedEvent[];
+  /** The domain stream's revision after the command (-1: no stream yet). */
+  revision: number;
+  /** Set when refused: the rule id, libvirt's numeric code, its symbolic name and its rendered message. */
+  rule?: string;
+  code?: number;
+  codeName?: string;
+  message?: string;
+  /** True when the command id was seen before and this is the first outcome returned again. */
+  duplicate?: boolean;
+}
+
+export interface LoadedDomain {
+  state: DomainState;
+  /** Stream revision the state reflects (-1 when the stream does not exist). */
+  revision: number;
+}
+
+export interface Ledger {
+  readonly store: EventStore;
+  /** Validate (zod), decide, perform effects, append with optimistic concurrency; never throws for a refusal. */
+  execute(input: unknown): Promise<CommandOutcome>;
+  loadDomain(host: string, name: string): Promise<LoadedDomain>;
+  /** Existing domains (life = exists) on a host, or on every host. */
+  listDomains(host?: string): Promise<DomainState[]>;
+  close(): Promise<void>;
+}
+
+/** Thrown (or returned as an outcome with codeName VALIDATION) when input does not parse as a command. */
+export type ParsedCommand = Command;
