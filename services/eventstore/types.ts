@@ -31,9 +31,12 @@ export interface RecordedEvent extends NewEvent {
 export type ExpectedRevision = number | 'no-stream' | 'any';
 
 export interface AppendResult {
-  /** Revision of the last appended fact (or of the stream's last fact when nothing was appended). */
+  /**
+   * Revision of the last appended fact. For an empty append: the stream's last revision, or -1 when the
+   * stream has no facts.
+   */
   revision: number;
-  /** Global position of the last appended fact. */
+  /** Global position of the last appended fact. For an empty append: that of the stream's last fact, or 0. */
   position: number;
   /** True when the command id had been appended before: nothing was written, the first result is returned. */
   duplicate: boolean;
@@ -41,7 +44,11 @@ export interface AppendResult {
 
 export interface AppendOptions {
   expectedRevision: ExpectedRevision;
-  /** Idempotency key: a second append with the same id returns the first result and writes nothing. */
+  /**
+   * Idempotency key, kept forever: a later append with the same id (whatever its stream, facts or expected
+   * revision) returns the first result with `duplicate: true` and writes nothing. Only an append that wrote
+   * facts records its id; a refused (conflicting) or empty append leaves the id free.
+   */
   commandId?: string;
 }
 
@@ -73,7 +80,12 @@ export interface Subscription {
 }
 
 export interface EventStore {
-  /** Append facts atomically (all or none) to one stream. An empty list appends nothing. */
+  /**
+   * Append facts atomically (all or none) to one stream. Order of checks: a known command id returns the first
+   * result; then the expected revision (WrongExpectedRevisionError, nothing written); then the facts are written.
+   * An empty list still checks the expected revision but appends nothing. Data and metadata must be
+   * JSON-serialisable (a TypeError otherwise, before anything is written); they are read back as JSON.
+   */
   append(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult>;
   /** Facts of one stream, from a revision (inclusive), in order. */
   readStream(stream: string, fromRevision?: number): AsyncIterable<RecordedEvent>;
@@ -83,9 +95,14 @@ export interface EventStore {
   readAll(after?: number, limit?: number): AsyncIterable<RecordedEvent>;
   /** The highest global position, 0 when empty. */
   headPosition(): Promise<number>;
-  /** Follow the global log: existing facts after `after`, then new ones as they are appended. */
+  /**
+   * Follow the global log: existing facts after `after`, then new ones as they are appended (SQLite: also
+   * those appended by other processes, seen by polling). Each callback is awaited before the next fact is
+   * delivered. A callback that throws stops this subscription (logged to stderr, with the fact's position);
+   * resume from your own checkpoint. Do not await close() from inside the callback.
+   */
   subscribe(after: number, onEvent: (event: RecordedEvent) => void | Promise<void>): Subscription;
-  /** Result recorded for a command id, if any append carried it. */
+  /** Result recorded for a command id (with `duplicate: true`, as a retry would get), if an append carried it. */
   commandResult(commandId: string): Promise<AppendResult | undefined>;
   /** Key/value side storage for disposable data: state checkpoints, projection checkpoints, audit records. */
   getDoc(collection: string, key: string): Promise<unknown | undefined>;

@@ -1,0 +1,95 @@
+// Opening an event store from a store spec, as written on the command line or in configuration:
+//   memory              in-process, nothing persists
+//   sqlite:PATH         embedded SQLite file (relative paths resolve against the working directory)
+// Other backends (jetstream://HOST:PORT, esdb://HOST:PORT) live in their own modules and plug in through
+// registerStoreScheme(), so this module never imports their client libraries.
+
+import { resolve } from 'node:path';
+
+import { createMemoryEventStore } from './memory';
+import { openSqliteEventStore } from './sqlite';
+import type { EventStore } from './types';
+
+export * from './types';
+export { createMemoryEventStore } from './memory';
+export { openSqliteEventStore, type SqliteEventStoreOptions } from './sqlite';
+
+/** File name used when the configuration names no store: `sqlite:vmledger.sqlite` in the working directory. */
+export const DEFAULT_STORE_FILE = 'vmledger.sqlite';
+
+/** Opens a store from a spec whose scheme the opener was registered for; receives the whole spec. */
+export type StoreOpener = (spec: string) => EventStore | Promise<EventStore>;
+
+interface SchemeEntry {
+  opener: StoreOpener;
+  /** How the spec is written, for error messages: e.g. `jetstream://HOST:PORT`. */
+  usage: string;
+}
+
+const schemes = new Map<string, SchemeEntry>();
+
+/** Schemes that other modules provide; named here only so an error can say where they come from. */
+const EXTERNAL_SCHEMES: Record<string, string> = {
+  jetstream: 'jetstream://HOST:PORT',
+  esdb: 'esdb://HOST:PORT',
+};
+
+/**
+ * Lets a backend module serve specs of the form `<scheme>:...` (for example `jetstream://127.0.0.1:4222`).
+ * Registering a scheme twice replaces the opener (tests use this to substitute a backend).
+ */
+export function registerStoreScheme(scheme: string, opener: StoreOpener, usage = `${scheme}://HOST:PORT`): void {
+  if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) {
+    throw new TypeError(`store scheme must be lower-case letters, digits, '+', '.' or '-', got '${scheme}'`);
+  }
+  schemes.set(scheme, { opener, usage });
+}
+
+registerStoreScheme('memory', (spec) => {
+  if (spec !== 'memory') throw new Error(`bad store spec '${spec}': the in-memory store is written just 'memory'`);
+  return createMemoryEventStore();
+}, 'memory');
+
+registerStoreScheme('sqlite', (spec) => {
+  const path = spec.slice('sqlite:'.length);
+  if (path.trim() === '') {
+    throw new Error(`bad store spec '${spec}': the path is missing; write sqlite:PATH, e.g. sqlite:${DEFAULT_STORE_FILE}`);
+  }
+  if (path.startsWith('//')) {
+    throw new Error(
+      `bad store spec '${spec}': write sqlite:PATH with a plain path, e.g. sqlite:./${DEFAULT_STORE_FILE} ` +
+        `or sqlite:/var/lib/vmledger/${DEFAULT_STORE_FILE} (no '//')`,
+    );
+  }
+  return openSqliteEventStore(resolve(path));
+}, 'sqlite:PATH');
+
+/** Opens the store a spec names, or throws an error that says which specs exist. */
+export async function openEventStore(spec: string): Promise<EventStore> {
+  if (typeof spec !== 'string' || spec.trim() === '') {
+    throw new Error(`no store spec given; ${describeSchemes()}`);
+  }
+  const colon = spec.indexOf(':');
+  const scheme = colon === -1 ? spec : spec.slice(0, colon);
+  const entry = schemes.get(scheme);
+  if (entry) return entry.opener(spec);
+
+  const external = EXTERNAL_SCHEMES[scheme];
+  if (external) {
+    throw new Error(
+      `store spec '${spec}': the '${scheme}' backend (${external}) is served by its own module, ` +
+        `which has not registered itself in this program; ${describeSchemes()}`,
+    );
+  }
+  const hint = colon === -1 ? ` (for a SQLite file write sqlite:${spec})` : '';
+  throw new Error(`unknown store spec '${spec}'${hint}; ${describeSchemes()}`);
+}
+
+function describeSchemes(): string {
+  const available = [...schemes.values()].map((entry) => entry.usage);
+  const elsewhere = Object.entries(EXTERNAL_SCHEMES)
+    .filter(([scheme]) => !schemes.has(scheme))
+    .map(([, usage]) => usage);
+  const tail = elsewhere.length > 0 ? `; ${elsewhere.join(' and ')} are served by their own modules` : '';
+  return `valid specs: ${available.join(', ')}${tail}`;
+}

@@ -1,0 +1,202 @@
+// Semantics shared by every event-store backend, written once so the backends cannot drift apart:
+// argument checks, the expected-revision rule, JSON encoding, and the loop that follows the global log.
+
+import {
+  WrongExpectedRevisionError,
+  type AppendOptions,
+  type ExpectedRevision,
+  type NewEvent,
+  type RecordedEvent,
+  type Subscription,
+} from './types';
+
+/** Page size for reading streams and the global log: bounds memory however long the log grows. */
+export const READ_PAGE_SIZE = 1000;
+
+/** Revision reported for a stream that has no facts (as in EventStoreDB). */
+export const NO_STREAM_REVISION = -1;
+
+export function assertStreamName(stream: unknown): asserts stream is string {
+  if (typeof stream !== 'string' || stream.length === 0) {
+    throw new TypeError(`stream name must be a non-empty string, got ${JSON.stringify(stream)}`);
+  }
+}
+
+export function assertRevision(revision: number): void {
+  if (!Number.isSafeInteger(revision) || revision < 0) {
+    throw new TypeError(`fromRevision must be an integer >= 0, got ${JSON.stringify(revision)}`);
+  }
+}
+
+export function assertPosition(position: number): void {
+  if (!Number.isSafeInteger(position) || position < 0) {
+    throw new TypeError(`'after' must be a global position (integer >= 0), got ${JSON.stringify(position)}`);
+  }
+}
+
+export function assertLimit(limit: number): void {
+  if (limit !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(limit) || limit < 0)) {
+    throw new TypeError(`limit must be an integer >= 0, got ${JSON.stringify(limit)}`);
+  }
+}
+
+export function assertAppendOptions(options: AppendOptions): void {
+  const expected = options?.expectedRevision;
+  const valid =
+    expected === 'any' || expected === 'no-stream' || (Number.isSafeInteger(expected) && (expected as number) >= 0);
+  if (!valid) {
+    throw new TypeError(
+      `expectedRevision must be a revision (integer >= 0), 'no-stream' or 'any', got ${JSON.stringify(expected)}`,
+    );
+  }
+  if (options.commandId !== undefined && (typeof options.commandId !== 'string' || options.commandId === '')) {
+    throw new TypeError(`commandId must be a non-empty string when given, got ${JSON.stringify(options.commandId)}`);
+  }
+}
+
+/** The optimistic-concurrency rule: throws WrongExpectedRevisionError unless `actual` is what the caller expected. */
+export function checkExpectedRevision(
+  stream: string,
+  expected: ExpectedRevision,
+  actual: number | 'no-stream',
+): void {
+  if (expected === 'any' || expected === actual) return;
+  throw new WrongExpectedRevisionError(stream, expected, actual);
+}
+
+/** JSON text of a value; refuses what JSON cannot carry (undefined, functions, bigint) instead of storing a hole. */
+export function toJson(value: unknown, what: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new TypeError(`${what} is not JSON-serialisable: ${(error as Error).message}`);
+  }
+  if (text === undefined) throw new TypeError(`${what} is not JSON-serialisable (got ${typeof value})`);
+  return text;
+}
+
+/** A NewEvent encoded once, before any write starts, so an encoding error can never leave half an append. */
+export interface EncodedEvent {
+  type: string;
+  data: string;
+  metadata: string;
+}
+
+export function encodeEvents(stream: string, events: NewEvent[]): EncodedEvent[] {
+  if (!Array.isArray(events)) throw new TypeError(`events for stream '${stream}' must be an array`);
+  return events.map((event, index) => {
+    if (typeof event?.type !== 'string' || event.type === '') {
+      throw new TypeError(`event ${index} for stream '${stream}' has no type`);
+    }
+    return {
+      type: event.type,
+      data: toJson(event.data, `data of event ${index} (${event.type}) for stream '${stream}'`),
+      metadata: toJson(event.metadata ?? {}, `metadata of event ${index} (${event.type}) for stream '${stream}'`),
+    };
+  });
+}
+
+/** Row shape both backends keep; decoding it yields fresh objects on every read (no aliasing between readers). */
+export interface StoredEventRow {
+  position: number;
+  stream: string;
+  revision: number;
+  type: string;
+  data: string;
+  metadata: string;
+}
+
+export function decodeEvent(row: StoredEventRow): RecordedEvent {
+  return {
+    stream: row.stream,
+    revision: row.revision,
+    position: row.position,
+    type: row.type,
+    data: JSON.parse(row.data) as unknown,
+    metadata: JSON.parse(row.metadata) as RecordedEvent['metadata'],
+  };
+}
+
+export type EventCallback = (event: RecordedEvent) => void | Promise<void>;
+
+/**
+ * One subscription to the global log. It reads pages after its last delivered position, awaits the callback
+ * for each fact in order, and sleeps when caught up until `wake()` is called (by an append in this process or
+ * by a backend's poller).
+ *
+ * A callback that throws (or rejects) stops this subscription: the error is written to stderr with the stream,
+ * revision and position of the fact, and no later fact is delivered. Restart from your own checkpoint to retry.
+ * close() waits for a callback in flight; do not await close() from inside the callback (it would wait on itself).
+ */
+export class LogFollower implements Subscription {
+  private lastDelivered: number;
+  private stopped = false;
+  private wakeUp: (() => void) | undefined;
+  private readonly done: Promise<void>;
+
+  constructor(
+    after: number,
+    private readonly readPage: (after: number, limit: number) => RecordedEvent[],
+    private readonly onEvent: EventCallback,
+    private readonly onStop: (follower: LogFollower) => void,
+  ) {
+    assertPosition(after);
+    this.lastDelivered = after;
+    // Start on a later tick so subscribe() returns before the first callback runs.
+    this.done = Promise.resolve().then(() => this.run());
+  }
+
+  /** Position of the last fact delivered (or the starting point). */
+  get position(): number {
+    return this.lastDelivered;
+  }
+
+  wake(): void {
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.done;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (!this.stopped) {
+        let page: RecordedEvent[];
+        try {
+          page = this.readPage(this.lastDelivered, READ_PAGE_SIZE);
+        } catch (error) {
+          console.error(`vmledger: subscription stopped: reading the log after position ${this.lastDelivered} failed:`, error);
+          return;
+        }
+        if (page.length === 0) {
+          // No await between the empty read and installing the waiter: an append cannot slip in between.
+          await new Promise<void>((resolve) => (this.wakeUp = resolve));
+          continue;
+        }
+        for (const event of page) {
+          if (this.stopped) return;
+          try {
+            await this.onEvent(event);
+          } catch (error) {
+            console.error(
+              `vmledger: subscription stopped: callback failed on stream '${event.stream}' revision ${event.revision} ` +
+                `(position ${event.position}); later facts are not delivered to it:`,
+              error,
+            );
+            return;
+          }
+          this.lastDelivered = event.position;
+        }
+      }
+    } finally {
+      this.stopped = true;
+      this.onStop(this);
+    }
+  }
+}

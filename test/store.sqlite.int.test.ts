@@ -1,0 +1,361 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { DEFAULT_STORE_FILE, openEventStore, registerStoreScheme } from '../services/eventstore/index';
+import { createMemoryEventStore } from '../services/eventstore/memory';
+import {
+  SQLITE_STORE_FORMAT,
+  VMLEDGER_APPLICATION_ID,
+  openSqliteEventStore,
+} from '../services/eventstore/sqlite';
+import { StoreCorruptError, type EventStore, type RecordedEvent } from '../services/eventstore/types';
+import { collect, describeStoreContract, fact, waitFor } from './store-contract';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+interface ChildAppender {
+  /** Resolves once the child has opened the store and waits for go(). */
+  ready: Promise<void>;
+  go(): void;
+  /** Resolves when the child exited with code 0; rejects with its stderr otherwise. */
+  done: Promise<void>;
+}
+
+/**
+ * Starts a separate Node process that opens `file`, says it is ready, and on go() appends `count` facts to
+ * `stream`: one per append with expectedRevision 'any', or all in one append carrying `commandId` when given.
+ * The ready/go handshake lets several children start appending at the same moment.
+ */
+function startAppender(dir: string, file: string, stream: string, count: number, commandId?: string): ChildAppender {
+  const script = join(dir, 'appender.mts');
+  const storeModule = pathToFileURL(join(repoRoot, 'services/eventstore/sqlite.ts')).href;
+  writeFileSync(
+    script,
+    `import { once } from 'node:events';
+import { openSqliteEventStore } from ${JSON.stringify(storeModule)};
+const [file, stream, count, commandId] = process.argv.slice(2);
+const store = openSqliteEventStore(file);
+const fact = (n) => ({ type: 'Remote', data: { n, pid: process.pid },
+  metadata: { commandId: commandId ?? 'child-' + process.pid + '-' + n, actor: 'child', time: '2024-01-01T00:00:00.000Z' } });
+process.stdout.write('ready\\n');
+await once(process.stdin, 'data');
+if (commandId) {
+  const facts = Array.from({ length: Number(count) }, (_, n) => fact(n));
+  await store.append(stream, facts, { expectedRevision: 'no-stream', commandId });
+} else {
+  for (let n = 0; n < Number(count); n++) await store.append(stream, [fact(n)], { expectedRevision: 'any' });
+}
+await store.close();
+process.exit(0);
+`,
+  );
+  const args = [join(repoRoot, 'node_modules/tsx/dist/cli.mjs'), script, file, stream, String(count)];
+  if (commandId) args.push(commandId);
+  const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ready = new Promise<void>((resolveReady) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('ready')) resolveReady();
+    });
+  });
+  const done = new Promise<void>((resolveDone, rejectDone) => {
+    const timer = setTimeout(() => child.kill(), 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolveDone();
+      else rejectDone(new Error(`appender child exited with ${String(code)}: ${stderr}`));
+    });
+  });
+  return { ready: Promise.race([ready, done]), go: () => child.stdin.write('go\n'), done };
+}
+
+async function runAppender(dir: string, file: string, stream: string, count: number, commandId?: string): Promise<void> {
+  const child = startAppender(dir, file, stream, count, commandId);
+  await child.ready;
+  child.go();
+  await child.done;
+}
+
+function makeTempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'vmledger-store-'));
+}
+
+describeStoreContract('sqlite', async () => {
+  const dir = makeTempDir();
+  const store = openSqliteEventStore(join(dir, 'contract.sqlite'), { pollIntervalMs: 20 });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('sqlite event store', () => {
+  let dir: string;
+  const opened: EventStore[] = [];
+  const open = (file: string, options?: Parameters<typeof openSqliteEventStore>[1]) => {
+    const store = openSqliteEventStore(file, options);
+    opened.push(store);
+    return store;
+  };
+
+  beforeEach(() => {
+    dir = makeTempDir();
+  });
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps everything across close and reopen', async () => {
+    const file = join(dir, 'ledger.sqlite');
+    const first = open(file);
+    await first.append('vm-a', [fact('Defined', 1), fact('Started', 2)], {
+      expectedRevision: 'no-stream',
+      commandId: 'cmd-define',
+    });
+    await first.append('vm-b', [fact('Defined', 3)], { expectedRevision: 'no-stream' });
+    await first.putDoc('checkpoints', 'domain-list', { position: 3 });
+    await first.close();
+
+    const again = open(file);
+    expect((await collect(again.readAll())).map((e) => [e.stream, e.revision, e.position, e.type])).toEqual([
+      ['vm-a', 0, 1, 'Defined'],
+      ['vm-a', 1, 2, 'Started'],
+      ['vm-b', 0, 3, 'Defined'],
+    ]);
+    expect(await again.getDoc('checkpoints', 'domain-list')).toEqual({ position: 3 });
+    expect(await again.commandResult('cmd-define')).toEqual({ revision: 1, position: 2, duplicate: true });
+    expect(await again.append('vm-a', [fact('Stopped', 4)], { expectedRevision: 1 })).toEqual({
+      revision: 2,
+      position: 4,
+      duplicate: false,
+    });
+  });
+
+  it('marks the file as a vmledger store (application_id and format row) in WAL mode', async () => {
+    const file = join(dir, 'ledger.sqlite');
+    await open(file).close();
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.pragma('application_id', { simple: true })).toBe(VMLEDGER_APPLICATION_ID);
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(db.prepare("SELECT value FROM meta WHERE key = 'format'").pluck().get()).toBe(SQLITE_STORE_FORMAT);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('initialises an existing empty file (0 bytes) and an empty SQLite database', async () => {
+    const zeroBytes = join(dir, 'zero.sqlite');
+    writeFileSync(zeroBytes, '');
+    const a = open(zeroBytes);
+    await a.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+    expect(await a.headPosition()).toBe(1);
+
+    const emptyDb = join(dir, 'empty.sqlite');
+    const raw = new Database(emptyDb);
+    raw.pragma('user_version = 0'); // forces SQLite to write a header with no tables
+    raw.exec('CREATE TABLE t (x); DROP TABLE t;');
+    raw.close();
+    const b = open(emptyDb);
+    expect(await b.headPosition()).toBe(0);
+  });
+
+  it('sees facts appended by another process on the same file', async () => {
+    const file = join(dir, 'shared.sqlite');
+    const store = open(file, { pollIntervalMs: 20 });
+    await store.append('vm-local', [fact('Local', 1)], { expectedRevision: 'no-stream' });
+
+    const seen: RecordedEvent[] = [];
+    const subscription = store.subscribe(0, (event) => {
+      seen.push(event);
+    });
+
+    await runAppender(dir, file, 'vm-remote', 2, 'child-cmd');
+
+    await waitFor(() => seen.length === 3, 'the child process facts to reach the subscription');
+    expect(seen.map((e) => [e.stream, e.position])).toEqual([
+      ['vm-local', 1],
+      ['vm-remote', 2],
+      ['vm-remote', 3],
+    ]);
+    expect(await store.commandResult('child-cmd')).toEqual({ revision: 1, position: 3, duplicate: true });
+    // Positions stay gap-free across processes.
+    expect(await store.append('vm-local', [fact('Local', 2)], { expectedRevision: 0 })).toMatchObject({ position: 4 });
+    await subscription.close();
+  });
+
+  // SQLite's busy handler is not fair, so the children may well take turns in long runs rather than interleave
+  // fact by fact; what matters is that a child waiting for the write lock neither fails nor reuses a revision.
+  it('serialises appenders in several processes: revisions unique, positions gap-free', async () => {
+    const file = join(dir, 'contended.sqlite');
+    await open(file).close(); // create the file before the children race to open it
+    const processes = 3;
+    const perProcess = 100;
+    const children = Array.from({ length: processes }, () => startAppender(dir, file, 'vm-hot', perProcess));
+    await Promise.all(children.map((child) => child.ready));
+    for (const child of children) child.go();
+    await Promise.all(children.map((child) => child.done));
+
+    const store = open(file);
+    const events = await collect(store.readAll());
+    expect(events).toHaveLength(processes * perProcess);
+    expect(events.map((e) => e.position)).toEqual(events.map((_, i) => i + 1));
+    expect(events.map((e) => e.revision)).toEqual(events.map((_, i) => i));
+    expect(new Set(events.map((e) => (e.data as { pid: number }).pid)).size).toBe(processes);
+  });
+
+  describe('refuses files that are not vmledger stores, leaving them byte for byte unchanged', () => {
+    function expectRefused(file: string, message: RegExp): void {
+      const before = readFileSync(file);
+      const filesBefore = readdirSync(dir).sort();
+      let error: unknown;
+      try {
+        open(file);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(StoreCorruptError);
+      expect((error as Error).message).toContain(file);
+      expect((error as Error).message).toMatch(message);
+      expect(readFileSync(file).equals(before)).toBe(true);
+      expect(readdirSync(dir).sort()).toEqual(filesBefore);
+    }
+
+    it('random bytes', () => {
+      const file = join(dir, 'random.sqlite');
+      writeFileSync(file, randomBytes(8192));
+      expectRefused(file, /not a SQLite database/);
+    });
+
+    it('a text file', () => {
+      const file = join(dir, 'notes.sqlite');
+      writeFileSync(file, 'these are my notes, not a ledger\n');
+      expectRefused(file, /not a SQLite database/);
+    });
+
+    it('a foreign SQLite database', () => {
+      const file = join(dir, 'foreign.sqlite');
+      const foreign = new Database(file);
+      foreign.exec("CREATE TABLE foo (x); CREATE TABLE bar (y); INSERT INTO foo VALUES ('keep me');");
+      foreign.close();
+      expectRefused(file, /SQLite database with other tables \(bar, foo\)/);
+    });
+
+    it('a SQLite database of another application', () => {
+      const file = join(dir, 'other-app.sqlite');
+      const foreign = new Database(file);
+      foreign.pragma('application_id = 1234');
+      foreign.exec('CREATE TABLE events (x)');
+      foreign.close();
+      expectRefused(file, /another application \(application_id 0x000004d2\)/);
+    });
+
+    it('a vmledger store with a damaged header', async () => {
+      const file = join(dir, 'damaged.sqlite');
+      const store = openSqliteEventStore(file);
+      await store.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+      await store.close();
+
+      const bytes = readFileSync(file);
+      bytes.write('SQLite format 4', 0, 'latin1'); // magic string
+      writeFileSync(file, bytes);
+      expectRefused(file, /not a SQLite database/);
+
+      bytes.write('SQLite format 3', 0, 'latin1');
+      bytes.writeUInt16BE(1000, 16); // page size that is not a power of two
+      writeFileSync(file, bytes);
+      expectRefused(file, /not a vmledger store.*file is not a database/);
+    });
+  });
+
+  it('names the missing folder when the parent folder does not exist', () => {
+    const file = join(dir, 'no-such-folder', 'ledger.sqlite');
+    expect(() => open(file)).toThrow(`folder '${join(dir, 'no-such-folder')}' does not exist`);
+  });
+
+  it('reports a full disk, appends nothing and stays readable', async () => {
+    const file = join(dir, 'full.sqlite');
+    const seed = open(file);
+    await seed.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+    await seed.close();
+
+    const store = open(file, { maxPageCount: 8 }); // the seeded file already uses most of those pages
+    const bulky = Array.from({ length: 50 }, (_, i) => ({ ...fact('Bulky', i), data: { blob: 'x'.repeat(4000) } }));
+    await expect(store.append('vm-a', bulky, { expectedRevision: 0, commandId: 'cmd-full' })).rejects.toThrow(
+      /disk is full: nothing was appended to stream 'vm-a'/,
+    );
+    expect(await store.headPosition()).toBe(1);
+    expect(await store.commandResult('cmd-full')).toBeUndefined();
+    expect((await collect(store.readStream('vm-a'))).map((e) => e.type)).toEqual(['A']);
+    // A small append still fits: the store is usable after the failure.
+    expect(await store.append('vm-a', [fact('A', 2)], { expectedRevision: 0 })).toMatchObject({ position: 2 });
+  });
+});
+
+describe('store specs', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = makeTempDir();
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('opens memory and sqlite:PATH (absolute and relative)', async () => {
+    const memory = await openEventStore('memory');
+    await memory.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+    expect(await memory.headPosition()).toBe(1);
+    await memory.close();
+
+    const absolute = await openEventStore(`sqlite:${join(dir, 'abs.sqlite')}`);
+    await absolute.close();
+    const relativePath = relative(process.cwd(), join(dir, 'rel.sqlite'));
+    const relativeStore = await openEventStore(`sqlite:${relativePath}`);
+    await relativeStore.close();
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(['abs.sqlite', 'rel.sqlite']));
+    expect(DEFAULT_STORE_FILE).toBe('vmledger.sqlite');
+  });
+
+  it.each([
+    ['', /no store spec given; valid specs: memory, sqlite:PATH/],
+    ['sqlite:', /the path is missing; write sqlite:PATH/],
+    ['sqlite://host/x.db', /plain path/],
+    ['memory:extra', /written just 'memory'/],
+    ['postgres://db:5432', /unknown store spec 'postgres:\/\/db:5432'; valid specs: memory, sqlite:PATH/],
+    ['ledger.sqlite', /for a SQLite file write sqlite:ledger.sqlite/],
+    ['jetstream://127.0.0.1:4222', /'jetstream' backend \(jetstream:\/\/HOST:PORT\) is served by its own module/],
+    ['esdb://127.0.0.1:2113', /esdb:\/\/HOST:PORT/],
+  ])('refuses %j with a clear error', async (spec, message) => {
+    await expect(openEventStore(spec)).rejects.toThrow(message);
+  });
+
+  it('lists the external schemes in every error', async () => {
+    await expect(openEventStore('nope:1')).rejects.toThrow(
+      /jetstream:\/\/HOST:PORT and esdb:\/\/HOST:PORT are served by their own modules/,
+    );
+  });
+
+  it('lets another module register a scheme', async () => {
+    let seenSpec = '';
+    registerStoreScheme('teststore', (spec) => {
+      seenSpec = spec;
+      return createMemoryEventStore();
+    });
+    const store = await openEventStore('teststore://somewhere:1');
+    expect(seenSpec).toBe('teststore://somewhere:1');
+    await store.close();
+    await expect(openEventStore('nope:1')).rejects.toThrow(/teststore:\/\/HOST:PORT/);
+  });
+});
