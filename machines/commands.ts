@@ -137,6 +137,19 @@ export const BlockJobCommand = z.object({
   pivot: z.boolean().default(false),
   abort: z.boolean().default(false),
 });
+/**
+ * `blockpull DOM PATH [--base BASE]`: pull the backing layers above BASE (all of them without it) into the
+ * disk's top image, shortening its backing chain (seed 002's clean-up after a live storage migration).
+ * The simulated job completes within the command.
+ */
+export const BlockPullCommand = z.object({
+  verb: z.literal('blockpull'),
+  ...onDomain,
+  /** Disk target (`vda`) or source path. */
+  path: z.string().min(1),
+  /** The image that stays as the new backing file; omitted: pull everything (the top stands alone). */
+  base: z.string().min(1).optional(),
+});
 export const MigrateCommand = z.object({
   verb: z.literal('migrate'),
   ...onDomain,
@@ -200,6 +213,7 @@ export const CommandSchema = z.discriminatedUnion('verb', [
   SnapshotRevertCommand,
   BlockCopyCommand,
   BlockJobCommand,
+  BlockPullCommand,
   MigrateCommand,
   MigratePhaseCommand,
   MigrateIncomingCommand,

@@ -51,12 +51,17 @@ export function decide(s: DomainState, c: Command, options: DecideOptions = {}):
 // Effects: the facts of an accepted command.
 
 /**
- * The domain stops. A job that was mirroring is lost with it (a transient job does not survive the guest),
+ * The domain stops. A live migration cannot go on without the guest: it fails at its phase (MIG-PHASES).
+ * A job that was mirroring is lost with it (a transient job does not survive the guest),
  * and TRANSIENT-QUIT: a transient domain is then gone, and all its snapshot metadata with it (seed 000).
  */
 function stopFacts(s: DomainState, stopped: Fact): Fact[] {
+  const migration: Fact[] =
+    s.migration && !s.migration.offline
+      ? [{ type: 'MigrationFailed', phase: s.migration.phase, message: 'domain is no longer running', rule: 'MIG-PHASES' }]
+      : [];
   const lost: Fact[] = Object.keys(s.blockJobs).map((disk) => ({ type: 'BlockJobEnded', disk, outcome: 'lost' }));
-  return [...lost, stopped, ...transientQuit(s)];
+  return [...migration, ...lost, stopped, ...transientQuit(s)];
 }
 
 function stop(s: DomainState, reason: StopReason): Fact[] {
@@ -284,6 +289,14 @@ const EFFECTS: Effects = {
     return c.pivot
       ? [{ type: 'BlockJobEnded', disk: disk.target, outcome: 'pivot', source: job.destination }]
       : [{ type: 'BlockJobEnded', disk: disk.target, outcome: 'abort', source: disk.source }];
+  },
+  // The pull runs to completion within the command; the hypervisor reports the shortened chain (BackingChainChanged).
+  blockpull: (s, c) => {
+    const disk = findDisk(s, c.path)!;
+    return [
+      { type: 'BlockJobStarted', job: { disk: disk.target, kind: 'pull', phase: 'copying' } },
+      { type: 'BlockJobEnded', disk: disk.target, outcome: 'completed', source: disk.source },
+    ];
   },
   migrate: (_s, c) => [
     {

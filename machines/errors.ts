@@ -24,6 +24,7 @@ export type ErrorCodeName = keyof typeof ERROR_CODES;
  */
 const PREFIX: Partial<Record<ErrorCodeName, string>> = {
   VIR_ERR_INTERNAL_ERROR: 'internal error: ',
+  VIR_ERR_INVALID_ARG: 'invalid argument: ',
   VIR_ERR_OPERATION_FAILED: 'operation failed: ',
   VIR_ERR_XML_ERROR: 'XML error: ',
   VIR_ERR_NO_DOMAIN: 'Domain not found: ',

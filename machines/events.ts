@@ -87,6 +87,18 @@ export const FactSchema = z.discriminatedUnion('type', [
     /** The disk's source afterwards. */
     source: z.string().optional(),
   }),
+  /**
+   * MIR-PARTIAL: ending the job on this disk (pivot to the mirror, or abort back to the source) failed, so the
+   * disk is still open where it was and its job goes on; the disks before it in the same command were reopened
+   * (their BlockJobEnded facts say on which side).
+   */
+  z.object({ type: z.literal('BlockJobEndFailed'), disk: z.string(), outcome: z.enum(['pivot', 'abort']), error: z.string() }),
+  /**
+   * The backing chain a disk has open, top first, as absolute paths (relative backing names resolved against
+   * the folder of the image naming them, as qemu does): reported by the hypervisor after a pivot reopened the
+   * disk on its mirror, and after a blockpull rewrote the top image to back onto the base.
+   */
+  z.object({ type: z.literal('BackingChainChanged'), disk: z.string(), chain: z.array(z.string()).min(1) }),
   /** MIG-PHASES: a migration job holds the domain (Begin passed on the source). */
   z.object({ type: z.literal('MigrationStarted'), job: MigrationJobSchema }),
   z.object({ type: z.literal('MigrationPhaseReached'), phase: MigrationPhaseSchema }),

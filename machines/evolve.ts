@@ -106,6 +106,11 @@ export function evolve(s: DomainState, f: Fact): DomainState {
       delete blockJobs[f.disk];
       return withDiskSource({ ...s, blockJobs }, f.disk, f.source);
     }
+    case 'BlockJobEndFailed':
+      // MIR-PARTIAL: nothing moved on this disk; its job goes on.
+      return s;
+    case 'BackingChainChanged':
+      return withDiskSource(s, f.disk, f.chain[0]);
     case 'MigrationStarted':
       return { ...s, migration: f.job };
     case 'MigrationPhaseReached':
@@ -113,6 +118,12 @@ export function evolve(s: DomainState, f: Fact): DomainState {
     case 'MigrationFailed':
       return { ...s, migration: null };
     case 'DomainMigratedOut':
+      // An offline migration moves only the definition: the source guest is not stopped, and --undefinesource
+      // leaves a running one transient (as undefine does, UND-ACTIVE).
+      if (s.migration?.offline) {
+        if (!f.undefinesource) return { ...s, migration: null };
+        return s.active ? { ...s, migration: null, persistent: false } : gone(s);
+      }
       if (f.undefinesource || !s.persistent) return gone(s);
       return { ...s, migration: null, active: false, paused: false, autodestroy: false, reason: 'migrated' };
     case 'DomainMigratedIn': {

@@ -96,10 +96,13 @@ function requestsStorageRemoval(c: CommandOf<'undefine'>): boolean {
   return c.storage !== undefined || c.removeAllStorage || c.wipeStorage;
 }
 
-/** virsh's own check (seed 004): printed without libvirt's prefix, so no prefix here either. */
+/**
+ * virsh's own check (seed 004; virsh prints it bare). RULES.md gives it code 55, and §2 renders every 55 with
+ * libvirt's prefix, so the reply carries the prefix like any other 55.
+ */
 export const UND_STORAGE_RUNNING: Guard<CommandOf<'undefine'>> = (s, c) =>
   s.active && requestsStorageRemoval(c)
-    ? refusal('UND-STORAGE-RUNNING', 'VIR_ERR_OPERATION_INVALID', 'Storage volume deletion is supported only on stopped domains', false)
+    ? operationInvalid('UND-STORAGE-RUNNING', 'Storage volume deletion is supported only on stopped domains')
     : undefined;
 
 export const UND_STORAGE_FLAGS: Guard<CommandOf<'undefine'>> = (s, c) => {
@@ -237,6 +240,8 @@ export const MIR_CREATE: Guard<CommandOf<'snapshot-create'>> = (s, c) => {
   if (c.noMetadata)
     return invalidArg('MIR-CREATE', `Flag '${SNAP_CREATE}NO_METADATA' cannot be used to create a mirrored snapshot`);
   if (c.redefine) return invalidArg('MIR-CREATE', `Flag '${SNAP_CREATE}REDEFINE' cannot be used to create a mirrored snapshot`);
+  // A mirror lives only while the domain runs: halting would leave an inactive domain holding a mirror job.
+  if (c.halt) return invalidArg('MIR-CREATE', `Flag '${SNAP_CREATE}HALT' cannot be used to create a mirrored snapshot`);
   if (mirroredSnapshotName(s) !== undefined)
     return operationInvalid('MIR-CREATE', `snapshot '${mirroredSnapshotName(s)}' is already a current mirrored snapshot`);
   return undefined;
@@ -311,11 +316,24 @@ export const MIR_BLOCKS: Guard = (s, c) => {
   if (c.verb === 'snapshot-revert') return operationInvalid('MIR-BLOCKS', ACTIVE_BLOCK_JOB);
   if (c.verb === 'snapshot-create' && !c.redefine && !c.diskOnly && s.active && !hasMirrorSpec(c))
     return operationInvalid('MIR-BLOCKS', ACTIVE_BLOCK_JOB);
-  if (c.verb === 'blockcopy') {
+  // --halt would end the run and lose the job; while mirroring the only ways out are MIR-END's.
+  if (c.verb === 'snapshot-create' && c.halt && s.active) return operationInvalid('MIR-BLOCKS', ACTIVE_BLOCK_JOB);
+  if (c.verb === 'blockcopy' || c.verb === 'blockpull') {
     const disk = findDisk(s, c.path);
     if (disk && s.blockJobs[disk.target])
       return refusal('MIR-BLOCKS', 'VIR_ERR_BLOCK_COPY_ACTIVE', `disk '${disk.target}' already in active block job`);
   }
+  return undefined;
+};
+
+/**
+ * blockpull (catalog §2.16.5, `qemuDomainBlockPullCommon`): the domain must run and the disk must exist; a
+ * second job on the disk is MIR-BLOCKS. Whether `--base` lies in the disk's backing chain only the hypervisor
+ * knows (the driver checks it and refuses under this rule).
+ */
+export const BLK_PULL: Guard<CommandOf<'blockpull'>> = (s, c) => {
+  if (!s.active) return operationInvalid('BLK-PULL', NOT_RUNNING);
+  if (!findDisk(s, c.path)) return refusal('BLK-PULL', 'VIR_ERR_INVALID_ARG', `disk '${c.path}' not found in domain`);
   return undefined;
 };
 
@@ -340,7 +358,9 @@ export function blockingHostdev(config: DomainState['config']) {
 
 export const MIG_HOSTDEV: Guard = (s, c) => {
   const config = c.verb === 'migrate-incoming' ? c.config : s.config;
+  // Offline migration moves only the definition: at Begin the flag says so, at Perform the job does.
   if (c.verb === 'migrate' && c.offline) return undefined;
+  if (c.verb === 'migrate-phase' && s.migration?.offline) return undefined;
   const hostdev = blockingHostdev(config);
   if (!hostdev) return undefined;
   const text =
@@ -421,6 +441,7 @@ export const GUARDS = {
   'MIR-END': MIR_END,
   'MIR-EXCL': MIR_EXCL as Guard,
   'MIR-BLOCKS': MIR_BLOCKS,
+  'BLK-PULL': BLK_PULL as Guard,
   'MIG-ACTIVE': MIG_ACTIVE as Guard,
   'MIG-SNAPSHOTS': MIG_SNAPSHOTS,
   'MIG-AUTODESTROY': MIG_AUTODESTROY,

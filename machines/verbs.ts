@@ -5,7 +5,8 @@ import type { GuardId } from './guards';
 
 export const GUARDS_BY_VERB: Record<Verb, readonly GuardId[]> = {
   define: ['DEF-NAME'],
-  create: ['DEF-NAME', 'CRE-ACTIVE'],
+  // JOB-BUSY after CRE-ACTIVE: libvirt adds the object (and reports an active clash) before it takes the job.
+  create: ['DEF-NAME', 'CRE-ACTIVE', 'JOB-BUSY'],
   start: ['DOM-NOTFOUND', 'JOB-BUSY', 'STA-ACTIVE'],
   shutdown: ['DOM-NOTFOUND', 'JOB-BUSY', 'ACT-REQ', 'MIR-END'],
   destroy: ['DOM-NOTFOUND', 'JOB-BUSY', 'ACT-REQ', 'MIR-END'],
@@ -42,6 +43,7 @@ export const GUARDS_BY_VERB: Record<Verb, readonly GuardId[]> = {
   'snapshot-revert': ['DOM-NOTFOUND', 'JOB-BUSY', 'SR-EXCL', 'MIR-BLOCKS', 'SD-NOTFOUND', 'SR-TRANSIENT', 'SR-RISKY'],
   blockcopy: ['DOM-NOTFOUND', 'JOB-BUSY', 'MIR-COPY', 'MIR-BLOCKS'],
   blockjob: ['DOM-NOTFOUND', 'JOB-BUSY', 'MIR-END'],
+  blockpull: ['DOM-NOTFOUND', 'JOB-BUSY', 'BLK-PULL', 'MIR-BLOCKS'],
   migrate: [
     'DOM-NOTFOUND',
     'JOB-BUSY',
