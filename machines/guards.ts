@@ -309,9 +309,12 @@ function isAncestor(s: DomainState, ancestor: string, of: string): boolean {
 
 /**
  * While mirroring: revert and snapshots with memory are refused (`domain has active block job`); a second
- * job on a busy disk is refused with 83.
+ * job on a busy disk is refused with 83. A blockpull (catalog §2.16.5, after ACT-REQ) also needs its disk to
+ * exist; whether `--base` lies in the disk's backing chain only the hypervisor knows (the driver checks it).
  */
 export const MIR_BLOCKS: Guard = (s, c) => {
+  if (c.verb === 'blockpull' && !findDisk(s, c.path))
+    return refusal('MIR-BLOCKS', 'VIR_ERR_INVALID_ARG', `disk '${c.path}' not found in domain`);
   if (!hasBlockJob(s)) return undefined;
   if (c.verb === 'snapshot-revert') return operationInvalid('MIR-BLOCKS', ACTIVE_BLOCK_JOB);
   if (c.verb === 'snapshot-create' && !c.redefine && !c.diskOnly && s.active && !hasMirrorSpec(c))
@@ -323,17 +326,6 @@ export const MIR_BLOCKS: Guard = (s, c) => {
     if (disk && s.blockJobs[disk.target])
       return refusal('MIR-BLOCKS', 'VIR_ERR_BLOCK_COPY_ACTIVE', `disk '${disk.target}' already in active block job`);
   }
-  return undefined;
-};
-
-/**
- * blockpull (catalog §2.16.5, `qemuDomainBlockPullCommon`): the domain must run and the disk must exist; a
- * second job on the disk is MIR-BLOCKS. Whether `--base` lies in the disk's backing chain only the hypervisor
- * knows (the driver checks it and refuses under this rule).
- */
-export const BLK_PULL: Guard<CommandOf<'blockpull'>> = (s, c) => {
-  if (!s.active) return operationInvalid('BLK-PULL', NOT_RUNNING);
-  if (!findDisk(s, c.path)) return refusal('BLK-PULL', 'VIR_ERR_INVALID_ARG', `disk '${c.path}' not found in domain`);
   return undefined;
 };
 
@@ -441,7 +433,6 @@ export const GUARDS = {
   'MIR-END': MIR_END,
   'MIR-EXCL': MIR_EXCL as Guard,
   'MIR-BLOCKS': MIR_BLOCKS,
-  'BLK-PULL': BLK_PULL as Guard,
   'MIG-ACTIVE': MIG_ACTIVE as Guard,
   'MIG-SNAPSHOTS': MIG_SNAPSHOTS,
   'MIG-AUTODESTROY': MIG_AUTODESTROY,

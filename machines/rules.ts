@@ -1,5 +1,5 @@
 // The rule catalog: every rule id of RULES.md with its text, so the diagram legend, the audit log and
-// the CLI can quote a rule without the spec beside them. test/rules.unit.test.ts keeps it equal to RULES.md.
+// the CLI can quote a rule without the spec beside them. test/machine/rules.unit.test.ts keeps it equal to RULES.md.
 
 export interface RuleEntry {
   id: string;

@@ -43,7 +43,7 @@ export const GUARDS_BY_VERB: Record<Verb, readonly GuardId[]> = {
   'snapshot-revert': ['DOM-NOTFOUND', 'JOB-BUSY', 'SR-EXCL', 'MIR-BLOCKS', 'SD-NOTFOUND', 'SR-TRANSIENT', 'SR-RISKY'],
   blockcopy: ['DOM-NOTFOUND', 'JOB-BUSY', 'MIR-COPY', 'MIR-BLOCKS'],
   blockjob: ['DOM-NOTFOUND', 'JOB-BUSY', 'MIR-END'],
-  blockpull: ['DOM-NOTFOUND', 'JOB-BUSY', 'BLK-PULL', 'MIR-BLOCKS'],
+  blockpull: ['DOM-NOTFOUND', 'JOB-BUSY', 'ACT-REQ', 'MIR-BLOCKS'],
   migrate: [
     'DOM-NOTFOUND',
     'JOB-BUSY',
