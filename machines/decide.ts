@@ -306,7 +306,7 @@ const EFFECTS: Effects = {
   ],
   'migrate-phase': migratePhase,
   'migrate-incoming': (_s, c) => [
-    { type: 'DomainMigratedIn', source: c.source, config: c.config, persistent: c.persistent, active: c.active, paused: c.paused },
+    { type: 'DomainMigratedIn', source: c.source, config: c.config, persistent: c.persistent, active: c.active, paused: c.active && c.paused },
   ],
   'guest-event': (s, c) => {
     switch (c.event) {

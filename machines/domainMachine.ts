@@ -153,6 +153,8 @@ function oneOf(verb: Verb, ...outcomes: OutcomeGuardId[]) {
 
 // The target states an accepted command can reach from an active domain that may be persistent or not.
 const ACTIVE_OUTCOMES = ['willBeRunning', 'willBePaused', 'willBeTransientRunning', 'willBeTransientPaused'] as const;
+// An inactive domain is persistent (MIG-PERSIST keeps a non-persistent one from arriving shut off).
+const PERSISTENT_ACTIVE_OUTCOMES = ['willBeRunning', 'willBePaused'] as const;
 
 export const domainMachine = domainSetup.createMachine({
   id: 'domain',
@@ -173,18 +175,15 @@ export const domainMachine = domainSetup.createMachine({
       on: {
         define: accept('define'),
         // CRE-ACTIVE: an inactive persistent domain is started with the given XML and stays persistent.
-        // The transient targets of create, start, snapshot-revert and migrate-incoming are reachable only
-        // from a non-persistent inactive domain, which migrate-incoming (persistent=false, active=false)
-        // can produce today; the machine draws what the code does.
-        create: oneOf('create', ...ACTIVE_OUTCOMES),
-        start: oneOf('start', ...ACTIVE_OUTCOMES),
+        create: oneOf('create', ...PERSISTENT_ACTIVE_OUTCOMES),
+        start: oneOf('start', ...PERSISTENT_ACTIVE_OUTCOMES),
         'managedsave-remove': accept('managedsave-remove'),
         undefine: accept('undefine', 'gone'),
         'snapshot-create': accept('snapshot-create'),
         'snapshot-delete': accept('snapshot-delete'),
-        'snapshot-revert': oneOf('snapshot-revert', 'willStay', ...ACTIVE_OUTCOMES),
+        'snapshot-revert': oneOf('snapshot-revert', 'willStay', ...PERSISTENT_ACTIVE_OUTCOMES),
         migrate: accept('migrate', 'migrating'),
-        'migrate-incoming': oneOf('migrate-incoming', 'willStay', ...ACTIVE_OUTCOMES),
+        'migrate-incoming': oneOf('migrate-incoming', 'willStay', ...PERSISTENT_ACTIVE_OUTCOMES),
       },
     },
 
@@ -273,8 +272,7 @@ export const domainMachine = domainSetup.createMachine({
     migrating: {
       description: 'an outgoing migration job holds the domain',
       on: {
-        define: accept('define'),
-        'migrate-incoming': accept('migrate-incoming'),
+        // JOB-BUSY: the migration holds the domain; only destroy and its own phases pass.
         // A live migration fails when the guest stops (MIG-PHASES); an offline one goes on.
         destroy: oneOf('destroy', 'willStay', 'willBeInactive', 'willBeGone'),
         'guest-event': oneOf('guest-event', 'willStay', 'willBeInactive', 'willBeGone'),

@@ -368,7 +368,12 @@ export const MIG_JOB: Guard = (s) => {
   return undefined;
 };
 
-export const MIG_PERSIST: Guard<CommandOf<'migrate'>> = (s, c) => {
+export const MIG_PERSIST: Guard<CommandOf<'migrate' | 'migrate-incoming'>> = (s, c) => {
+  // An arrival that is neither running nor defined would be a domain that exists nowhere.
+  if (c.verb === 'migrate-incoming')
+    return !c.active && !c.persistent
+      ? operationInvalid('MIG-PERSIST', 'offline migration must be specified with the persistent flag set')
+      : undefined;
   if (c.offline && !c.persistent)
     return operationInvalid('MIG-PERSIST', 'offline migration must be specified with the persistent flag set');
   if (c.offline && !s.persistent) return operationInvalid('MIG-PERSIST', 'cannot migrate a transient domain offline');

@@ -4,7 +4,7 @@ import type { Verb } from './commands';
 import type { GuardId } from './guards';
 
 export const GUARDS_BY_VERB: Record<Verb, readonly GuardId[]> = {
-  define: ['DEF-NAME'],
+  define: ['DEF-NAME', 'JOB-BUSY'],
   // JOB-BUSY after CRE-ACTIVE: libvirt adds the object (and reports an active clash) before it takes the job.
   create: ['DEF-NAME', 'CRE-ACTIVE', 'JOB-BUSY'],
   start: ['DOM-NOTFOUND', 'JOB-BUSY', 'STA-ACTIVE'],
@@ -58,7 +58,7 @@ export const GUARDS_BY_VERB: Record<Verb, readonly GuardId[]> = {
   // Perform re-runs the source checks (seed 003: an older source may not have run them at Begin).
   'migrate-phase': ['DOM-NOTFOUND', 'MIG-PHASES'],
   // Prepare on the destination: only what the XML shows, and name/UUID clashes there.
-  'migrate-incoming': ['DEF-NAME', 'CRE-ACTIVE', 'MIG-HOSTDEV'],
+  'migrate-incoming': ['DEF-NAME', 'CRE-ACTIVE', 'JOB-BUSY', 'MIG-PERSIST', 'MIG-HOSTDEV'],
   'guest-event': ['DOM-NOTFOUND', 'ACT-REQ'],
 };
 

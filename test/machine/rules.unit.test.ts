@@ -1530,6 +1530,17 @@ describe('MIG-PERSIST', () => {
       .then({ rule: 'MIG-PERSIST', code: 55, message: invalid('offline migration must be specified with the persistent flag set') });
   });
 
+  it('MIG-PERSIST: an arrival that is neither running nor defined persistently is refused (it would exist nowhere)', () => {
+    given([])
+      .when({ verb: 'migrate-incoming', host: 'dst', source: 'local', config: T2, persistent: false, active: false, paused: false })
+      .then({ rule: 'MIG-PERSIST', code: 55, message: invalid('offline migration must be specified with the persistent flag set') });
+  });
+
+  it('MIG-PERSIST: an offline arrival with --persistent is defined, shut off', () => {
+    const arrived = runAccepted([{ verb: 'migrate-incoming', host: 'dst', source: 'local', config: T2, persistent: true, active: false, paused: true }]).state;
+    expect([topState(arrived), arrived.paused]).toEqual(['inactive', false]);
+  });
+
   it('MIG-PERSIST: --offline of a transient domain is refused with 55', () => {
     given(testAfter([undefine()]))
       .when(migrate({ offline: true, persistent: true }))
@@ -1591,6 +1602,10 @@ describe('JOB-BUSY', () => {
 
   it.each(refused.map((c) => [c.verb, c] as const))('JOB-BUSY: %s during a migration is refused with 55', (_verb, c) => {
     given(migrating()).when(c).then({ rule: 'JOB-BUSY', code: 55, message: invalid("another migration job is already running for domain 'test'") });
+  });
+
+  it('JOB-BUSY: define during a migration is refused (the job holds the domain)', () => {
+    given(migrating()).when({ verb: 'define', config: TEST_CONFIG }).then({ rule: 'JOB-BUSY', code: 55, message: invalid("another migration job is already running for domain 'test'") });
   });
 
   it('JOB-BUSY: create over an inactive persistent domain in an offline migration is refused (regression: it started it)', () => {
