@@ -22,6 +22,10 @@ export interface CommandOutcome {
   message?: string;
   /** True when the command id was seen before and this is the first outcome returned again. */
   duplicate?: boolean;
+  /** Set when refused: where the `CommandRefused` audit fact went (stream `refusals-<host>`). */
+  audit?: { stream: string; revision: number; position: number };
+  /** migrate: the destination domain stream's host and revision after the saga (its facts are in `events` too). */
+  destination?: { host: string; revision: number };
 }
 
 export interface LoadedDomain {
@@ -37,6 +41,9 @@ export interface Ledger {
   loadDomain(host: string, name: string): Promise<LoadedDomain>;
   /** Existing domains (life = exists) on a host, or on every host. */
   listDomains(host?: string): Promise<DomainState[]>;
+  /** The first outcome recorded for a command id, if the command was executed before (duplicate: true). */
+  recall(commandId: string): Promise<CommandOutcome | undefined>;
+  /** Releases the ledger's own resources (saves the host index). Does not close the store it was given. */
   close(): Promise<void>;
 }
 

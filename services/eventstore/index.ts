@@ -1,8 +1,8 @@
 // Opening an event store from a store spec, as written on the command line or in configuration:
 //   memory              in-process, nothing persists
 //   sqlite:PATH         embedded SQLite file (relative paths resolve against the working directory)
-// Other backends (jetstream://HOST:PORT, esdb://HOST:PORT) live in their own modules and plug in through
-// registerStoreScheme(), so this module never imports their client libraries.
+// Other backends (jetstream://HOST:PORT, esdb://HOST:PORT) live in their own modules, imported on first use
+// of their scheme, so nobody pays for a client library they do not use.
 
 import { resolve } from 'node:path';
 
@@ -29,9 +29,10 @@ interface SchemeEntry {
 const schemes = new Map<string, SchemeEntry>();
 
 /** Schemes that other modules provide; named here only so an error can say where they come from. */
-const EXTERNAL_SCHEMES: Record<string, string> = {
-  jetstream: 'jetstream://HOST:PORT',
-  esdb: 'esdb://HOST:PORT',
+const EXTERNAL_SCHEMES: Record<string, { usage: string; load: () => Promise<unknown> }> = {
+  jetstream: { usage: 'jetstream://HOST:PORT', load: () => import('./jetstream') },
+  esdb: { usage: 'esdb://HOST:PORT', load: () => import('./esdb') },
+  'esdb+discover': { usage: 'esdb+discover://HOST:PORT', load: () => import('./esdb') },
 };
 
 /**
@@ -74,12 +75,13 @@ export async function openEventStore(spec: string): Promise<EventStore> {
   const entry = schemes.get(scheme);
   if (entry) return entry.opener(spec);
 
+  // Backends with their own client libraries are loaded on first use; importing one registers its scheme.
   const external = EXTERNAL_SCHEMES[scheme];
   if (external) {
-    throw new Error(
-      `store spec '${spec}': the '${scheme}' backend (${external}) is served by its own module, ` +
-        `which has not registered itself in this program; ${describeSchemes()}`,
-    );
+    await external.load();
+    const loaded = schemes.get(scheme);
+    if (loaded) return loaded.opener(spec);
+    throw new Error(`store spec '${spec}': the '${scheme}' backend (${external.usage}) did not register itself; ${describeSchemes()}`);
   }
   const hint = colon === -1 ? ` (for a SQLite file write sqlite:${spec})` : '';
   throw new Error(`unknown store spec '${spec}'${hint}; ${describeSchemes()}`);
@@ -89,7 +91,7 @@ function describeSchemes(): string {
   const available = [...schemes.values()].map((entry) => entry.usage);
   const elsewhere = Object.entries(EXTERNAL_SCHEMES)
     .filter(([scheme]) => !schemes.has(scheme))
-    .map(([, usage]) => usage);
+    .map(([, entry]) => entry.usage);
   const tail = elsewhere.length > 0 ? `; ${elsewhere.join(' and ')} are served by their own modules` : '';
   return `valid specs: ${available.join(', ')}${tail}`;
 }

@@ -50,6 +50,18 @@ export interface AppendOptions {
    * facts records its id; a refused (conflicting) or empty append leaves the id free.
    */
   commandId?: string;
+  /**
+   * Side documents written with the facts (e.g. the command's outcome, a state checkpoint): in the same
+   * transaction where the backend has one (SQLite, memory), so one durable write covers both; right after
+   * the append elsewhere (docs are rebuildable from facts). Not written when the append is refused or a duplicate.
+   */
+  docs?: DocWrite[];
+}
+
+export interface DocWrite {
+  collection: string;
+  key: string;
+  value: unknown;
 }
 
 /** Thrown when expectedRevision does not match the stream's actual revision. */

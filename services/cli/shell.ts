@@ -1,0 +1,78 @@
+// `vmledger shell` and `vmledger <virsh-verb> …`: virsh commands through the embedded ledger.
+//
+// Every command is printed as soon as the ledger has acknowledged it, and the ledger acknowledges only after the
+// store made the facts durable (SQLite WAL with synchronous=FULL), so whatever the shell printed survives a crash
+// or `kill -9` of the process.
+import { createInterface } from 'node:readline';
+
+import type { Command } from 'commander';
+
+import { VirshSession, type CommandReport } from '../virsh/session';
+import { LazyLedger } from './lazyLedger';
+import { CliError, cliGlobals } from './program';
+
+export const PROMPT = 'vmledger # ';
+
+function printer(json: boolean) {
+  return (r: CommandReport) => {
+    if (json) {
+      process.stdout.write(`${JSON.stringify(r.json)}\n`);
+      return;
+    }
+    if (r.stderr) process.stderr.write(r.stderr);
+    if (r.stdout) process.stdout.write(r.stdout);
+  };
+}
+
+async function withSession<T>(cmd: Command, work: (session: VirshSession, print: (r: CommandReport) => void) => Promise<T>): Promise<T> {
+  const globals = cliGlobals(cmd);
+  const ledger = new LazyLedger(globals.store);
+  try {
+    const session = new VirshSession(ledger, {
+      host: globals.host,
+      actor: process.env.USER ? `${process.env.USER}@cli` : 'cli',
+      isFatal: (error) => error instanceof CliError,
+    });
+    return await work(session, printer(globals.json));
+  } finally {
+    await ledger.close();
+  }
+}
+
+/** Reads commands line by line (a script on stdin, or a prompt on a terminal); returns the last command's status. */
+async function readCommands(session: VirshSession, print: (r: CommandReport) => void): Promise<number> {
+  const interactive = Boolean(process.stdin.isTTY);
+  const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
+  if (interactive) {
+    process.stdout.write('Welcome to vmledger, the virsh language over an event-sourced ledger.\n\n');
+    process.stdout.write("Type:  'help' for help with commands\n       'quit' to quit\n\n");
+    rl.setPrompt(PROMPT);
+    rl.prompt();
+  }
+  let status = 0;
+  try {
+    for await (const line of rl) {
+      const run = await session.runText(line, print);
+      // A blank line or a comment runs nothing and leaves the status as it was.
+      if (line.trim() !== '' && !line.trim().startsWith('#')) status = run.status;
+      if (run.quit) break;
+      if (interactive) rl.prompt();
+    }
+  } finally {
+    rl.close();
+  }
+  if (interactive) process.stdout.write('\n');
+  return status;
+}
+
+export async function shellCommand(opts: { exec?: string }, cmd: Command): Promise<void> {
+  process.exitCode = await withSession(cmd, async (session, print) => {
+    if (opts.exec !== undefined) return (await session.runText(opts.exec, print)).status;
+    return readCommands(session, print);
+  });
+}
+
+/** `vmledger undefine test --snapshots-metadata`: one virsh command, its arguments exactly as the shell gave them. */
+export async function verbCommand(verb: string, args: string[], cmd: Command): Promise<void> {
+  process.exitCode = await withSession(cmd, async (session, print) => (await session.runCommands([[verb, ...args]], print)).status);
+}
