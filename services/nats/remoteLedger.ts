@@ -1,0 +1,58 @@
+// The Ledger interface over NATS, for `vmledger --nats URL shell …`: the shell talks to this exactly as it talks
+// to a local ledger (execute, loadDomain, listDomains, close), but every call is a request to the command service.
+// There is no local store: `store` is absent, so code that reads the store directly (history, audit replay) must
+// use the local ledger or a query subject.
+import type { NatsConnection } from 'nats';
+
+import type { Ledger, LoadedDomain } from '../ledger-types';
+import { createVmledgerClient, type VmledgerClient, type VmledgerClientOptions } from '../client';
+import { SERVICE_RULES, type SnapshotTreeResult } from './protocol';
+
+export interface RemoteLedger extends Omit<Ledger, 'store'> {
+  readonly remote: true;
+  /** The snapshot tree of a domain (vmledger.query.snapshots); throws VmledgerRequestError when it does not exist. */
+  snapshotTree(host: string, domain: string): Promise<SnapshotTreeResult>;
+  readonly client: VmledgerClient;
+}
+
+export interface RemoteLedgerOptions extends VmledgerClientOptions {
+  /** Close (drain) the NATS connection on close(). Default false: the caller owns it. */
+  closeConnection?: boolean;
+}
+
+export function createRemoteLedger(nc: NatsConnection, options: RemoteLedgerOptions = {}): RemoteLedger {
+  const client = createVmledgerClient(nc, options);
+  return {
+    remote: true,
+    client,
+    async execute(input) {
+      const verb = (input as { verb?: unknown } | null)?.verb;
+      if (typeof verb !== 'string' || !(Object.keys(client.commands) as string[]).includes(verb)) {
+        // Same shape as the service's validation refusal, without a round trip.
+        return {
+          ok: false,
+          command: typeof verb === 'string' ? verb : '',
+          host: '',
+          domain: '',
+          commandId: '',
+          events: [],
+          revision: -1,
+          rule: SERVICE_RULES.validation,
+          code: 8,
+          codeName: 'VIR_ERR_INVALID_ARG',
+          message: `invalid command: verb: ${typeof verb === 'string' ? `unknown verb '${verb}'` : 'is required'}`,
+        };
+      }
+      return client.execute(input as Parameters<VmledgerClient['execute']>[0]);
+    },
+    async loadDomain(host, name): Promise<LoadedDomain> {
+      return client.loadDomain(host, name);
+    },
+    listDomains: (host) => client.listDomains(host),
+    recall: (commandId) => client.recall(commandId),
+    snapshotTree: (host, domain) => client.snapshotTree(host, domain),
+    async close() {
+      if (options.closeConnection && !nc.isClosed()) await nc.drain();
+    },
+  };
+}

@@ -1,0 +1,142 @@
+// `vmledger serve [--store SPEC] [--nats URL]` (and `npm start`): open the store, build the ledger, and run the
+// command service on NATS until SIGINT/SIGTERM, which drain it (every request received is answered) and close
+// the store. When NATS cannot be reached at start, it exits non-zero saying how to start one.
+import type { Command } from 'commander';
+import type { NatsConnection } from 'nats';
+
+import { DEFAULT_STORE_FILE, openEventStore, type EventStore } from '../eventstore/index';
+import { createLedger } from '../ledger';
+import type { Ledger } from '../ledger-types';
+import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
+import { startCommandService, stderrLogger, type CommandService, type ServiceLogger } from './service';
+
+export const DEFAULT_STORE_SPEC = `sqlite:${DEFAULT_STORE_FILE}`;
+
+export interface ServeOptions {
+  /** Store spec (`sqlite:PATH`, `memory`, …). Default: $VMLEDGER_STORE, else `sqlite:vmledger.sqlite`. */
+  store?: string;
+  /** NATS URL. Default: $NATS_URL, else nats://127.0.0.1:4222. Credentials and TLS come from NATS_* (config.ts). */
+  natsUrl?: string;
+  env?: NodeJS.ProcessEnv;
+  name?: string;
+  queue?: string;
+  maxPayloadBytes?: number;
+  log?: ServiceLogger;
+  /** Stop gracefully on SIGINT/SIGTERM (a second signal exits at once). Default true. */
+  handleSignals?: boolean;
+}
+
+export interface RunningServe {
+  service: CommandService;
+  ledger: Ledger;
+  store: EventStore;
+  nc: NatsConnection;
+  /** Drain the service, close the ledger and the store, close the NATS connection. Idempotent. */
+  stop(): Promise<void>;
+  /** Resolves when stopped (by stop() or by a signal). */
+  done: Promise<void>;
+}
+
+/** Starts serving; resolves once the service is listening. Throws NatsUnreachableError when NATS is unreachable. */
+export async function runServe(options: ServeOptions = {}): Promise<RunningServe> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? stderrLogger;
+  const storeSpec = options.store ?? (env.VMLEDGER_STORE?.trim() || DEFAULT_STORE_SPEC);
+  const natsConfig = natsConfigFromEnv(env, options.natsUrl ? { url: options.natsUrl, name: 'vmledger serve' } : { name: 'vmledger serve' });
+
+  // NATS first: when it is unreachable, fail before touching the store.
+  const nc = await connectNats(natsConnectionOptions(natsConfig));
+  let store: EventStore | undefined;
+  let ledger: Ledger | undefined;
+  let service: CommandService;
+  try {
+    store = await openEventStore(storeSpec);
+    // follow: keep the host index current with other processes appending to the same store.
+    ledger = createLedger(store, { follow: true });
+    service = await startCommandService({
+      ledger,
+      nc,
+      name: options.name,
+      queue: options.queue,
+      maxPayloadBytes: options.maxPayloadBytes,
+      metadata: { store: storeSpec.startsWith('sqlite:') || storeSpec === 'memory' ? storeSpec : storeSpec.split(':')[0]! },
+      log,
+    });
+  } catch (error) {
+    await ledger?.close().catch(() => {});
+    await store?.close().catch(() => {});
+    await nc.close().catch(() => {});
+    throw error;
+  }
+  const openedStore = store;
+  const openedLedger = ledger;
+
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') log('warn', `disconnected from NATS (${String(status.data)}); reconnecting`);
+      else if (status.type === 'reconnect') log('info', `reconnected to NATS (${String(status.data)})`);
+      else if (status.type === 'error') log('error', `NATS error: ${String(status.data)}`);
+    }
+  })().catch(() => {});
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log('warn', `${signal} again: exiting without waiting`);
+      process.exit(130);
+    }
+    log('info', `${signal}: draining (finishing the requests in flight), then closing the store`);
+    void stop();
+  };
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      try {
+        await service.stop();
+        await openedLedger.close().catch((e: unknown) => log('error', `closing the ledger: ${String(e)}`));
+        await openedStore.close().catch((e: unknown) => log('error', `closing the store: ${String(e)}`));
+        if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        resolveDone();
+      }
+    })();
+    return stopping;
+  };
+  if (options.handleSignals ?? true) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+
+  log(
+    'info',
+    `serving '${service.name}' ${service.version} (instance ${service.id}) on ${natsConfig.servers.map(redactUrl).join(',')}, ` +
+      `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>`,
+  );
+  return { service, ledger: openedLedger, store: openedStore, nc, stop, done };
+}
+
+/**
+ * Adds `serve [--store SPEC] [--nats URL]` to a commander program. `--nats` may also be a global option of the
+ * program (`vmledger --nats URL serve`); the subcommand's own value wins.
+ */
+export function registerServeCommand(program: Command): Command {
+  return program
+    .command('serve')
+    .description('run the command service on NATS (vmledger.cmd.<verb>) until SIGINT/SIGTERM')
+    .option('--store <spec>', `event store: sqlite:PATH or memory (default: $VMLEDGER_STORE or ${DEFAULT_STORE_SPEC})`)
+    .option('--nats <url>', 'NATS server URL (default: $NATS_URL or nats://127.0.0.1:4222)')
+    .action(async (opts: { store?: string; nats?: string }, cmd: Command) => {
+      const all = cmd.optsWithGlobals<{ store?: string; nats?: string }>();
+      try {
+        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats });
+        await running.done;
+      } catch (error) {
+        const message = error instanceof NatsUnreachableError ? error.message : `vmledger serve: ${(error as Error).message ?? String(error)}`;
+        process.stderr.write(message + '\n');
+        process.exitCode = 1;
+      }
+    });
+}

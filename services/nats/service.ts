@@ -1,0 +1,512 @@
+// The command service on NATS: a NATS micro-service (`$SRV.PING|INFO|STATS.vmledger` discover it) whose endpoints
+// take commands and queries by request/reply, and which publishes every fact on `vmledger.evt.<host>.<domain>`
+// once it is durable. See protocol.ts for the subjects and reply shapes.
+//
+// Guarantees:
+// - Every request gets exactly one reply, even when the ledger throws (nats.js v2 turns a rejected async handler
+//   into an unhandled rejection and the caller times out; so every handler here is wrapped, and a failure is
+//   logged and answered as `{ok:false, rule:'INTERNAL', code:1}` with the micro-service error headers).
+// - A rule refusal is a normal reply (`ok:false` with rule, code, codeName, message), without error headers.
+//   Requests that are not commands at all (bad JSON, schema errors, too large) and internal failures also carry
+//   the `Nats-Service-Error`/`Nats-Service-Error-Code` headers (400, 413, 500), for generic NATS tooling.
+// - Instances share the load through the queue group (default `vmledger`); any number may run against one store,
+//   whose optimistic concurrency keeps rules from being bypassed by races.
+// - stop() drains: no new requests are taken, and every request already received is finished and answered.
+//
+// Metadata: `meta` (and each of its fields) may be omitted. The service fills commandId (a random UUID), time
+// (now, on the service's clock) and actor: the requester's user when NATS says who it is (the server adds a
+// `Nats-Request-Info` header on cross-account service imports), else `nats` (core NATS does not tell a responder
+// who sent a request; put the user in meta.actor, or import the service from another account).
+//
+// Idempotency: a request without `meta.commandId` gets a random one, so resending it applies the command again.
+// A client that wants safe retries must send its own commandId (services/client.ts does); a retry with a known
+// commandId gets the first outcome back (`duplicate: true`) and appends nothing.
+//
+// Facts are published after the ledger has made them durable, with `Nats-Msg-Id: <commandId>:<index>`. A
+// retried command's facts are published again (at-least-once: a publish lost to a crash is repaired by the
+// retry); subscribers that care drop repeats by that id or by the fact's global position. Core NATS keeps no
+// order across service instances: order a domain's facts by their `revision`.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+import {
+  headers as natsHeaders,
+  type ConnectionOptions,
+  type MsgHdrs,
+  type NatsConnection,
+  type Service,
+  type ServiceMsg,
+} from 'nats';
+import type { z } from 'zod';
+
+import { type Verb, VERBS } from '../../machines/commands';
+import { ERROR_CODES, refusal } from '../../machines/errors';
+import { domainStream } from '../../machines/model';
+import type { CommandOutcome, Ledger } from '../ledger-types';
+import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
+import { commandJsonSchemas } from './jsonSchema';
+import {
+  commandSubject,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_QUEUE,
+  eventSubject,
+  factMessageId,
+  HEADER_COMMAND_ID,
+  HEADER_EVENT_TYPE,
+  HEADER_MSG_ID,
+  HEADER_POSITION,
+  HEADER_REVISION,
+  HEADER_STREAM,
+  QUERY_SUBJECTS,
+  SCHEMA_SUBJECT,
+  SERVICE_NAME,
+  SERVICE_RULES,
+  snapshotTree,
+  subjectsCollide,
+  type ErrorReply,
+} from './protocol';
+import {
+  DomainQuerySchema,
+  DomainsQuerySchema,
+  describeIssues,
+  RecallQuerySchema,
+  SchemaQuerySchema,
+} from './requests';
+
+export type ServiceLogLevel = 'info' | 'warn' | 'error';
+export type ServiceLogger = (level: ServiceLogLevel, message: string, details?: Record<string, unknown>) => void;
+
+/** Default logger: one line on stderr per entry. */
+export const stderrLogger: ServiceLogger = (level, message, details) => {
+  const extra = details && Object.keys(details).length > 0 ? ' ' + JSON.stringify(details) : '';
+  process.stderr.write(`vmledger service ${level}: ${message}${extra}\n`);
+};
+
+export interface CommandServiceOptions {
+  ledger: Ledger;
+  /** A connection to use; the caller keeps owning it (stop() does not close it). */
+  nc?: NatsConnection;
+  /** Or: connect to this URL (NATS_* environment for credentials); stop() drains and closes that connection. */
+  natsUrl?: string;
+  /** Or: connect with these options (overrides natsUrl and the environment). */
+  natsOptions?: ConnectionOptions;
+  /** Service name for `$SRV` discovery. Default `vmledger`. */
+  name?: string;
+  /** Queue group shared by the instances. Default `vmledger`. */
+  queue?: string;
+  /** Largest request body accepted. Default 256 KiB (the server's own max_payload, 1 MiB by default, is checked by the sending client). */
+  maxPayloadBytes?: number;
+  /** Actor recorded when the request names none and NATS does not say who sent it. Default `nats`. */
+  defaultActor?: string;
+  /** Extra service metadata shown by `$SRV.INFO` (e.g. the store spec). */
+  metadata?: Record<string, string>;
+  /** Refuse to start when a JetStream stream captures a request subject (it would swallow requests). Default true. */
+  checkStreams?: boolean;
+  log?: ServiceLogger;
+}
+
+export interface CommandService {
+  readonly nc: NatsConnection;
+  /** This instance's id (as `$SRV.PING` reports it). */
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  /** Request subjects served (commands, queries, schema). */
+  readonly subjects: readonly string[];
+  /** Requests being handled right now. */
+  inFlight(): number;
+  /** Drain: stop taking requests, finish and answer those received, flush; close the connection if we opened it. */
+  stop(): Promise<void>;
+  /** Resolves when the service has stopped (stop() finished, or the connection closed). */
+  readonly stopped: Promise<void>;
+}
+
+/** The package version, reported as the service version (must be semver for NATS micro). */
+export const SERVICE_VERSION: string = (() => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? '0.0.0';
+})();
+
+/** What a handler answers: a JSON body, and for non-rule failures the micro-service error code/description. */
+interface Reply {
+  body: unknown;
+  serviceError?: { code: number; description: string };
+}
+
+class RequestError extends Error {
+  constructor(
+    readonly rule: string,
+    readonly serviceCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function errorReply(rule: string, codeName: keyof typeof ERROR_CODES, message: string): ErrorReply {
+  return { ok: false, rule, code: ERROR_CODES[codeName], codeName, message };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The requester's user, when NATS says who sent the request (`Nats-Request-Info`, set on service imports). */
+function requesterUser(h: MsgHdrs | undefined): string | undefined {
+  const info = h?.get('Nats-Request-Info');
+  if (!info) return undefined;
+  try {
+    const parsed = JSON.parse(info) as { user?: unknown; acc?: unknown };
+    if (typeof parsed.user === 'string' && parsed.user !== '') return parsed.user;
+  } catch {
+    // not JSON: ignore
+  }
+  return undefined;
+}
+
+export async function startCommandService(options: CommandServiceOptions): Promise<CommandService> {
+  const { ledger } = options;
+  const log = options.log ?? stderrLogger;
+  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  if (!(maxPayloadBytes > 0)) throw new TypeError(`maxPayloadBytes must be > 0, got ${maxPayloadBytes}`);
+  const defaultActor = options.defaultActor ?? 'nats';
+  const name = options.name ?? SERVICE_NAME;
+  const queue = options.queue ?? DEFAULT_QUEUE;
+
+  const ownsConnection = options.nc === undefined;
+  const nc =
+    options.nc ??
+    (await connectNats(
+      options.natsOptions ?? natsConnectionOptions(natsConfigFromEnv(process.env, options.natsUrl ? { url: options.natsUrl } : {})),
+    ));
+
+  const serverMax = nc.info?.max_payload;
+  if (serverMax !== undefined && serverMax < maxPayloadBytes) {
+    log('warn', `maxPayloadBytes is ${maxPayloadBytes}, but the server accepts at most ${serverMax} bytes per message: larger requests never reach the service`);
+  }
+
+  const requestSubjects = [
+    ...VERBS.map(commandSubject),
+    QUERY_SUBJECTS.domains,
+    QUERY_SUBJECTS.domain,
+    QUERY_SUBJECTS.snapshots,
+    QUERY_SUBJECTS.command,
+    SCHEMA_SUBJECT,
+  ];
+
+  let service: Service;
+  try {
+    if (options.checkStreams ?? true) await refuseCapturingStreams(nc, requestSubjects, log);
+    service = await nc.services.add({
+      name,
+      version: SERVICE_VERSION,
+      description: 'vmledger: libvirt domain lifecycle commands, checked against RULES.md and recorded as facts',
+      queue,
+      metadata: { ...(options.metadata ?? {}), maxPayloadBytes: String(maxPayloadBytes) },
+    });
+  } catch (error) {
+    if (ownsConnection) await nc.close().catch(() => {});
+    throw error;
+  }
+
+  const inflight = new Set<Promise<void>>();
+  let stopping: Promise<void> | undefined;
+
+  // ---- replying ------------------------------------------------------------------------------------
+
+  const send = (msg: ServiceMsg, reply: Reply): void => {
+    if (!msg.reply) return; // a plain publish: nobody to answer
+    const data = JSON.stringify(reply.body);
+    try {
+      if (reply.serviceError) msg.respondError(reply.serviceError.code, headerValue(reply.serviceError.description), new TextEncoder().encode(data));
+      else msg.respond(data);
+    } catch (error) {
+      // e.g. the reply is larger than the server's max_payload: say so rather than leave the caller waiting.
+      log('error', `cannot send the reply on ${msg.subject}: ${(error as Error).message}`);
+      const fallback = errorReply(SERVICE_RULES.internal, 'VIR_ERR_INTERNAL_ERROR', `internal error: cannot send the reply: ${(error as Error).message}`);
+      try {
+        msg.respondError(500, headerValue(fallback.message), new TextEncoder().encode(JSON.stringify(fallback)));
+      } catch (again) {
+        log('error', `cannot send the error reply on ${msg.subject}: ${(again as Error).message}`);
+      }
+    }
+  };
+
+  /** Registers an endpoint whose handler always replies once: with its result, or with an internal error. */
+  const endpoint = (
+    endpointName: string,
+    subject: string,
+    metadata: Record<string, string>,
+    handle: (msg: ServiceMsg) => Promise<Reply>,
+    /** The body an error reply starts from (for commands: the CommandOutcome fields that could be read). */
+    errorShell: (msg: ServiceMsg) => unknown,
+  ) => {
+    service.addEndpoint(endpointName, {
+      subject,
+      metadata,
+      handler: (err, msg) => {
+        if (err) {
+          log('error', `endpoint ${subject} failed: ${err.message}`);
+          return;
+        }
+        const work = (async () => {
+          let reply: Reply;
+          try {
+            if (msg.data.length > maxPayloadBytes) {
+              throw new RequestError(
+                SERVICE_RULES.payloadSize,
+                413,
+                `request body is ${msg.data.length} bytes; ${subject} accepts at most ${maxPayloadBytes} bytes (${formatBytes(maxPayloadBytes)})`,
+              );
+            }
+            reply = await handle(msg);
+          } catch (error) {
+            if (error instanceof RequestError) {
+              reply = {
+                body: withError(errorShell(msg), error.rule, 'VIR_ERR_INVALID_ARG', error.message),
+                serviceError: { code: error.serviceCode, description: error.message },
+              };
+            } else {
+              const message = `internal error: ${(error as Error)?.message ?? String(error)}`;
+              log('error', `handler for ${msg.subject} threw`, { error: (error as Error)?.stack ?? String(error) });
+              reply = {
+                body: withError(errorShell(msg), SERVICE_RULES.internal, 'VIR_ERR_INTERNAL_ERROR', message),
+                serviceError: { code: 500, description: message },
+              };
+            }
+          }
+          send(msg, reply);
+        })()
+          .catch((error: unknown) => log('error', `reply on ${msg.subject} failed`, { error: String(error) }))
+          .finally(() => inflight.delete(work));
+        inflight.add(work);
+      },
+    });
+  };
+
+  /** Merges the endpoint-specific error body (e.g. a CommandOutcome shell) with rule/code/message. */
+  function withError(base: unknown, rule: string, codeName: keyof typeof ERROR_CODES, message: string): unknown {
+    return { ...(isPlainObject(base) ? base : {}), ...errorReply(rule, codeName, message) };
+  }
+
+  const parseBody = (msg: ServiceMsg, emptyAs?: Record<string, unknown>): Record<string, unknown> => {
+    if (msg.data.length === 0 && emptyAs) return emptyAs;
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(msg.data));
+    } catch (error) {
+      throw new RequestError(SERVICE_RULES.validation, 400, `request body is not valid JSON: ${(error as Error).message}`);
+    }
+    if (!isPlainObject(body)) {
+      throw new RequestError(SERVICE_RULES.validation, 400, `request body must be a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body === 'object' ? 'null' : typeof body}`);
+    }
+    return body;
+  };
+
+  // ---- commands ------------------------------------------------------------------------------------
+
+  /**
+   * The subject of a fact: its domain's host and name. A migrate outcome carries facts of two streams (source
+   * and destination host, same domain name), told apart by the stream name.
+   */
+  const factSubject = (outcome: CommandOutcome, stream: string): string => {
+    const dest = outcome.destination;
+    if (dest && stream === domainStream(dest.host, outcome.domain) && stream !== domainStream(outcome.host, outcome.domain)) {
+      return eventSubject(dest.host, outcome.domain);
+    }
+    return eventSubject(outcome.host, outcome.domain);
+  };
+
+  const publishFacts = (outcome: CommandOutcome): void => {
+    outcome.events.forEach((event, index) => {
+      let subject = '(none)';
+      try {
+        subject = factSubject(outcome, event.stream);
+        const h = natsHeaders();
+        h.set(HEADER_MSG_ID, factMessageId(outcome.commandId, index));
+        h.set(HEADER_COMMAND_ID, outcome.commandId);
+        h.set(HEADER_EVENT_TYPE, event.type);
+        h.set(HEADER_STREAM, event.stream);
+        h.set(HEADER_REVISION, String(event.revision));
+        h.set(HEADER_POSITION, String(event.position));
+        nc.publish(subject, JSON.stringify(event), { headers: h });
+      } catch (error) {
+        // The fact is durable and the command accepted: a lost notification must not turn into an error reply.
+        log('error', `cannot publish fact ${event.position} on ${subject}: ${(error as Error).message}`);
+      }
+    });
+  };
+
+  /** The CommandOutcome shell of a request that never reached the ledger (names what could be read). */
+  const outcomeShell = (verb: Verb, msg: ServiceMsg): Omit<CommandOutcome, 'ok'> => {
+    let body: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = JSON.parse(new TextDecoder().decode(msg.data.subarray(0, Math.min(msg.data.length, maxPayloadBytes))));
+      if (isPlainObject(parsed)) body = parsed;
+    } catch {
+      // unreadable: leave the fields empty
+    }
+    const str = (v: unknown) => (typeof v === 'string' ? v : '');
+    const meta = isPlainObject(body.meta) ? body.meta : {};
+    const config = isPlainObject(body.config) ? body.config : {};
+    return {
+      command: verb,
+      host: str(body.host) || 'local',
+      domain: str(body.domain) || str(config.name),
+      commandId: str(meta.commandId),
+      events: [],
+      revision: -1,
+    };
+  };
+
+  const handleCommand = async (verb: Verb, msg: ServiceMsg): Promise<Reply> => {
+    const body = parseBody(msg);
+    if (body.verb !== undefined && body.verb !== verb) {
+      throw new RequestError(
+        SERVICE_RULES.validation,
+        400,
+        `invalid command: verb: ${JSON.stringify(body.verb)} in the body does not match the subject ${commandSubject(verb)}`,
+      );
+    }
+    if (body.meta !== undefined && !isPlainObject(body.meta)) {
+      throw new RequestError(SERVICE_RULES.validation, 400, 'invalid command: meta: must be an object');
+    }
+    const meta = { ...((body.meta as Record<string, unknown> | undefined) ?? {}) };
+    meta.commandId ??= randomUUID();
+    meta.time ??= new Date().toISOString();
+    meta.actor ??= requesterUser(msg.headers) ?? defaultActor;
+    // The ledger validates (zod) and names every bad field; the same message as the CLI gets.
+    const outcome = await ledger.execute({ ...body, verb, meta });
+    if (outcome.ok) publishFacts(outcome);
+    if (!outcome.ok && outcome.rule === SERVICE_RULES.validation) {
+      return { body: outcome, serviceError: { code: 400, description: outcome.message ?? 'invalid command' } };
+    }
+    return { body: outcome };
+  };
+
+  for (const verb of VERBS) {
+    endpoint(
+      verb,
+      commandSubject(verb),
+      { kind: 'command', verb },
+      (msg) => handleCommand(verb, msg),
+      (msg) => outcomeShell(verb, msg),
+    );
+  }
+
+  // ---- queries -------------------------------------------------------------------------------------
+
+  const validQuery = <S extends z.ZodType>(schema: S, body: Record<string, unknown>, what: string): z.output<S> => {
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) {
+      throw new RequestError(SERVICE_RULES.validation, 400, `invalid ${what} query: ${describeIssues(parsed.error.issues, body)}`);
+    }
+    return parsed.data;
+  };
+  const noShell = () => ({});
+
+  endpoint('query-domains', QUERY_SUBJECTS.domains, { kind: 'query' }, async (msg) => {
+    const q = validQuery(DomainsQuerySchema, parseBody(msg, {}), 'domains');
+    return { body: { ok: true, domains: await ledger.listDomains(q.host) } };
+  }, noShell);
+
+  endpoint('query-domain', QUERY_SUBJECTS.domain, { kind: 'query' }, async (msg) => {
+    const q = validQuery(DomainQuerySchema, parseBody(msg), 'domain');
+    const loaded = await ledger.loadDomain(q.host, q.domain);
+    return { body: { ok: true, state: loaded.state, revision: loaded.revision } };
+  }, noShell);
+
+  endpoint('query-snapshots', QUERY_SUBJECTS.snapshots, { kind: 'query' }, async (msg) => {
+    const q = validQuery(DomainQuerySchema, parseBody(msg), 'snapshots');
+    const loaded = await ledger.loadDomain(q.host, q.domain);
+    if (loaded.state.life !== 'exists') {
+      return { body: { ok: false, ...refusal('DOM-NOTFOUND', 'VIR_ERR_NO_DOMAIN', `no domain with matching name '${q.domain}'`) } };
+    }
+    return { body: { ok: true, ...snapshotTree(loaded.state, loaded.revision) } };
+  }, noShell);
+
+  endpoint('query-command', QUERY_SUBJECTS.command, { kind: 'query' }, async (msg) => {
+    const q = validQuery(RecallQuerySchema, parseBody(msg), 'command');
+    return { body: { ok: true, outcome: (await ledger.recall(q.commandId)) ?? null } };
+  }, noShell);
+
+  endpoint('schema', SCHEMA_SUBJECT, { kind: 'schema' }, async (msg) => {
+    const q = validQuery(SchemaQuerySchema, parseBody(msg, {}), 'schema');
+    const all = commandJsonSchemas(q.form);
+    return { body: { ok: true, schemas: q.verb ? { [q.verb]: all[q.verb] } : all } };
+  }, noShell);
+
+  // ---- lifecycle -----------------------------------------------------------------------------------
+
+  // Once this resolves, the server knows the subscriptions: a request sent now reaches this instance.
+  await nc.flush();
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      // Drains the endpoint subscriptions: no new requests, but those already delivered reach the handler.
+      await service.stop().catch((error: unknown) => log('warn', `stopping the service: ${String(error)}`));
+      while (inflight.size > 0) await Promise.allSettled([...inflight]);
+      if (!nc.isClosed()) await nc.flush().catch(() => {}); // the replies leave before we return
+      if (ownsConnection && !nc.isClosed()) await nc.drain().catch((error: unknown) => log('warn', `draining the NATS connection: ${String(error)}`));
+    })();
+    return stopping;
+  };
+
+  const stopped = service.stopped.then(async (error) => {
+    if (error && !stopping) log('error', `service stopped: ${error.message}`);
+    while (inflight.size > 0) await Promise.allSettled([...inflight]);
+    if (stopping) await stopping;
+  });
+
+  return {
+    nc,
+    id: service.info().id,
+    name,
+    version: SERVICE_VERSION,
+    subjects: requestSubjects,
+    inFlight: () => inflight.size,
+    stop,
+    stopped,
+  };
+}
+
+/** A header value: one line (NATS headers end at CR/LF), not absurdly long. */
+function headerValue(text: string): string {
+  const line = text.replace(/[\r\n]+/g, ' ');
+  return line.length > 1024 ? `${line.slice(0, 1021)}...` : line;
+}
+
+function formatBytes(n: number): string {
+  if (n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+/**
+ * A JetStream stream whose subjects overlap a request subject swallows the request and answers with a PubAck
+ * (ARCHITECTURE.md, "Known pitfalls"): refuse to start rather than answer nonsense. Without JetStream (or without
+ * permission to list streams) there is nothing to check.
+ */
+async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly string[], log: ServiceLogger): Promise<void> {
+  if (!nc.info?.jetstream) return;
+  const clashes: string[] = [];
+  try {
+    const jsm = await nc.jetstreamManager({ checkAPI: false });
+    for await (const stream of jsm.streams.list()) {
+      for (const pattern of stream.config.subjects ?? []) {
+        const hit = subjects.find((s) => subjectsCollide(pattern, s));
+        if (hit) clashes.push(`stream '${stream.config.name}' captures '${pattern}', which includes ${hit}`);
+      }
+    }
+  } catch (error) {
+    log('warn', `could not list JetStream streams to check that none captures a request subject: ${(error as Error).message}`);
+    return;
+  }
+  if (clashes.length > 0) {
+    throw new Error(
+      `cannot start the vmledger service: ${clashes.join('; ')}. A stream on a request subject answers requests ` +
+        `with a PubAck instead of letting the service reply; remove those subjects from the stream ` +
+        `(facts are published on vmledger.evt.>, which a stream may capture).`,
+    );
+  }
+}
