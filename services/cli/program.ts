@@ -60,15 +60,21 @@ export function jsonOption(): Option {
   return new Option('--json', 'print one JSON object per command instead of virsh text');
 }
 
+export function natsOption(): Option {
+  return new Option('--nats <url>', 'send the commands to a running vmledger service over NATS instead of using a local store');
+}
+
 export interface CliGlobals {
   store: string;
   host: string;
   json: boolean;
+  /** Set when the commands go to a remote service over NATS. */
+  nats?: string;
 }
 
 /** --store/--host/--json from the command and its parents (the nearest one given wins), with defaults. */
 export function cliGlobals(cmd: Command): CliGlobals {
-  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean };
+  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string };
   let store = all.store;
   let host = all.host;
   let json = all.json;
@@ -77,7 +83,7 @@ export function cliGlobals(cmd: Command): CliGlobals {
   store = own.store ?? store;
   host = own.host ?? host;
   json = own.json ?? json;
-  return { store: store ?? DEFAULT_STORE_SPEC, host: host ?? DEFAULT_HOST, json: json ?? false };
+  return { store: store ?? DEFAULT_STORE_SPEC, host: host ?? DEFAULT_HOST, json: json ?? false, nats: all.nats };
 }
 
 /** Opens the store a spec names; a malformed spec or an unusable file becomes a CliError (one line). */
@@ -133,6 +139,7 @@ export function buildProgram(handlers: ProgramHandlers): Command {
     .addOption(storeOption())
     .addOption(hostOption())
     .addOption(jsonOption())
+    .addOption(natsOption())
     .enablePositionalOptions()
     .passThroughOptions()
     .helpCommand(false)

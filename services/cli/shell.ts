@@ -7,7 +7,9 @@ import { createInterface } from 'node:readline';
 
 import type { Command } from 'commander';
 
-import { VirshSession, type CommandReport } from '../virsh/session';
+import { connectNats, natsConfigFromEnv, natsConnectionOptions } from '../nats/config';
+import { createRemoteLedger } from '../nats/remoteLedger';
+import { VirshSession, type CommandReport, type SessionLedger } from '../virsh/session';
 import { LazyLedger } from './lazyLedger';
 import { CliError, cliGlobals } from './program';
 
@@ -26,7 +28,7 @@ function printer(json: boolean) {
 
 async function withSession<T>(cmd: Command, work: (session: VirshSession, print: (r: CommandReport) => void) => Promise<T>): Promise<T> {
   const globals = cliGlobals(cmd);
-  const ledger = new LazyLedger(globals.store);
+  const ledger: SessionLedger = globals.nats ? await remoteLedger(globals.nats) : new LazyLedger(globals.store);
   try {
     const session = new VirshSession(ledger, {
       host: globals.host,
@@ -36,6 +38,16 @@ async function withSession<T>(cmd: Command, work: (session: VirshSession, print:
     return await work(session, printer(globals.json));
   } finally {
     await ledger.close();
+  }
+}
+
+/** `--nats URL`: the same commands, sent to a running `vmledger serve` (credentials and TLS from the NATS_* variables). */
+async function remoteLedger(url: string): Promise<SessionLedger> {
+  try {
+    const nc = await connectNats(natsConnectionOptions(natsConfigFromEnv(process.env, { url, name: 'vmledger shell' })));
+    return createRemoteLedger(nc, { closeConnection: true });
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error));
   }
 }
 

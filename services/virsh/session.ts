@@ -15,6 +15,9 @@ import { snapshotName } from '../../machines/guards';
 import type { DomainState, Snapshot, SnapshotDisk } from '../../machines/model';
 import type { RecordedEvent } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
+
+/** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
+export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'listDomains' | 'close'>;
 import { XmlError, formatDomainXml, formatSnapshotXml, parseDomainXml, parseSnapshotXml } from '../xml';
 import { commandHelp, findCommand, groupHelp, parseArgv, type CmdDef, type CmdGroup, type OptValue } from './definitions';
 import {
@@ -281,7 +284,7 @@ export class VirshSession {
   private readonly isFatal: (error: unknown) => boolean;
 
   constructor(
-    readonly ledger: Ledger,
+    readonly ledger: SessionLedger,
     options: SessionOptions = {},
   ) {
     this.host = options.host ?? 'local';
