@@ -15,9 +15,6 @@ import { snapshotName } from '../../machines/guards';
 import type { DomainState, Snapshot, SnapshotDisk } from '../../machines/model';
 import type { RecordedEvent } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
-
-/** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
-export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'listDomains' | 'close'>;
 import { XmlError, formatDomainXml, formatSnapshotXml, parseDomainXml, parseSnapshotXml } from '../xml';
 import { commandHelp, findCommand, groupHelp, parseArgv, type CmdDef, type CmdGroup, type OptValue } from './definitions';
 import {
@@ -33,6 +30,9 @@ import {
   stateWithReason,
 } from './print';
 import { formatCommandLine, splitCommaList, tokenize } from './tokenize';
+
+/** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
+export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'listDomains' | 'close'>;
 
 export interface SessionOptions {
   host?: string;
