@@ -362,6 +362,136 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
       expect(await store.headPosition()).toBe(0);
     });
 
+    describe('docs written with an append', () => {
+      it('writes the docs with the facts', async () => {
+        const result = await store.append('vm-a', [fact('A', 1)], {
+          expectedRevision: 'no-stream',
+          commandId: 'cmd-docs',
+          docs: [
+            { collection: 'outcomes', key: 'cmd-docs', value: { ok: true, n: 1 } },
+            { collection: 'checkpoints', key: 'vm-a', value: [1, 'two', null] },
+          ],
+        });
+        expect(result).toEqual({ revision: 0, position: 1, duplicate: false });
+        expect(await store.getDoc('outcomes', 'cmd-docs')).toEqual({ ok: true, n: 1 });
+        expect(await store.getDoc('checkpoints', 'vm-a')).toEqual([1, 'two', null]);
+        // A later append replaces a doc, as putDoc does.
+        await store.append('vm-a', [fact('A', 2)], { expectedRevision: 0, docs: [{ collection: 'checkpoints', key: 'vm-a', value: 2 }] });
+        expect(await store.getDoc('checkpoints', 'vm-a')).toBe(2);
+      });
+
+      it('calls a docs function once with the result (positions the store assigned)', async () => {
+        await store.append('vm-b', [fact('B', 0)], { expectedRevision: 'no-stream' });
+        const seen: unknown[] = [];
+        const result = await store.append('vm-a', [fact('A', 1), fact('A', 2)], {
+          expectedRevision: 'no-stream',
+          commandId: 'cmd-fn',
+          docs: (r) => {
+            seen.push(r);
+            return [{ collection: 'outcomes', key: 'cmd-fn', value: { revision: r.revision, position: r.position } }];
+          },
+        });
+        expect(result).toEqual({ revision: 1, position: 3, duplicate: false });
+        expect(seen).toEqual([{ revision: 1, position: 3, duplicate: false }]);
+        expect(await store.getDoc('outcomes', 'cmd-fn')).toEqual({ revision: 1, position: 3 });
+      });
+
+      it('does not write the docs of a conflicting append', async () => {
+        await store.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+        let called = false;
+        await expect(
+          store.append('vm-a', [fact('A', 2)], {
+            expectedRevision: 'no-stream',
+            commandId: 'cmd-lost',
+            docs: [{ collection: 'outcomes', key: 'cmd-lost', value: 'list' }],
+          }),
+        ).rejects.toBeInstanceOf(WrongExpectedRevisionError);
+        await expect(
+          store.append('vm-a', [fact('A', 2)], {
+            expectedRevision: 5,
+            docs: () => {
+              called = true;
+              return [{ collection: 'outcomes', key: 'fn-lost', value: 'fn' }];
+            },
+          }),
+        ).rejects.toBeInstanceOf(WrongExpectedRevisionError);
+        expect(called).toBe(false);
+        expect(await store.getDoc('outcomes', 'cmd-lost')).toBeUndefined();
+        expect(await store.getDoc('outcomes', 'fn-lost')).toBeUndefined();
+        expect(await store.headPosition()).toBe(1);
+      });
+
+      it('does not write the docs of a duplicate append', async () => {
+        await store.append('vm-a', [fact('A', 1)], {
+          expectedRevision: 'no-stream',
+          commandId: 'cmd-dup',
+          docs: [{ collection: 'outcomes', key: 'cmd-dup', value: 'first' }],
+        });
+        let called = false;
+        const retry = await store.append('vm-a', [fact('A', 2)], {
+          expectedRevision: 0,
+          commandId: 'cmd-dup',
+          docs: () => {
+            called = true;
+            return [{ collection: 'outcomes', key: 'cmd-dup', value: 'second' }];
+          },
+        });
+        expect(retry).toEqual({ revision: 0, position: 1, duplicate: true });
+        expect(called).toBe(false);
+        await store.append('vm-b', [fact('B', 1)], {
+          expectedRevision: 'no-stream',
+          commandId: 'cmd-dup',
+          docs: [{ collection: 'outcomes', key: 'cmd-dup', value: 'third' }],
+        });
+        expect(await store.getDoc('outcomes', 'cmd-dup')).toBe('first');
+        expect(await store.headPosition()).toBe(1);
+      });
+
+      it('an empty append writes its docs only when its revision check passes', async () => {
+        await store.append('vm-a', [], { expectedRevision: 'no-stream', docs: [{ collection: 'c', key: 'k', value: 1 }] });
+        expect(await store.getDoc('c', 'k')).toBe(1);
+        await expect(
+          store.append('vm-a', [], { expectedRevision: 0, docs: [{ collection: 'c', key: 'k', value: 2 }] }),
+        ).rejects.toBeInstanceOf(WrongExpectedRevisionError);
+        expect(await store.getDoc('c', 'k')).toBe(1);
+        expect(await store.headPosition()).toBe(0);
+      });
+
+      it('refuses a doc JSON cannot carry before writing anything', async () => {
+        await expect(
+          store.append('vm-a', [fact('A', 1)], {
+            expectedRevision: 'no-stream',
+            commandId: 'cmd-bad-doc',
+            docs: [{ collection: 'c', key: 'k', value: { big: 10n } }],
+          }),
+        ).rejects.toThrow(TypeError);
+        expect(await store.headPosition()).toBe(0);
+        expect(await store.commandResult('cmd-bad-doc')).toBeUndefined();
+        expect(await store.getDoc('c', 'k')).toBeUndefined();
+      });
+
+      it('concurrent appends with docs each write their own (or none when refused)', async () => {
+        await store.append('vm-shared', [fact('S', 0)], { expectedRevision: 'no-stream' });
+        const appends = Array.from({ length: 12 }, (_, i) =>
+          store.append(i < 8 ? `vm-${i}` : 'vm-shared', [fact('X', i)], {
+            expectedRevision: i < 8 ? 'no-stream' : 0,
+            commandId: `cmd-c-${i}`,
+            docs: (r) => [{ collection: 'outcomes', key: `cmd-c-${i}`, value: { position: r.position } }],
+          }),
+        );
+        const settled = await Promise.allSettled(appends);
+        expect(settled.slice(0, 8).every((s) => s.status === 'fulfilled')).toBe(true);
+        expect(settled.slice(8).filter((s) => s.status === 'fulfilled')).toHaveLength(1);
+        for (let i = 0; i < 12; i++) {
+          const s = settled[i]!;
+          const doc = await store.getDoc('outcomes', `cmd-c-${i}`);
+          if (s.status === 'fulfilled') expect(doc).toEqual({ position: s.value.position });
+          else expect(doc).toBeUndefined();
+        }
+        expect(await store.headPosition()).toBe(10);
+      });
+    });
+
     it('refuses work after close', async () => {
       await store.close();
       await expect(store.append('vm-a', [fact('A', 1)], { expectedRevision: 'any' })).rejects.toThrow(/closed/);

@@ -15,7 +15,7 @@ import {
   VMLEDGER_APPLICATION_ID,
   openSqliteEventStore,
 } from '../services/eventstore/sqlite';
-import { StoreCorruptError, type EventStore, type RecordedEvent } from '../services/eventstore/types';
+import { StoreCorruptError, WrongExpectedRevisionError, type EventStore, type RecordedEvent } from '../services/eventstore/types';
 import { collect, describeStoreContract, fact, waitFor } from './store-contract';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -301,6 +301,132 @@ describe('sqlite event store', () => {
     expect((await collect(store.readStream('vm-a'))).map((e) => e.type)).toEqual(['A']);
     // A small append still fits: the store is usable after the failure.
     expect(await store.append('vm-a', [fact('A', 2)], { expectedRevision: 0 })).toMatchObject({ position: 2 });
+  });
+
+  describe('group commit', () => {
+    it('concurrent appends share one transaction; each is durable when it resolves', async () => {
+      const file = join(dir, 'group.sqlite');
+      const store = open(file);
+      const results = await Promise.all(
+        Array.from({ length: 64 }, (_, i) =>
+          store.append(`vm-${i}`, [fact('A', i)], { expectedRevision: 'no-stream', commandId: `cmd-g-${i}` }),
+        ),
+      );
+      expect(results.map((r) => r.position).sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
+      expect(store.groupCommitStats).toMatchObject({ transactions: 1, writes: 64, largestBatch: 64 });
+      // Another connection (as another process would) sees every acknowledged append.
+      const db = new Database(file, { readonly: true });
+      try {
+        expect(db.prepare('SELECT COUNT(*) FROM events').pluck().get()).toBe(64);
+        expect(db.prepare('SELECT COUNT(*) FROM commands').pluck().get()).toBe(64);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('a sequential appender gets one transaction per append', async () => {
+      const store = open(join(dir, 'sequential.sqlite'));
+      for (let i = 0; i < 5; i++) await store.append('vm-a', [fact('A', i)], { expectedRevision: i === 0 ? 'no-stream' : i - 1 });
+      expect(store.groupCommitStats).toMatchObject({ transactions: 5, writes: 5, largestBatch: 1 });
+    });
+
+    it("one append's conflict, duplicate or failing docs function does not affect the others of its batch", async () => {
+      const store = open(join(dir, 'savepoints.sqlite'));
+      await store.append('vm-a', [fact('A', 0)], { expectedRevision: 'no-stream', commandId: 'cmd-first' });
+      const before = store.groupCommitStats.transactions;
+      const settled = await Promise.allSettled([
+        store.append('vm-b', [fact('B', 1)], { expectedRevision: 'no-stream' }),
+        store.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' }), // conflict
+        store.append('vm-c', [fact('C', 1)], { expectedRevision: 'no-stream', commandId: 'cmd-first' }), // duplicate
+        store.append('vm-d', [fact('D', 1), fact('D', 2)], {
+          expectedRevision: 'no-stream',
+          commandId: 'cmd-throws',
+          docs: () => {
+            throw new Error('docs bug');
+          },
+        }),
+        store.append('vm-e', [{ ...fact('E', 1), data: { big: 1n } }], { expectedRevision: 'no-stream' }), // TypeError, never queued
+        store.append('vm-f', [fact('F', 1)], { expectedRevision: 'no-stream', docs: [{ collection: 'c', key: 'f', value: 'f' }] }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(WrongExpectedRevisionError);
+      expect((settled[2] as PromiseFulfilledResult<unknown>).value).toEqual({ revision: 0, position: 1, duplicate: true });
+      expect(String((settled[3] as PromiseRejectedResult).reason)).toMatch(/docs bug/);
+      expect((settled[4] as PromiseRejectedResult).reason).toBeInstanceOf(TypeError);
+      expect(store.groupCommitStats.transactions - before).toBe(1);
+      expect((await collect(store.readAll())).map((e) => [e.stream, e.position])).toEqual([
+        ['vm-a', 1],
+        ['vm-b', 2],
+        ['vm-f', 3],
+      ]);
+      expect(await store.commandResult('cmd-throws')).toBeUndefined();
+      expect(await store.streamRevision('vm-d')).toBe('no-stream');
+      expect(await store.getDoc('c', 'f')).toBe('f');
+    });
+
+    it('bounds a batch by writes and by bytes', async () => {
+      const byCount = open(join(dir, 'bound-count.sqlite'), { maxBatchWrites: 4 });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => byCount.append(`vm-${i}`, [fact('A', i)], { expectedRevision: 'no-stream' })));
+      expect(byCount.groupCommitStats).toMatchObject({ transactions: 3, writes: 10, largestBatch: 4 });
+
+      const byBytes = open(join(dir, 'bound-bytes.sqlite'), { maxBatchBytes: 10_000 });
+      const bulky = (i: number) => ({ ...fact('Bulky', i), data: { blob: 'x'.repeat(4000) } });
+      await Promise.all(Array.from({ length: 6 }, (_, i) => byBytes.append(`vm-${i}`, [bulky(i)], { expectedRevision: 'no-stream' })));
+      expect(byBytes.groupCommitStats).toMatchObject({ transactions: 3, writes: 6, largestBatch: 2 });
+      expect(await byBytes.headPosition()).toBe(6);
+    });
+
+    it('a full disk fails the whole batch with a clear message; the store stays readable and usable', async () => {
+      const file = join(dir, 'full-batch.sqlite');
+      const seed = open(file);
+      await seed.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+      await seed.close();
+
+      const store = open(file, { maxPageCount: 8 });
+      const bulky = Array.from({ length: 50 }, (_, i) => ({ ...fact('Bulky', i), data: { blob: 'x'.repeat(4000) } }));
+      const settled = await Promise.allSettled([
+        store.append('vm-small', [fact('S', 1)], { expectedRevision: 'no-stream', commandId: 'cmd-small' }),
+        store.append('vm-a', bulky, { expectedRevision: 0, commandId: 'cmd-full' }),
+        store.putDoc('c', 'k', { v: 1 }),
+      ]);
+      expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(String((settled[0] as PromiseRejectedResult).reason)).toMatch(/disk is full: nothing was appended to stream 'vm-small'/);
+      expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/disk is full: nothing was appended to stream 'vm-a'/);
+      expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/disk is full: doc 'c\/k' was not written/);
+      expect(await store.headPosition()).toBe(1);
+      expect(await store.commandResult('cmd-small')).toBeUndefined();
+      expect(await store.getDoc('c', 'k')).toBeUndefined();
+      expect(await store.append('vm-small', [fact('S', 1)], { expectedRevision: 'no-stream', commandId: 'cmd-small' })).toEqual({
+        revision: 0,
+        position: 2,
+        duplicate: false,
+      });
+    });
+
+    it('wakes subscribers after the commit, once per batch', async () => {
+      const store = open(join(dir, 'subscribers.sqlite'), { pollIntervalMs: 10_000 });
+      const seen: number[] = [];
+      const subscription = store.subscribe(0, (event) => {
+        seen.push(event.position);
+      });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.append(`vm-${i}`, [fact('A', i)], { expectedRevision: 'no-stream' })));
+      await waitFor(() => seen.length === 20, 'the 20 facts of one batch');
+      expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      await subscription.close();
+    });
+
+    it('close() writes what was queued before it', async () => {
+      const file = join(dir, 'close.sqlite');
+      const store = openSqliteEventStore(file);
+      const pending = store.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' });
+      const doc = store.putDoc('c', 'k', 1);
+      await store.close();
+      expect(await pending).toMatchObject({ position: 1 });
+      await doc;
+      const again = open(file);
+      expect(await again.headPosition()).toBe(1);
+      expect(await again.getDoc('c', 'k')).toBe(1);
+    });
   });
 });
 

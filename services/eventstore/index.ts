@@ -12,7 +12,7 @@ import type { EventStore } from './types';
 
 export * from './types';
 export { createMemoryEventStore } from './memory';
-export { openSqliteEventStore, type SqliteEventStoreOptions } from './sqlite';
+export { openSqliteEventStore, type GroupCommitStats, type SqliteEventStore, type SqliteEventStoreOptions } from './sqlite';
 
 /** File name used when the configuration names no store: `sqlite:vmledger.sqlite` in the working directory. */
 export const DEFAULT_STORE_FILE = 'vmledger.sqlite';

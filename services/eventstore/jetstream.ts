@@ -86,6 +86,8 @@ import {
   assertStreamName,
   checkExpectedRevision,
   encodeEvents,
+  prepareDocs,
+  writeDocsAfterAppend,
   toJson,
   type EncodedEvent,
 } from './shared';
@@ -568,6 +570,14 @@ class JetStreamEventStore implements EventStore {
     this.assertOpen();
     assertStreamName(stream);
     assertAppendOptions(options);
+    // No transaction spans facts and docs here: the docs follow a stored (not refused, not duplicate) append.
+    const docs = prepareDocs(options);
+    const result = await this.appendWithoutDocs(stream, events, options);
+    await writeDocsAfterAppend((collection, key, value) => this.putDoc(collection, key, value), stream, docs, result);
+    return result;
+  }
+
+  private async appendWithoutDocs(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     const encoded = encodeEvents(stream, events);
     const { commandId } = options;
     const subject = this.subjectFor(stream);

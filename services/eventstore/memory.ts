@@ -12,6 +12,8 @@ import {
   checkExpectedRevision,
   decodeEvent,
   encodeEvents,
+  prepareDocs,
+  resolveDocs,
   toJson,
   type StoredEventRow,
 } from './shared';
@@ -44,6 +46,7 @@ export function createMemoryEventStore(): EventStore {
       assertStreamName(stream);
       assertAppendOptions(options);
       const encoded = encodeEvents(stream, events);
+      const preparedDocs = prepareDocs(options);
 
       if (options.commandId !== undefined) {
         const first = commands.get(options.commandId);
@@ -55,13 +58,15 @@ export function createMemoryEventStore(): EventStore {
       checkExpectedRevision(stream, options.expectedRevision, actual);
 
       if (encoded.length === 0) {
-        return {
-          revision: positions.length - 1,
-          position: positions.at(-1) ?? 0,
-          duplicate: false,
-        };
+        const empty = { revision: positions.length - 1, position: positions.at(-1) ?? 0, duplicate: false };
+        for (const doc of resolveDocs(preparedDocs, empty)) docs.set(docKey(doc.collection, doc.key), doc.value);
+        return empty;
       }
 
+      // Resolved before anything is written, as if in one transaction: a docs function that throws writes nothing.
+      const n = encoded.length;
+      const outcome = { revision: positions.length - 1 + n, position: rows.length + n, duplicate: false };
+      const docWrites = resolveDocs(preparedDocs, outcome);
       for (const event of encoded) {
         const position = rows.length + 1;
         rows.push({ position, stream, revision: positions.length, ...event });
@@ -70,6 +75,7 @@ export function createMemoryEventStore(): EventStore {
       streams.set(stream, positions);
       const result = { revision: positions.length - 1, position: rows.length };
       if (options.commandId !== undefined) commands.set(options.commandId, result);
+      for (const doc of docWrites) docs.set(docKey(doc.collection, doc.key), doc.value);
       for (const follower of followers) follower.wake();
       return { ...result, duplicate: false };
     },

@@ -4,6 +4,8 @@
 import {
   WrongExpectedRevisionError,
   type AppendOptions,
+  type AppendResult,
+  type DocWrite,
   type ExpectedRevision,
   type NewEvent,
   type RecordedEvent,
@@ -52,6 +54,10 @@ export function assertAppendOptions(options: AppendOptions): void {
   if (options.commandId !== undefined && (typeof options.commandId !== 'string' || options.commandId === '')) {
     throw new TypeError(`commandId must be a non-empty string when given, got ${JSON.stringify(options.commandId)}`);
   }
+  const docs = options.docs;
+  if (docs !== undefined && !Array.isArray(docs) && typeof docs !== 'function') {
+    throw new TypeError(`docs must be an array of {collection, key, value} or a function of the append's result, got ${typeof docs}`);
+  }
 }
 
 /** The optimistic-concurrency rule: throws WrongExpectedRevisionError unless `actual` is what the caller expected. */
@@ -95,6 +101,75 @@ export function encodeEvents(stream: string, events: NewEvent[]): EncodedEvent[]
       metadata: toJson(event.metadata ?? {}, `metadata of event ${index} (${event.type}) for stream '${stream}'`),
     };
   });
+}
+
+/** A side document encoded once: its value as JSON text. */
+export interface EncodedDoc {
+  collection: string;
+  key: string;
+  value: string;
+}
+
+export function encodeDoc(doc: DocWrite, what = 'doc'): EncodedDoc {
+  if (typeof doc?.collection !== 'string' || typeof doc.key !== 'string') {
+    throw new TypeError(`${what} needs a string collection and key, got ${JSON.stringify({ collection: doc?.collection, key: doc?.key })}`);
+  }
+  return { collection: doc.collection, key: doc.key, value: toJson(doc.value, `${what} '${doc.collection}/${doc.key}'`) };
+}
+
+export function encodeDocs(docs: readonly DocWrite[], what = 'doc'): EncodedDoc[] {
+  if (!Array.isArray(docs)) throw new TypeError(`${what}s must be an array, got ${typeof docs}`);
+  return docs.map((doc) => encodeDoc(doc, what));
+}
+
+/**
+ * An append's docs as far as they can be prepared before anything is written: a list is encoded now (so a value
+ * JSON cannot carry is a TypeError before the facts are written), a function is kept for when the result is known.
+ */
+export type PreparedDocs = EncodedDoc[] | ((result: AppendResult) => DocWrite[]) | undefined;
+
+export function prepareDocs(options: AppendOptions): PreparedDocs {
+  const { docs } = options;
+  if (docs === undefined || typeof docs === 'function') return docs;
+  const encoded = encodeDocs(docs, 'doc of an append');
+  return encoded.length === 0 ? undefined : encoded;
+}
+
+/** The docs to write for an append that was neither refused nor a duplicate. */
+export function resolveDocs(docs: PreparedDocs, result: AppendResult): EncodedDoc[] {
+  if (docs === undefined) return [];
+  if (typeof docs !== 'function') return docs;
+  return encodeDocs(docs(result), 'doc of an append');
+}
+
+/**
+ * For backends without multi-key transactions (JetStream, EventStoreDB): writes an append's docs right after the
+ * append. The facts are durable by then and docs are rebuildable from them, so a doc that cannot be written is
+ * reported on stderr, not thrown: the caller must not take a stored append for a failed one.
+ */
+export async function writeDocsAfterAppend(
+  putDoc: (collection: string, key: string, value: unknown) => Promise<void>,
+  stream: string,
+  docs: PreparedDocs,
+  result: AppendResult,
+): Promise<void> {
+  if (docs === undefined || result.duplicate) return;
+  let encoded: EncodedDoc[];
+  try {
+    encoded = resolveDocs(docs, result);
+  } catch (error) {
+    console.warn(`vmledger: the docs of an append to '${stream}' were not written (the facts are): ${(error as Error).message}`);
+    return;
+  }
+  for (const doc of encoded) {
+    try {
+      await putDoc(doc.collection, doc.key, JSON.parse(doc.value) as unknown);
+    } catch (error) {
+      console.warn(
+        `vmledger: doc '${doc.collection}/${doc.key}' of an append to '${stream}' was not written (the facts are): ${(error as Error).message}`,
+      );
+    }
+  }
 }
 
 /** Row shape both backends keep; decoding it yields fresh objects on every read (no aliasing between readers). */

@@ -53,9 +53,16 @@ export interface AppendOptions {
   /**
    * Side documents written with the facts (e.g. the command's outcome, a state checkpoint): in the same
    * transaction where the backend has one (SQLite, memory), so one durable write covers both; right after
-   * the append elsewhere (docs are rebuildable from facts). Not written when the append is refused or a duplicate.
+   * the append elsewhere (docs are rebuildable from facts). Not written when the append is refused or a duplicate;
+   * written by an empty append that passes its revision check (a doc write conditional on the stream's revision).
+   *
+   * A function instead of a list is called once with the append's result, when the docs are about to be written
+   * (never for a refused or duplicate append): for docs that quote the positions the store assigns. Where the
+   * backend has transactions it runs inside the write transaction, so keep it quick and synchronous; if it throws,
+   * that append fails with its error and nothing of it is written. Elsewhere (JetStream, EventStoreDB) a doc that
+   * cannot be written after a stored append is reported on stderr, not thrown.
    */
-  docs?: DocWrite[];
+  docs?: DocWrite[] | ((result: AppendResult) => DocWrite[]);
 }
 
 export interface DocWrite {
