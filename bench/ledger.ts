@@ -106,7 +106,7 @@ async function seedDomain(file: string, name: string, facts: number): Promise<vo
   await store.close();
 }
 
-async function measureLoad(file: string, name: string, facts: number, runs: number): Promise<LoadTime> {
+export async function measureLoad(file: string, name: string, facts: number, runs: number): Promise<LoadTime> {
   await seedDomain(file, name, facts);
   // First load: no checkpoint yet, every fact is folded; the ledger then saves a checkpoint.
   let fullReplayMs: number;
@@ -139,7 +139,7 @@ async function measureLoad(file: string, name: string, facts: number, runs: numb
   return { facts, coldLoadMs: round(percentile(times, 50)), fullReplayMs: round(fullReplayMs), checkpointRevision };
 }
 
-async function measureCommandRate(file: string, count: number, name: string, options: LedgerOptions = {}): Promise<CommandRate> {
+export async function measureCommandRate(file: string, count: number, name: string, options: LedgerOptions = {}): Promise<CommandRate> {
   const store = openSqliteEventStore(file);
   const ledger = createLedger(store, options);
   const config = { ...CONFIG, name, uuid: `${CONFIG.uuid.slice(0, -1)}${name.length % 10}` };

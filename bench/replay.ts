@@ -57,7 +57,7 @@ interface Chain {
 function encode(chain: Chain, decisions: { command: Command; fact: Fact }[]): NewEvent[] {
   return decisions.map(({ command, fact }) => {
     const data = factToEventData(fact);
-    chain.hash = factHash(chain.hash, fact.type, data);
+    chain.hash = factHash(chain.hash, fact.type, data, command); // the hash covers the recorded command
     const { commandId, actor, time } = command.meta;
     return {
       type: fact.type,
@@ -131,7 +131,7 @@ export async function buildReplayLog(store: EventStore, factCount: number): Prom
             codeName: 'VIR_ERR_OPERATION_INVALID',
             message: 'Requested operation is not valid: domain is already running',
           };
-          refusalChain.hash = factHash(refusalChain.hash, 'CommandRefused', data);
+          refusalChain.hash = factHash(refusalChain.hash, 'CommandRefused', data, command);
           refusals.push({
             type: 'CommandRefused',
             data,

@@ -216,11 +216,21 @@ function revertSnapshot(s: DomainState, c: CommandOf<'snapshot-revert'>): Fact[]
 }
 
 function migratePhase(s: DomainState, c: CommandOf<'migrate-phase'>, options: DecideOptions): Fact[] {
-  if (c.failed) return [{ type: 'MigrationFailed', phase: c.phase, message: c.failed }];
+  if (c.failed) {
+    return [
+      {
+        type: 'MigrationFailed',
+        phase: c.phase,
+        message: c.failed,
+        ...(c.rule !== undefined ? { rule: c.rule } : {}),
+        ...(c.code !== undefined ? { code: c.code } : {}),
+      },
+    ];
+  }
   if (c.phase === 'perform') {
     // MIG-PHASES: the source checks run again at Perform (seed 003).
     const refused = firstRefusal(s, c, PERFORM_RECHECKS, options);
-    if (refused) return [{ type: 'MigrationFailed', phase: 'perform', message: refused.message, rule: refused.rule }];
+    if (refused) return [{ type: 'MigrationFailed', phase: 'perform', message: refused.message, rule: refused.rule, code: refused.code }];
   }
   const facts: Fact[] = [{ type: 'MigrationPhaseReached', phase: c.phase }];
   if (c.phase === 'confirm') {

@@ -102,8 +102,14 @@ export const FactSchema = z.discriminatedUnion('type', [
   /** MIG-PHASES: a migration job holds the domain (Begin passed on the source). */
   z.object({ type: z.literal('MigrationStarted'), job: MigrationJobSchema }),
   z.object({ type: z.literal('MigrationPhaseReached'), phase: MigrationPhaseSchema }),
-  /** A phase failed: the domain returns to where it was. */
-  z.object({ type: z.literal('MigrationFailed'), phase: MigrationPhaseSchema, message: z.string(), rule: z.string().optional() }),
+  /** A phase failed: the domain returns to where it was. `rule` and libvirt's `code` say which check failed it. */
+  z.object({
+    type: z.literal('MigrationFailed'),
+    phase: MigrationPhaseSchema,
+    message: z.string(),
+    rule: z.string().optional(),
+    code: z.number().int().optional(),
+  }),
   /** Confirm on the source after success: the domain left this host. */
   z.object({ type: z.literal('DomainMigratedOut'), destination: z.string(), undefinesource: z.boolean() }),
   /** Finish on the destination: the domain arrived. */

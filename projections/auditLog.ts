@@ -1,11 +1,24 @@
 // auditLog: one entry per command the ledger decided, accepted or refused, with the rule that refused it and
 // the facts it produced. Accepted decisions are read from the domain streams (the first fact of a decision
 // carries the whole command), refusals from `refusals-<host>`; facts the hypervisor reported on its own (no
-// command) get an entry of their own so that nothing in a domain stream is missing from the audit.
+// command) get an entry of their own so that nothing in a domain stream is missing from the audit. Accepted
+// commands that changed nothing are read from `noops-<host>` (entry marked `noop`, no facts). The steps of one
+// migration share a correlation id (the migrate command's, or the client's): `groupAuditEntries` puts them together.
 import { z } from 'zod';
 
 import type { EventStore, RecordedEvent } from '../services/eventstore/types';
-import { commandOf, commandTarget, isDomainStream, isRefusalStream, refusalOf, streamIdentityGuess, timeMs } from './log';
+import { ERROR_CODES } from '../machines/errors';
+import {
+  acceptedNoopOf,
+  commandOf,
+  commandTarget,
+  isDomainStream,
+  isNoopStream,
+  isRefusalStream,
+  refusalOf,
+  streamIdentityGuess,
+  timeMs,
+} from './log';
 import { CHECKPOINT_COLLECTION, type FoldMemo, type Projection } from './projection';
 
 export interface AuditFact {
@@ -16,7 +29,7 @@ export interface AuditFact {
 }
 
 export interface AuditEntry {
-  /** Global position of the decision's first fact, or of the refusal record. */
+  /** Global position of the decision's first fact, or of the refusal (or no-op) record. */
   position: number;
   time: string;
   actor: string;
@@ -29,13 +42,15 @@ export interface AuditEntry {
   outcome: 'accepted' | 'refused';
   /**
    * Refused: the rule, libvirt's code and message. Accepted: unset, except for a migration phase that failed
-   * (a MigrationFailed fact), whose message (and rule, when the fact names one) is carried here.
+   * (a MigrationFailed fact), whose message (and rule and code, when the fact names them) is carried here.
    */
   rule?: string;
   code?: number;
   codeName?: string;
   message?: string;
-  /** Facts the command appended (empty for a refusal), in order. */
+  /** Accepted and changed nothing (its `CommandAccepted` record is at `position` in `noops-<host>`). */
+  noop?: true;
+  /** Facts the command appended (empty for a refusal and a no-op), in order. */
   facts: AuditFact[];
 }
 
@@ -54,6 +69,7 @@ export const AuditEntrySchema = z.object({
   code: z.number().optional(),
   codeName: z.string().optional(),
   message: z.string().optional(),
+  noop: z.literal(true).optional(),
   facts: z.array(AuditFactSchema),
 });
 
@@ -102,6 +118,21 @@ export function foldAuditEvent(entries: AuditEntry[], event: RecordedEvent): voi
     });
     return;
   }
+  if (isNoopStream(event.stream)) {
+    const noop = acceptedNoopOf(event);
+    if (!noop) return;
+    const target = safeTarget(noop.command) ?? { host: event.stream.slice('noops-'.length), name: '' };
+    entries.push({
+      ...entryBase(event),
+      verb: String(noop.command.verb),
+      host: target.host,
+      domain: target.name,
+      outcome: 'accepted',
+      noop: true,
+      facts: [],
+    });
+    return;
+  }
   if (!isDomainStream(event.stream)) return;
   const fact: AuditFact = { position: event.position, stream: event.stream, revision: event.revision, type: event.type };
   const last = entries.at(-1);
@@ -123,15 +154,22 @@ export function foldAuditEvent(entries: AuditEntry[], event: RecordedEvent): voi
   noteFailure(entries.at(-1)!, event);
 }
 
+const CODE_NAMES = new Map<number, string>(Object.entries(ERROR_CODES).map(([name, code]) => [code, name]));
+
 /**
  * A migration phase that failed is an accepted decision (MigrationFailed is a fact: the domain returns to where it
- * was); its message, and the rule when the fact names one, go on the entry so the audit says why.
+ * was); its message, and the rule and libvirt code when the fact names them, go on the entry so the audit says why.
  */
 function noteFailure(entry: AuditEntry, event: RecordedEvent): void {
   if (event.type !== 'MigrationFailed') return;
-  const data = event.data as { message?: unknown; rule?: unknown };
+  const data = event.data as { message?: unknown; rule?: unknown; code?: unknown };
   if (typeof data.message === 'string') entry.message = data.message;
   if (typeof data.rule === 'string') entry.rule = data.rule;
+  if (typeof data.code === 'number') {
+    entry.code = data.code;
+    const name = CODE_NAMES.get(data.code);
+    if (name) entry.codeName = name;
+  }
 }
 
 function safeTarget(command: Parameters<typeof commandTarget>[0]) {
@@ -156,7 +194,8 @@ export function createAuditLog(options: { name?: string; chunkSize?: number } = 
   const chunkKey = (i: number) => `${name}/chunk/${i}`;
   return {
     name,
-    version: 1,
+    // 2: no-op entries, a failed phase's code, Begin's correlation id.
+    version: 2,
     initial: () => ({ entries: [] }),
     apply(state, event) {
       foldAuditEvent(state.entries, event);
@@ -202,6 +241,8 @@ export interface AuditQuery {
   /** At most this many: the earliest ones after `since` when given, else the latest ones. */
   limit?: number;
   outcome?: 'accepted' | 'refused';
+  /** One migration (or any commands a client correlated): entries whose correlation id, or command id, is this. */
+  correlationId?: string;
 }
 
 export function selectAuditEntries(entries: readonly AuditEntry[], query: AuditQuery = {}): AuditEntry[] {
@@ -211,10 +252,68 @@ export function selectAuditEntries(entries: readonly AuditEntry[], query: AuditQ
     if (query.domain !== undefined && e.domain !== query.domain) return false;
     if (query.host !== undefined && e.host !== query.host) return false;
     if (query.outcome !== undefined && e.outcome !== query.outcome) return false;
+    if (query.correlationId !== undefined && groupKey(e) !== query.correlationId) return false;
     if (since && 'position' in since && e.position < since.position) return false;
     if (since && 'time' in since && !(timeMs(e.time) >= sinceMs)) return false;
     return true;
   });
   if (query.limit === undefined || out.length <= query.limit) return out;
   return since ? out.slice(0, query.limit) : out.slice(out.length - query.limit);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Groups: a migration's steps (or any correlated commands) together
+
+export interface AuditGroup {
+  /** The correlation id the entries share (a migration: the migrate command's id unless the client gave one). */
+  id: string;
+  /** Position of the first entry. */
+  position: number;
+  /** The first entry's verb (`migrate` for a migration) and command id. */
+  verb: string;
+  commandId: string;
+  /** Every host/domain the group touched, in order of first appearance (a migration: source, then destination). */
+  targets: string[];
+  /**
+   * accepted: every step accepted and none failed; refused: a step was refused (a migration refused at Begin);
+   * failed: a step recorded a failure (MigrationFailed), whose rule, code and message are given here.
+   */
+  outcome: 'accepted' | 'refused' | 'failed';
+  rule?: string;
+  code?: number;
+  codeName?: string;
+  message?: string;
+  entries: AuditEntry[];
+}
+
+/** What groups an entry: its correlation id, else its own command id (so a migrate Begin recorded without one still heads its saga). */
+function groupKey(e: AuditEntry): string {
+  return e.correlationId ?? e.commandId;
+}
+
+/**
+ * The entries grouped by correlation id, in order of each group's first entry: a migration saga (Begin, Prepare,
+ * Perform, the arrival on the destination, Finish, Confirm, and any rollback) becomes one group. Entries without
+ * a correlation id stand alone (grouped with the steps correlated to their command id, if any).
+ */
+export function groupAuditEntries(entries: readonly AuditEntry[]): AuditGroup[] {
+  const groups = new Map<string, AuditGroup>();
+  for (const e of entries) {
+    const id = groupKey(e);
+    let group = groups.get(id);
+    if (!group) {
+      group = { id, position: e.position, verb: e.verb, commandId: e.commandId, targets: [], outcome: 'accepted', entries: [] };
+      groups.set(id, group);
+    }
+    group.entries.push(e);
+    const target = `${e.host}/${e.domain}`;
+    if (!group.targets.includes(target)) group.targets.push(target);
+    if (group.outcome !== 'accepted') continue; // the first refusal or failure tells
+    const failed = e.outcome === 'refused' ? 'refused' : e.rule !== undefined || e.facts.some((f) => f.type === 'MigrationFailed') ? 'failed' : undefined;
+    if (failed) {
+      group.outcome = failed;
+      for (const k of ['rule', 'code', 'codeName', 'message'] as const) if (e[k] !== undefined) (group as Record<typeof k, unknown>)[k] = e[k];
+    }
+  }
+  return [...groups.values()].sort((a, b) => a.position - b.position);
 }

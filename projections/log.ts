@@ -10,8 +10,12 @@ import type { RecordedEvent } from '../services/eventstore/types';
 
 export const DOMAIN_STREAM_PREFIX = 'domain-';
 export const REFUSAL_STREAM_PREFIX = 'refusals-';
+/** `noops-<host>`: one `CommandAccepted` per accepted command that changed nothing (the domain stream did not move). */
+export const NOOP_STREAM_PREFIX = 'noops-';
 /** The one fact type of a `refusals-<host>` stream. */
 export const COMMAND_REFUSED = 'CommandRefused';
+/** The one record type of a `noops-<host>` stream. */
+export const COMMAND_ACCEPTED = 'CommandAccepted';
 
 export function refusalStream(host: string): string {
   return `${REFUSAL_STREAM_PREFIX}${host}`;
@@ -25,6 +29,14 @@ export function isRefusalStream(stream: string): boolean {
   return stream.startsWith(REFUSAL_STREAM_PREFIX);
 }
 
+export function noopStream(host: string): string {
+  return `${NOOP_STREAM_PREFIX}${host}`;
+}
+
+export function isNoopStream(stream: string): boolean {
+  return stream.startsWith(NOOP_STREAM_PREFIX);
+}
+
 /**
  * The machine Fact a stored domain event carries: `{type, ...data}`. The ledger stores the fact without its
  * `type` in `data`; a `type` left inside data is ignored in favour of the event's own, so either encoding reads.
@@ -33,9 +45,10 @@ export function factOf(event: RecordedEvent): Fact {
   return { ...(event.data as object), type: event.type } as Fact;
 }
 
-/** The whole parsed command, carried by the first fact of each decision (and by every refusal). */
+/** The whole parsed command, carried by the first fact of each decision (and by every refusal and no-op record). */
 export function commandOf(event: RecordedEvent): Command | undefined {
   if (event.type === COMMAND_REFUSED) return refusalOf(event)?.command;
+  if (event.type === COMMAND_ACCEPTED) return acceptedNoopOf(event)?.command;
   const command = event.metadata.command;
   return command && typeof command === 'object' ? (command as Command) : undefined;
 }
@@ -54,6 +67,22 @@ export function refusalOf(event: RecordedEvent): RecordedRefusal | undefined {
   const data = event.data as Partial<RecordedRefusal> | null;
   if (!data || typeof data !== 'object' || !data.command || typeof data.command !== 'object') return undefined;
   return data as RecordedRefusal;
+}
+
+/** Payload of a `CommandAccepted` record in `noops-<host>`: the command, and the domain revision (and its hash) it was decided on. */
+export interface RecordedNoop {
+  command: Command;
+  /** -1: the domain stream did not exist. */
+  domainRevision: number;
+  /** metadata.hash of the domain's fact at `domainRevision` (absent for -1). */
+  domainHash?: string;
+}
+
+export function acceptedNoopOf(event: RecordedEvent): RecordedNoop | undefined {
+  if (event.type !== COMMAND_ACCEPTED) return undefined;
+  const data = event.data as Partial<RecordedNoop> | null;
+  if (!data || typeof data !== 'object' || !data.command || typeof data.command !== 'object' || typeof data.domainRevision !== 'number') return undefined;
+  return data as RecordedNoop;
 }
 
 /** Host and domain name a command acts on. */

@@ -3,7 +3,7 @@
 import type { DomainState } from '../machines/model';
 import { domainStream } from '../machines/model';
 import type { EventStore } from '../services/eventstore/types';
-import { auditLog, selectAuditEntries, type AuditEntry, type AuditQuery } from './auditLog';
+import { auditLog, groupAuditEntries, selectAuditEntries, type AuditEntry, type AuditGroup, type AuditQuery } from './auditLog';
 import { domainList, domainRow, domainRows, foldDomainEvent, type DomainFilter, type DomainRow, type StreamFold } from './domainList';
 import { timeMs, type LogPoint } from './log';
 import { ProjectionRunner, type RunnerOptions } from './runner';
@@ -60,6 +60,16 @@ export class LedgerViews {
     return selectAuditEntries(this.runner.stateOf(auditLog).entries, query);
   }
 
+  /**
+   * The audit grouped by correlation id (a migration's steps on both hosts in one group). The query picks the
+   * entries first (e.g. by domain), then every entry of each group they belong to is included.
+   */
+  async auditGroups(query: AuditQuery = {}): Promise<AuditGroup[]> {
+    const all = this.runner.stateOf(auditLog).entries;
+    const ids = new Set(selectAuditEntries(all, query).map((e) => e.correlationId ?? e.commandId));
+    return groupAuditEntries(all.filter((e) => ids.has(e.correlationId ?? e.commandId)));
+  }
+
   /** Folds what was appended since (one-shot use). */
   refresh(): Promise<number> {
     return this.runner.catchUp();
@@ -111,6 +121,10 @@ export function snapshotTreeOf(store: EventStore, host: string, name: string): P
 
 export function auditEntries(store: EventStore, query: AuditQuery = {}): Promise<AuditEntry[]> {
   return oneShot(store, (v) => v.auditEntries(query));
+}
+
+export function auditGroups(store: EventStore, query: AuditQuery = {}): Promise<AuditGroup[]> {
+  return oneShot(store, (v) => v.auditGroups(query));
 }
 
 /** One domain as of a point of the log, folded from its own stream (no projection needed). */

@@ -1,6 +1,13 @@
 // Tamper evidence for the ledger: every fact carries `metadata.hash`, a SHA-256 over the previous fact's hash in
-// the same stream, the fact's type and the canonical JSON of its data. Editing, dropping or reordering a fact
-// breaks the chain from that fact on; `verifyChain` says where. Replay and audit tools import this module.
+// the same stream, the fact's type, the canonical JSON of its data and, when the fact carries the command that
+// was decided (`metadata.command`: on the first fact of each decision, and on every CommandRefused and
+// CommandAccepted record), the canonical JSON of that command. Editing, dropping or reordering a fact, or editing
+// (adding, removing) its recorded command, breaks the chain from that fact on; `verifyChain` says where. Replay
+// and audit tools import this module.
+//
+// Only `data` and `metadata.command` are covered: the other metadata (commandId, actor, time, correlationId,
+// host, domain) are copies of the command's own fields on a decision's first fact, which the replay check
+// compares with the (hashed) command; on a decision's later facts they are not covered.
 //
 // How facts are stored: a machine fact `{ type, ...fields }` becomes a store event with `type` = the fact type
 // and `data` = the remaining fields (see `factToEventData` / `factFromEvent`).
@@ -22,13 +29,26 @@ export function canonicalJson(value: unknown): string {
   return text ?? 'null';
 }
 
-/** sha256 hex of (previous hash in this stream, or '') + type + canonical JSON of data. */
-export function factHash(previousHash: string | undefined | null, type: string, data: unknown): string {
-  return createHash('sha256')
+/**
+ * sha256 hex of (previous hash in this stream, or '') + type + canonical JSON of data, then, for a fact that
+ * carries its command, a newline and the canonical JSON of the command. (Canonical JSON never holds a raw newline,
+ * so the two parts cannot be shifted into each other.) `command` undefined: a fact without a command.
+ */
+export function factHash(previousHash: string | undefined | null, type: string, data: unknown, command?: unknown): string {
+  const hash = createHash('sha256')
     .update(previousHash ?? '')
     .update(type)
-    .update(canonicalJson(data))
-    .digest('hex');
+    .update(canonicalJson(data));
+  if (command !== undefined) hash.update('\n').update(canonicalJson(command));
+  return hash.digest('hex');
+}
+
+/** The hash a stored event must carry after `previousHash`: its type, data and recorded command (if any). */
+export function eventHash(
+  previousHash: string | undefined | null,
+  event: { type: string; data: unknown; metadata: { readonly [key: string]: unknown } },
+): string {
+  return factHash(previousHash, event.type, event.data, event.metadata.command);
 }
 
 /** The store event data of a fact: its fields without `type` (which the store keeps beside it). */
@@ -56,12 +76,19 @@ export interface ChainBreak {
  * the fact before the first one given, '' or undefined for revision 0). Returns the first break, or undefined.
  */
 export function verifyChain(
-  events: Iterable<{ stream: string; revision: number; position?: number; type: string; data: unknown; metadata: { hash?: unknown } }>,
+  events: Iterable<{
+    stream: string;
+    revision: number;
+    position?: number;
+    type: string;
+    data: unknown;
+    metadata: { readonly [key: string]: unknown };
+  }>,
   previousHash?: string,
 ): ChainBreak | undefined {
   let previous = previousHash ?? '';
   for (const e of events) {
-    const expected = factHash(previous, e.type, e.data);
+    const expected = eventHash(previous, e);
     if (e.metadata.hash !== expected) {
       return { stream: e.stream, revision: e.revision, position: e.position, expected, actual: e.metadata.hash };
     }

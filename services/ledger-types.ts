@@ -22,7 +22,10 @@ export interface CommandOutcome {
   message?: string;
   /** True when the command id was seen before and this is the first outcome returned again. */
   duplicate?: boolean;
-  /** Set when refused: where the `CommandRefused` audit fact went (stream `refusals-<host>`). */
+  /**
+   * Where the command's audit record went: set when refused (`CommandRefused` in `refusals-<host>`) and when
+   * accepted as a no-op (`CommandAccepted` in `noops-<host>`; `events` is then empty and `revision` unchanged).
+   */
   audit?: { stream: string; revision: number; position: number };
   /** migrate: the destination domain stream's host and revision after the saga (its facts are in `events` too). */
   destination?: { host: string; revision: number };

@@ -5,11 +5,19 @@
 //
 // Storage layout, all in one event store:
 //   domain-<host>-<name>   a domain's facts (machines/events.ts), data = the fact without `type`, hash-chained
+//                          (the first fact of each decision carries the whole command, and the hash covers it)
 //   refusals-<host>        one `CommandRefused` fact per refused command: the audit trail of refusals
-//   docs 'outcomes'        key = command id: the first outcome of every command (idempotent retries, refusals too);
-//                          an outcome without its doc (a crash in between, or outcomeDocs 'unrecorded') is rebuilt
-//                          from the facts that carry the command id
-//   docs 'checkpoints'     key = stream: a state checkpoint every `checkpointEvery` facts (disposable, verified)
+//   noops-<host>           one `CommandAccepted` per accepted command that changed nothing (suspend of a paused
+//                          domain, managedsave-remove without an image, a guest event with nothing to report):
+//                          the domain's stream and revision stay as they were; the record names the revision (and
+//                          hash) it was decided on, so the audit sees it and the replay re-checks it there
+//   docs 'outcomes'        key = command id: the first outcome of every command (idempotent retries, refusals too),
+//                          written with the command's facts (AppendOptions.docs: one transaction on SQLite, so one
+//                          durable write per command); an outcome without its doc (a backend without transactions
+//                          that crashed in between, or outcomeDocs 'unrecorded') is rebuilt from the facts that carry
+//                          the command id
+//   docs 'checkpoints'     key = stream: a state checkpoint every `checkpointEvery` facts (disposable, verified),
+//                          written with the fact that makes it due
 //   docs 'indexes'         key 'host-view': the UUID → name index and the global position it reflects (disposable)
 //
 // Several processes on one store: every append is checked against the revision its decision was made on, so two
@@ -26,6 +34,7 @@ import { z } from 'zod';
 import { CommandSchema, commandDomainName, type Command } from '../machines/commands';
 import { decide } from '../machines/decide';
 import { ERROR_CODES, refusal as makeRefusal, type ErrorCodeName, type Refusal } from '../machines/errors';
+import type { Fact } from '../machines/events';
 import { evolve } from '../machines/evolve';
 import type { HostView } from '../machines/guards';
 import { DomainStateSchema, domainStream, initialDomainState, type DomainState } from '../machines/model';
@@ -34,12 +43,13 @@ import { openEventStore } from './eventstore/index';
 import {
   WrongExpectedRevisionError,
   type AppendResult,
+  type DocWrite,
   type EventStore,
   type NewEvent,
   type RecordedEvent,
   type Subscription,
 } from './eventstore/types';
-import { canonicalJson, factFromEvent, factHash, factToEventData } from './factHash';
+import { canonicalJson, eventHash, factFromEvent, factHash, factToEventData } from './factHash';
 import type { CommandOutcome, Ledger, LoadedDomain } from './ledger-types';
 import { runMigration, type MigrationOptions, type MigrationPort } from './migration';
 
@@ -52,6 +62,8 @@ export const DEFAULT_CACHE_SIZE = 1000;
 /** Appends tried per command before giving up on a domain that keeps changing under us. */
 export const MAX_ATTEMPTS = 5;
 export const COMMAND_REFUSED = 'CommandRefused';
+/** The record of an accepted command that changed nothing, in `noops-<host>`. */
+export const COMMAND_ACCEPTED = 'CommandAccepted';
 /** Rule id of a refusal caused by the caller's meta.expectedRevision (or by losing every retry). */
 export const CONCURRENCY_RULE = 'CONCURRENCY';
 /** Rule id of a command that does not parse. */
@@ -59,6 +71,10 @@ export const VALIDATION_RULE = 'VALIDATION';
 
 export function refusalStream(host: string): string {
   return `refusals-${host}`;
+}
+
+export function noopStream(host: string): string {
+  return `noops-${host}`;
 }
 
 export interface LedgerOptions {
@@ -74,13 +90,22 @@ export interface LedgerOptions {
   migration?: MigrationOptions;
   /** Keep a store.subscribe() subscription so the host index follows other processes between commands. */
   follow?: boolean;
-  /** Called when the ledger ignored a disposable doc (a bad checkpoint, index or outcome). For logs and tests. */
+  /**
+   * Run what the driver reports on its own (HypervisorDriver.pendingReports, e.g. a mirror that became ready) as
+   * commands after each accepted command (default true). False: the caller reports them (flushGuestEvents).
+   */
+  hypervisorReports?: boolean;
+  /**
+   * Called when the ledger ignored a disposable doc (a bad checkpoint, index or outcome), or a hypervisor report
+   * that could not be run (what = 'report'; it is reported again after the next command). For logs and tests.
+   */
   onDiscard?: (what: string, key: string, reason: string) => void;
   /**
    * Which outcomes get a doc in 'outcomes'. 'all' (default): every outcome, so a retry is one key lookup.
-   * 'unrecorded': only outcomes no fact records (accepted no-ops, migrations); the others are rebuilt from the
-   * facts their command id appended (the domain's facts, or the `CommandRefused` audit fact). Same answers,
-   * one fsync per command instead of two (see bench/ledger.ts).
+   * 'unrecorded': only outcomes no fact records (migrations); the others are rebuilt from the facts their command
+   * id appended (the domain's facts, or the `CommandAccepted` / `CommandRefused` audit record). Same answers;
+   * both write one durable transaction per command on SQLite (the doc rides with the facts), 'unrecorded' a
+   * smaller one (see bench/ledger.ts).
    */
   outcomeDocs?: 'all' | 'unrecorded';
 }
@@ -115,6 +140,9 @@ const IndexDocSchema = z.object({
   position: z.number().int().min(0),
   entries: z.record(z.string(), IndexEntrySchema),
 });
+
+/** Marks an outcome doc whose `events` are references (stream, revision, position, type) to facts in the log. */
+const FACTS_BY_REFERENCE = 'factsByReference';
 
 const OutcomeDocSchema = z.looseObject({
   ok: z.boolean(),
@@ -266,7 +294,20 @@ interface Head {
   checkpointRevision: number;
 }
 
-type Attempt = { outcome: CommandOutcome; save: boolean };
+/** `state`: the domain's state after an accepted append (for the driver's reports). */
+type Attempt = { outcome: CommandOutcome; save: boolean; state?: DomainState };
+
+/** Rounds of hypervisor reports run after one command (each round may report what the last one made possible). */
+const MAX_REPORT_ROUNDS = 8;
+
+/** A value for a message: as JSON when it has one (a bigint, say, has none, and JSON.stringify would throw). */
+function quoteValue(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return typeof value === 'bigint' ? `${value}n` : `a ${typeof value} that is not JSON`;
+  }
+}
 
 /** The outcome of input that does not parse: VIR_ERR_INVALID_ARG, rule VALIDATION, naming each bad field. */
 export function validationOutcome(input: unknown, error: z.ZodError): CommandOutcome {
@@ -276,7 +317,7 @@ export function validationOutcome(input: unknown, error: z.ZodError): CommandOut
   const problems = error.issues.map((issue) => {
     const path = issue.path.map(String).join('.') || 'command';
     if (issue.path.length === 1 && issue.path[0] === 'verb') {
-      return `verb: ${raw.verb === undefined ? 'Required' : `unknown verb ${JSON.stringify(raw.verb)}`}`;
+      return `verb: ${raw.verb === undefined ? 'Required' : `unknown verb ${quoteValue(raw.verb)}`}`;
     }
     const missing = issue.code === 'invalid_type' && at(issue.path) === undefined;
     return `${path}: ${missing ? 'Required' : issue.message}`;
@@ -316,6 +357,8 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   readonly hostView: HostView;
   private readonly streamLocks = new KeyedMutex();
   private readonly claimLocks = new KeyedMutex();
+  /** One append at a time per audit stream (refusals, no-ops) in this process, so each chains to the hash before it. */
+  private readonly auditLocks = new KeyedMutex();
   private readonly auditHeads = new Map<string, { revision: number; hash: string | undefined }>();
   private readonly ready: Promise<void>;
   private catchingUp: Promise<void> | undefined;
@@ -438,7 +481,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
         );
       }
       state = evolve(state, fact);
-      hash = typeof e.metadata.hash === 'string' ? e.metadata.hash : factHash(hash, e.type, e.data);
+      hash = typeof e.metadata.hash === 'string' ? e.metadata.hash : eventHash(hash, e);
       revision = e.revision;
     }
     if (first) return undefined; // the checkpointed fact is gone
@@ -462,18 +505,22 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     return cp;
   }
 
-  private async maybeCheckpoint(head: Head): Promise<Head> {
-    if (head.hash === undefined || head.revision - head.checkpointRevision < this.checkpointEvery) return head;
+  /** The state checkpoint of `head` when one is due (`checkpointEvery` facts after the last), else undefined. */
+  private checkpointDue(head: Head): DocWrite | undefined {
+    if (head.hash === undefined || head.revision - head.checkpointRevision < this.checkpointEvery) return undefined;
     const state = jsonClone(head.state);
+    return {
+      collection: CHECKPOINTS_COLLECTION,
+      key: head.stream,
+      value: { version: 1, stream: head.stream, revision: head.revision, hash: head.hash, stateHash: stateHash(state), state },
+    };
+  }
+
+  private async maybeCheckpoint(head: Head): Promise<Head> {
+    const checkpoint = this.checkpointDue(head);
+    if (!checkpoint) return head;
     try {
-      await this.store.putDoc(CHECKPOINTS_COLLECTION, head.stream, {
-        version: 1,
-        stream: head.stream,
-        revision: head.revision,
-        hash: head.hash,
-        stateHash: stateHash(state),
-        state,
-      });
+      await this.store.putDoc(checkpoint.collection, checkpoint.key, checkpoint.value);
     } catch {
       return head; // a checkpoint is an optimisation: the next load replays a little more
     }
@@ -521,20 +568,63 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       // A saga's outcome spans several command ids: only its doc can tell it whole.
       const refusedAtBegin = !outcome.outcome.ok && outcome.outcome.events.length === 0 && outcome.outcome.audit !== undefined;
       if (!outcome.transient) await this.saveOutcome(outcome.outcome, refusedAtBegin);
+      if (outcome.outcome.ok) {
+        await this.hypervisorReports(command.host, command.domain);
+        await this.hypervisorReports(command.desthost, command.domain);
+      }
       return outcome.outcome;
     }
     const prior = await this.recall(command.meta.commandId);
-    if (prior) return prior;
+    if (prior) {
+      // A retry is also when reports lost to a crash right after the first attempt get made.
+      if (prior.ok) await this.hypervisorReports(command.host, commandDomainName(command));
+      return prior;
+    }
     const attempt = await this.decideAndAppend(command);
     if (attempt.save) await this.saveOutcome(attempt.outcome);
+    if (attempt.outcome.ok) await this.hypervisorReports(command.host, commandDomainName(command), attempt.state);
     return attempt.outcome;
+  }
+
+  /**
+   * What the hypervisor reports on its own after an accepted command (driver.pendingReports): each report is run
+   * as a command of its own (its id is the driver's, deterministic, so a report made twice is an idempotent retry),
+   * then the driver is asked again, until it has nothing new to say about the domain. The command that was
+   * accepted stays accepted whatever happens here: a report that cannot be run is left for the next command.
+   */
+  private async hypervisorReports(host: string, name: string, after?: DomainState): Promise<void> {
+    const driver = this.driver;
+    if (!driver.pendingReports || this.options.hypervisorReports === false) return;
+    const seen = new Set<string>();
+    let state = after;
+    try {
+      for (let round = 0; round < MAX_REPORT_ROUNDS; round++) {
+        state ??= (await this.loadDomain(host, name)).state;
+        const reports = (await driver.pendingReports(state)).filter((r) => !seen.has(r.meta.commandId));
+        if (reports.length === 0) return;
+        for (const input of reports) {
+          seen.add(input.meta.commandId);
+          const parsed = CommandSchema.safeParse(input);
+          if (!parsed.success) {
+            this.discard('report', input.meta.commandId, parsed.error.message);
+            continue;
+          }
+          if (await this.recall(parsed.data.meta.commandId)) continue;
+          const attempt = await this.decideAndAppend(parsed.data);
+          if (attempt.save) await this.saveOutcome(attempt.outcome);
+        }
+        state = undefined;
+      }
+    } catch (error) {
+      this.discard('report', `${host}/${name}`, error instanceof Error ? error.message : String(error));
+    }
   }
 
   /** MigrationPort: one command of the saga, idempotent by its own command id. */
   async step(command: Command, options: { save: boolean }): Promise<CommandOutcome> {
     const prior = await this.recallOutcome(command.meta.commandId, options.save);
     if (prior) return prior;
-    const attempt = await this.decideAndAppend(command);
+    const attempt = await this.decideAndAppend(command, options.save);
     if (attempt.save && options.save) await this.saveOutcome(attempt.outcome);
     return attempt.outcome;
   }
@@ -568,13 +658,19 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   // -------------------------------------------------------------------------------------------------
   // Deciding and appending
 
-  private async decideAndAppend(c: Command): Promise<Attempt> {
+  /**
+   * Decides and appends under the domain's lock: commands on one domain queue here (in this process) instead of
+   * racing each other into WrongExpectedRevision retries; commands on other domains run concurrently, so the
+   * SQLite store commits their appends together (group commit). `saveDoc`: write the outcome doc with the facts
+   * (then the attempt comes back with `save: false`: nothing left for the caller to write).
+   */
+  private async decideAndAppend(c: Command, saveDoc = true): Promise<Attempt> {
     const stream = domainStream(c.host, commandDomainName(c));
-    const work = () => this.streamLocks.run(stream, () => this.attempts(c, stream));
+    const work = () => this.streamLocks.run(stream, () => this.attempts(c, stream, saveDoc));
     return isClaim(c) ? this.claimLocks.run(c.host, work) : work();
   }
 
-  private async attempts(c: Command, stream: string): Promise<Attempt> {
+  private async attempts(c: Command, stream: string, saveDoc: boolean): Promise<Attempt> {
     const name = commandDomainName(c);
     let head: Head | undefined;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
@@ -587,20 +683,36 @@ class EmbeddedLedger implements Ledger, MigrationPort {
           'VIR_ERR_OPERATION_FAILED',
           `domain ${name} changed: expected revision ${expected}, actual ${head.revision}`,
         );
-        return this.refuse(c, conflict, head.revision);
+        return this.refuse(c, conflict, head.revision, saveDoc);
       }
       const decision = decide(head.state, c, { host: this.hostView });
-      if (!decision.ok) return this.refuse(c, decision.refusal, head.revision);
+      if (!decision.ok) return this.refuse(c, decision.refusal, head.revision, saveDoc);
       const effect = await this.driver.perform(head.state, c, decision.facts);
-      if (effect.refusal) return this.refuse(c, effect.refusal, head.revision);
-      if (effect.facts.length === 0) return { outcome: this.accepted(c, [], head.revision), save: true };
+      if (effect.refusal) return this.refuse(c, effect.refusal, head.revision, saveDoc);
+      // Accepted, changing nothing: the domain's stream and revision stay as they are; the audit record goes to
+      // noops-<host> (as a refusal's to refusals-<host>).
+      if (effect.facts.length === 0) return this.recordNoop(c, head, saveDoc);
+      const facts: Fact[] = effect.facts;
 
-      const events = this.encode(c, effect.facts, head.hash);
+      const events = this.encode(c, facts, head.hash);
+      let state = head.state;
+      for (const f of facts) state = evolve(state, f);
+      const after: Head = { ...head, state, revision: head.revision + events.length, hash: events.at(-1)!.metadata.hash };
+      const checkpoint = this.checkpointDue(after);
+      const outcomeOf = (r: AppendResult): CommandOutcome => this.accepted(c, this.recorded(stream, events, r), r.revision);
+      // One durable write per command: the outcome doc (which quotes the positions the store assigns, hence a
+      // function of the result) and a due checkpoint go with the facts, in the same transaction on SQLite.
+      let outcome: CommandOutcome | undefined;
       let result: AppendResult;
       try {
         result = await this.store.append(stream, events, {
           expectedRevision: head.revision < 0 ? 'no-stream' : head.revision,
           commandId: c.meta.commandId,
+          docs: (r) => {
+            outcome = outcomeOf(r);
+            const doc = saveDoc ? this.outcomeDoc(outcome) : undefined;
+            return [...(doc ? [doc] : []), ...(checkpoint ? [checkpoint] : [])];
+          },
         });
       } catch (error) {
         if (error instanceof WrongExpectedRevisionError) {
@@ -614,14 +726,16 @@ class EmbeddedLedger implements Ledger, MigrationPort {
         const prior = await this.recallOutcome(c.meta.commandId, false);
         if (prior) return { outcome: prior, save: false };
       }
-      const recorded = this.recorded(stream, events, result);
-      let state = head.state;
-      for (const f of effect.facts) state = evolve(state, f);
-      let next: Head = { ...head, state, revision: result.revision, hash: events.at(-1)!.metadata.hash };
-      next = await this.maybeCheckpoint(next);
+      const docsWritten = outcome !== undefined;
+      outcome ??= outcomeOf(result);
+      const next: Head = {
+        ...after,
+        revision: result.revision,
+        checkpointRevision: docsWritten && checkpoint ? after.revision : head.checkpointRevision,
+      };
       this.cache.set(stream, next);
       this.index.applyState(stream, state, result.revision);
-      return { outcome: this.accepted(c, recorded, result.revision), save: true };
+      return { outcome, save: !docsWritten, state };
     }
     const gaveUp = makeRefusal(
       CONCURRENCY_RULE,
@@ -643,14 +757,14 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     };
   }
 
-  /** Store events for a decision's facts: metadata, the whole command on the first, and the hash chain. */
-  private encode(c: Command, facts: readonly Parameters<typeof factToEventData>[0][], previousHash: string | undefined): NewEvent[] {
+  /** Store events for a decision's facts: metadata, the whole command on the first, and the hash chain (which covers that command). */
+  private encode(c: Command, facts: readonly Fact[], previousHash: string | undefined): NewEvent[] {
     const base = this.baseMeta(c);
     const command = jsonClone(c);
     let hash = previousHash;
     return facts.map((fact, i) => {
       const data = factToEventData(fact);
-      hash = factHash(hash, fact.type, data);
+      hash = factHash(hash, fact.type, data, i === 0 ? command : undefined);
       return { type: fact.type, data, metadata: { ...base, ...(i === 0 ? { command } : {}), hash } };
     });
   }
@@ -694,21 +808,69 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   }
 
   /** A refusal appends nothing to the domain stream; one `CommandRefused` fact goes to `refusals-<host>`. */
-  private async refuse(c: Command, r: Refusal, revision: number): Promise<Attempt> {
-    const outcome = this.refusedOutcome(c, r, revision);
-    const stream = refusalStream(c.host);
+  private refuse(c: Command, r: Refusal, revision: number, saveDoc = true): Promise<Attempt> {
     const data = jsonClone({ command: c, rule: r.rule, code: r.code, codeName: r.codeName, message: r.message });
-    // The domain stream's revision when refused: what the first outcome said (and what an audit wants to know).
+    return this.appendRecord(refusalStream(c.host), COMMAND_REFUSED, c, data, this.refusedOutcome(c, r, revision), revision, saveDoc);
+  }
+
+  /**
+   * An accepted command that changed nothing appends nothing to the domain stream (its revision stays: nobody's
+   * expected revision is spoilt, no writer contends for the domain); one `CommandAccepted` goes to `noops-<host>`,
+   * naming the domain revision it was decided on and that fact's hash (covered by the record's own hash), so the
+   * replay re-checks it on exactly that state and notices a domain stream rewritten under it.
+   */
+  private async recordNoop(c: Command, head: Head, saveDoc: boolean): Promise<Attempt> {
+    const data = jsonClone({ command: c, domainRevision: head.revision, ...(head.hash !== undefined ? { domainHash: head.hash } : {}) });
+    const attempt = await this.appendRecord(noopStream(c.host), COMMAND_ACCEPTED, c, data, this.accepted(c, [], head.revision), head.revision, saveDoc);
+    return { ...attempt, state: head.state };
+  }
+
+  /**
+   * Appends one audit record (CommandRefused, CommandAccepted) to a host's audit stream, hash-chained, the hash
+   * covering the command in its metadata too. Appended at the exact revision its hash chains to (never 'any', which
+   * could put it after a record it does not chain to: a break the replay would report as tampering); serialised
+   * per audit stream in this process, and retried on a fresh head when another process got in first.
+   */
+  private appendRecord(
+    stream: string,
+    type: string,
+    c: Command,
+    data: Record<string, unknown>,
+    outcome: CommandOutcome,
+    revision: number,
+    saveDoc: boolean,
+  ): Promise<Attempt> {
+    return this.auditLocks.run(stream, () => this.appendRecordLocked(stream, type, c, data, outcome, revision, saveDoc));
+  }
+
+  private async appendRecordLocked(
+    stream: string,
+    type: string,
+    c: Command,
+    data: Record<string, unknown>,
+    outcome: CommandOutcome,
+    revision: number,
+    saveDoc: boolean,
+  ): Promise<Attempt> {
+    // The domain stream's revision when decided: what the first outcome said (and what an audit wants to know).
     const base = { ...this.baseMeta(c), command: jsonClone(c), domainRevision: revision };
-    for (let attempt = 1; ; attempt++) {
+    let docWritten = false;
+    for (;;) {
       const head = this.auditHeads.get(stream) ?? (await this.lastOf(stream));
-      const hash = factHash(head.hash, COMMAND_REFUSED, data);
-      const event: NewEvent = { type: COMMAND_REFUSED, data, metadata: { ...base, hash } };
-      // A busy audit stream must not lose the record: after MAX_ATTEMPTS, append whatever the revision.
-      const expectedRevision = attempt > MAX_ATTEMPTS ? 'any' : head.revision < 0 ? 'no-stream' : head.revision;
+      const hash = factHash(head.hash, type, data, base.command);
+      const event: NewEvent = { type, data, metadata: { ...base, hash } };
+      const expectedRevision = head.revision < 0 ? 'no-stream' : head.revision;
       let result: AppendResult;
       try {
-        result = await this.store.append(stream, [event], { expectedRevision, commandId: c.meta.commandId });
+        // The outcome doc goes with the record (one durable write), quoting where the store put it.
+        const docs = saveDoc
+          ? (at: AppendResult): DocWrite[] => {
+              docWritten = true;
+              const doc = this.outcomeDoc({ ...outcome, audit: { stream, revision: at.revision, position: at.position } });
+              return doc ? [doc] : [];
+            }
+          : undefined;
+        result = await this.store.append(stream, [event], { expectedRevision, commandId: c.meta.commandId, docs });
       } catch (error) {
         if (error instanceof WrongExpectedRevisionError) {
           this.auditHeads.delete(stream);
@@ -722,7 +884,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       }
       this.auditHeads.set(stream, { revision: result.revision, hash });
       outcome.audit = { stream, revision: result.revision, position: result.position };
-      return { outcome, save: true };
+      return { outcome, save: !docWritten };
     }
   }
 
@@ -738,10 +900,40 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   // -------------------------------------------------------------------------------------------------
   // Idempotency
 
-  private async saveOutcome(outcome: CommandOutcome, recordedByFacts = outcome.events.length > 0 || outcome.audit !== undefined): Promise<void> {
-    if (this.options.outcomeDocs === 'unrecorded' && recordedByFacts) return;
+  /** The outcome doc of a first outcome, or undefined when `outcomeDocs: 'unrecorded'` leaves it to its facts. */
+  private outcomeDoc(outcome: CommandOutcome, recordedByFacts = outcome.events.length > 0 || outcome.audit !== undefined): DocWrite | undefined {
+    if (this.options.outcomeDocs === 'unrecorded' && recordedByFacts) return undefined;
     const { duplicate: _duplicate, ...first } = outcome;
-    await this.store.putDoc(OUTCOMES_COLLECTION, outcome.commandId, first);
+    // The facts by reference: they are in the log already, and copying them (each carries its whole command)
+    // doubled what every command writes (about a fifth of the NATS command rate, bench/run.ts section c).
+    // recallDoc reads them back.
+    const events = first.events.map(({ stream, revision, position, type }) => ({ stream, revision, position, type }));
+    return { collection: OUTCOMES_COLLECTION, key: outcome.commandId, value: { ...first, events, [FACTS_BY_REFERENCE]: true } };
+  }
+
+  /** The facts an outcome doc names by reference, read back from the log; undefined if one is not (or no longer) there. */
+  private async factsByReference(refs: readonly { stream: string; revision: number; position: number; type: string }[]): Promise<RecordedEvent[] | undefined> {
+    const facts: RecordedEvent[] = [];
+    let i = 0;
+    while (i < refs.length) {
+      // A run of consecutive revisions of one stream (a command's facts): one read.
+      let end = i + 1;
+      while (end < refs.length && refs[end]!.stream === refs[i]!.stream && refs[end]!.revision === refs[end - 1]!.revision + 1) end++;
+      for await (const e of this.store.readStream(refs[i]!.stream, refs[i]!.revision)) {
+        const ref = refs[i]!;
+        if (e.revision !== ref.revision || e.position !== ref.position || e.type !== ref.type) return undefined;
+        facts.push(e);
+        if (++i === end) break;
+      }
+      if (i !== end) return undefined;
+    }
+    return facts;
+  }
+
+  /** Writes an outcome doc on its own: for outcomes no append carried (a saga's, a rebuilt one). */
+  private async saveOutcome(outcome: CommandOutcome, recordedByFacts = outcome.events.length > 0 || outcome.audit !== undefined): Promise<void> {
+    const doc = this.outcomeDoc(outcome, recordedByFacts);
+    if (doc) await this.store.putDoc(doc.collection, doc.key, doc.value);
   }
 
   async recall(commandId: string): Promise<CommandOutcome | undefined> {
@@ -754,9 +946,18 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     const doc = await this.store.getDoc(OUTCOMES_COLLECTION, commandId);
     if (doc === undefined) return undefined;
     const parsed = OutcomeDocSchema.safeParse(doc);
-    if (parsed.success) return { ...(parsed.data as unknown as CommandOutcome), duplicate: true };
-    this.discard('outcome', commandId, parsed.error.message);
-    return undefined;
+    if (!parsed.success) {
+      this.discard('outcome', commandId, parsed.error.message);
+      return undefined;
+    }
+    const { [FACTS_BY_REFERENCE]: byReference, ...first } = parsed.data;
+    if (byReference !== true) return { ...(first as unknown as CommandOutcome), duplicate: true };
+    const events = await this.factsByReference(first.events);
+    if (!events) {
+      this.discard('outcome', commandId, 'a fact it names is not in the log');
+      return undefined;
+    }
+    return { ...(first as unknown as CommandOutcome), events, duplicate: true };
   }
 
   /**
@@ -830,6 +1031,18 @@ class EmbeddedLedger implements Ledger, MigrationPort {
         code: d.code,
         codeName: d.codeName as ErrorCodeName | undefined,
         message: d.message,
+        audit: { stream: last.stream, revision: last.revision, position: last.position },
+      };
+    }
+    if (last.type === COMMAND_ACCEPTED) {
+      // An accepted no-op: as first answered, no facts, the domain's revision then, and the record's place.
+      const d = last.data as { domainRevision?: unknown };
+      const domainRevision = typeof d.domainRevision === 'number' ? d.domainRevision : last.metadata.domainRevision;
+      return {
+        ok: true,
+        ...base,
+        events: [],
+        revision: typeof domainRevision === 'number' ? domainRevision : -1,
         audit: { stream: last.stream, revision: last.revision, position: last.position },
       };
     }

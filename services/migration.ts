@@ -15,13 +15,17 @@
 // Every step is an ordinary ledger command with its own command id (`<id>/prepare`, `<id>/perform`,
 // `<id>/incoming`, `<id>/finish`, `<id>/confirm`; Begin keeps the migrate command's own id), so each step is
 // idempotent: running the saga again with the same migrate command id (after a crash, say) skips the steps that
-// were recorded and continues from the first that was not.
+// were recorded and continues from the first that was not. Every fact of the saga, Begin's included, carries one
+// correlation id: the client's, or else the migrate command's id (the audit log groups a migration by it).
+//
+// A failed phase records the rule id and libvirt code of the check that failed it on its MigrationFailed fact, so
+// the audit (and what-if) can name the rule, and a saga resumed after a crash answers with the same refusal.
 //
 // Fault injection for the effects engineer (issue 4): `failAt` in the ledger options, or a driver that implements
 // `migrationPhase(phase, context)` and returns a failure message.
 import type { Command, CommandOf } from '../machines/commands';
 import { firstRefusal } from '../machines/decide';
-import { refusal as makeRefusal, type Refusal } from '../machines/errors';
+import { ERROR_CODES, refusal as makeRefusal, type ErrorCodeName, type Refusal } from '../machines/errors';
 import type { HostView } from '../machines/guards';
 import type { DomainState } from '../machines/model';
 import { PERFORM_RECHECKS } from '../machines/verbs';
@@ -71,23 +75,25 @@ export async function runMigration(
   options: MigrationOptions & { driver?: HypervisorDriver } = {},
 ): Promise<SagaResult> {
   const id = c.meta.commandId;
+  const correlationId = c.meta.correlationId ?? id;
   const meta = (step: string) => ({
     ...c.meta,
     commandId: `${id}/${step}`,
-    correlationId: c.meta.correlationId ?? id,
+    correlationId,
     expectedRevision: undefined,
   });
-  const phase = (p: 'prepare' | 'perform' | 'finish' | 'confirm', failed?: string): Command => ({
+  const phase = (p: 'prepare' | 'perform' | 'finish' | 'confirm', failed?: Refusal): Command => ({
     verb: 'migrate-phase',
     host: c.host,
     domain: c.domain,
     meta: meta(p),
     phase: p,
-    ...(failed !== undefined ? { failed } : {}),
+    ...(failed !== undefined ? { failed: failed.message, rule: failed.rule, code: failed.code } : {}),
   });
 
-  // Begin (the migrate command itself; its outcome doc is the saga's, written by the caller).
-  const begin = await port.step(c, { save: false });
+  // Begin (the migrate command itself, under the saga's correlation id; its outcome doc is the saga's, written by
+  // the caller).
+  const begin = await port.step({ ...c, meta: { ...c.meta, correlationId } }, { save: false });
   if (!begin.ok) return { outcome: begin, transient: begin.rule === 'CONCURRENCY' && !begin.audit };
   const events = [...begin.events];
   let sourceRevision = begin.revision;
@@ -112,9 +118,10 @@ export async function runMigration(
   };
   /** Records the failure of a phase on the source (the domain returns to where it was). */
   const fail = async (p: MigrationFailPhase, r: Refusal): Promise<SagaResult> => {
-    const failed = await port.step(phase(p, r.message), { save: true });
+    const failed = await port.step(phase(p, r), { save: true });
     take(failed);
-    return result(false, r);
+    // Recalled after a crash, the step says what failed it (its MigrationFailed fact); the same refusal either way.
+    return result(false, (failed.duplicate ? failedIn(failed) : undefined) ?? r);
   };
   const injected = async (p: MigrationFailPhase, source: DomainState): Promise<Refusal | undefined> => {
     let message: string | undefined;
@@ -155,6 +162,9 @@ export async function runMigration(
   }
   take(prepared);
   if (!prepared.ok) return result(false, refusalOf(prepared));
+  // Resumed after a crash that followed a recorded Prepare failure: the saga ended there.
+  const preparedFailure = failedIn(prepared);
+  if (preparedFailure) return result(false, preparedFailure);
 
   // Perform (the machine re-checks the source; a failed re-check is recorded as MigrationFailed)
   let performed = await port.recall(`${id}/perform`);
@@ -164,15 +174,17 @@ export async function runMigration(
     if (refused) return fail('perform', refused);
     const recheck = firstRefusal(source, phase('perform') as CommandOf<'migrate-phase'>, PERFORM_RECHECKS, { host: port.hostView });
     performed = await port.step(phase('perform'), { save: true });
-    if (performed.ok && performed.events.some((e) => e.type === 'MigrationFailed')) {
+    const performFailure = performed.ok ? failedIn(performed) : undefined;
+    if (performFailure) {
       take(performed);
-      const fact = performed.events.find((e) => e.type === 'MigrationFailed')!.data as { message: string; rule?: string };
-      return result(false, recheck ?? makeRefusal(fact.rule ?? 'MIG-PHASES', 'VIR_ERR_OPERATION_INVALID', fact.message, false));
+      return result(false, recheck ?? performFailure);
     }
-  } else if (performed.events.some((e) => e.type === 'MigrationFailed')) {
-    take(performed);
-    const fact = performed.events.find((e) => e.type === 'MigrationFailed')!.data as { message: string; rule?: string };
-    return result(false, makeRefusal(fact.rule ?? 'MIG-PHASES', 'VIR_ERR_OPERATION_INVALID', fact.message, false));
+  } else {
+    const performFailure = failedIn(performed);
+    if (performFailure) {
+      take(performed);
+      return result(false, performFailure);
+    }
   }
   take(performed);
   if (!performed.ok) return result(false, refusalOf(performed));
@@ -231,6 +243,23 @@ export async function runMigration(
   take(confirmed);
   if (!confirmed.ok) return result(false, refusalOf(confirmed), destination);
   return result(true, undefined, destination);
+}
+
+const CODE_NAMES = new Map<number, ErrorCodeName>(Object.entries(ERROR_CODES).map(([name, code]) => [code, name as ErrorCodeName]));
+
+/**
+ * The refusal a recorded MigrationFailed stands for: its rule and code (MIG-PHASES and 55 for facts recorded
+ * before they carried them), and its message as recorded (already rendered).
+ */
+export function migrationFailure(fact: { message: string; rule?: string; code?: number }): Refusal {
+  const codeName = (fact.code !== undefined ? CODE_NAMES.get(fact.code) : undefined) ?? 'VIR_ERR_OPERATION_INVALID';
+  return { ...makeRefusal(fact.rule ?? 'MIG-PHASES', codeName, fact.message, false), code: fact.code ?? ERROR_CODES[codeName] };
+}
+
+/** The failure a step's MigrationFailed fact records, if the step failed its phase. */
+function failedIn(o: CommandOutcome): Refusal | undefined {
+  const fact = o.events.find((e) => e.type === 'MigrationFailed');
+  return fact ? migrationFailure(fact.data as { message: string; rule?: string; code?: number }) : undefined;
 }
 
 function refusalOf(o: CommandOutcome): Refusal {

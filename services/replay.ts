@@ -2,7 +2,8 @@
 //
 //   replayCheck  re-runs every recorded decision through the current machine (decide on the state before it,
 //                with the host as it was then) and reports the ones today's rules would refuse; verifies every
-//                stream's hash chain and names each changed, removed or reordered fact.
+//                stream's hash chain (which covers each decision's recorded command) and names each changed,
+//                removed or reordered fact, and each decision whose metadata disagrees with its recorded command.
 //   stateAt      time travel: the domain list and snapshot trees as of a global position or a time.
 //   whatIf       replays the recorded commands (accepted and refused) with some rules switched off and lists
 //                every decision that would come out differently.
@@ -16,13 +17,18 @@ import { GUARDS, type HostView } from '../machines/guards';
 import { domainStream, initialDomainState, type DomainState } from '../machines/model';
 import { RULES } from '../machines/rules';
 import { domainRows, evolveKnown, foldDomainEvent, newStreamFold, type StreamFold } from '../projections/domainList';
-import { factHash } from './factHash';
+import { canonicalJson, eventHash } from './factHash';
 import {
+  acceptedNoopOf,
+  COMMAND_ACCEPTED,
+  COMMAND_REFUSED,
   commandOf,
   commandTarget,
   factOf,
   isDomainStream,
+  isNoopStream,
   isRefusalStream,
+  type RecordedNoop,
   refusalOf,
   timeMs,
   type LogPoint,
@@ -58,13 +64,38 @@ export class HostIndex implements HostView {
   }
 }
 
-/** What a decision came to, as the audit log and the what-if report show it. */
+/**
+ * What a decision came to, as the audit log and the what-if report show it. A migration phase that failed by a
+ * rule (its MigrationFailed names one: a Prepare check on the destination, a Perform re-check, a Finish refusal)
+ * counts as refused by that rule: the fact is recorded, but the migration did not get past that rule.
+ */
 export type Outcome = { outcome: 'accepted' } | { outcome: 'refused'; rule: string; message: string };
 
-function outcomeOf(decision: Decision): Outcome {
-  return decision.ok
-    ? { outcome: 'accepted' }
-    : { outcome: 'refused', rule: decision.refusal.rule, message: decision.refusal.message };
+function outcomeOf(decision: Decision, command?: Command): Outcome {
+  if (!decision.ok) return { outcome: 'refused', rule: decision.refusal.rule, message: decision.refusal.message };
+  if (command?.verb === 'migrate-phase') {
+    const failed = decision.facts.find((f) => f.type === 'MigrationFailed' && f.rule !== undefined);
+    if (failed?.type === 'MigrationFailed') return { outcome: 'refused', rule: failed.rule!, message: failed.message };
+  }
+  return { outcome: 'accepted' };
+}
+
+/** How a recorded decision came out, from its first fact: accepted, or a migration phase failed by a rule. */
+function recordedOutcome(event: RecordedEvent, command: Command): Outcome {
+  if (command.verb !== 'migrate-phase' || event.type !== 'MigrationFailed') return { outcome: 'accepted' };
+  const data = event.data as { rule?: unknown; message?: unknown };
+  return typeof data.rule === 'string' ? { outcome: 'refused', rule: data.rule, message: String(data.message ?? '') } : { outcome: 'accepted' };
+}
+
+/**
+ * A migration phase recorded as failed by a rule that is switched off (`migrate-phase … failed` with that rule):
+ * what-if decides the phase as if the check had passed. (Only that rule is known to have failed it: another
+ * check of the destination might still have, which the log cannot tell.)
+ */
+function withoutDisabledFailure(command: Command, disabled: ReadonlySet<string>): Command {
+  if (command.verb !== 'migrate-phase' || command.failed === undefined || command.rule === undefined || !disabled.has(command.rule)) return command;
+  const { failed: _failed, rule: _rule, code: _code, ...passed } = command;
+  return passed;
 }
 
 function sameOutcome(a: Outcome, b: Outcome): boolean {
@@ -95,6 +126,39 @@ function safeTarget(command: Command): { host: string; name: string } | undefine
   } catch {
     return undefined;
   }
+}
+
+/** Why a fact fails its hash: its content, or (on a fact that carries one) the command recorded with it. */
+function changedDetail(event: RecordedEvent): string {
+  const command = event.metadata.command as { verb?: unknown; meta?: { commandId?: unknown } } | undefined;
+  if (command === undefined) return `its ${event.type} content does not match its recorded hash: the fact was changed`;
+  const verb = command && typeof command === 'object' && typeof command.verb === 'string' ? command.verb : '?';
+  const id = command && typeof command === 'object' && typeof command.meta?.commandId === 'string' ? command.meta.commandId : '?';
+  return `its ${event.type} content does not match its recorded hash, which covers the command recorded with it too (now '${verb}', id ${id}): the fact or its command was changed`;
+}
+
+/**
+ * The metadata the ledger copies from a decision's command (command id, actor, time, correlation id, host,
+ * domain; and for a refusal, the command in its data) must agree with that command, which the hash covers.
+ * Returns what disagrees, or undefined.
+ */
+function metadataMismatch(event: RecordedEvent, command: Command): string | undefined {
+  const m = event.metadata;
+  const meta = (command.meta ?? {}) as Partial<Command['meta']>;
+  const fields: [string, unknown, unknown][] = [
+    ['commandId', m.commandId, meta.commandId],
+    ['actor', m.actor, meta.actor],
+    ['time', m.time, meta.time],
+    ['correlationId', m.correlationId, meta.correlationId],
+  ];
+  const target = safeTarget(command);
+  if (target && typeof m.host === 'string') fields.push(['host', m.host, target.host]);
+  if (target && typeof m.domain === 'string') fields.push(['domain', m.domain, target.name]);
+  const wrong = fields.filter(([, a, b]) => a !== b).map(([k, a, b]) => `metadata ${k} ${JSON.stringify(a) ?? 'missing'} is not the recorded command's ${JSON.stringify(b) ?? '(none)'}`);
+  if ((event.type === COMMAND_REFUSED || event.type === COMMAND_ACCEPTED) && m.command !== undefined && canonicalJson(m.command) !== canonicalJson(command)) {
+    wrong.push(`the command in the ${event.type} record's metadata is not the command in its data`);
+  }
+  return wrong.length > 0 ? wrong.join('; ') : undefined;
 }
 
 /**
@@ -181,10 +245,14 @@ export interface RefusalDrift {
 export interface ReplaySummary {
   /** True when there is no violation and no tampering. */
   ok: boolean;
-  /** Facts read (every stream), decisions re-run (accepted commands), refusals read, hypervisor reports. */
+  /**
+   * Facts read (every stream), decisions re-run (accepted commands that appended facts), refusals read, accepted
+   * no-ops re-run (on the domain revision each names), hypervisor reports.
+   */
   facts: number;
   decisions: number;
   refusals: number;
+  noops: number;
   hypervisorReports: number;
   /** Domain streams seen. */
   domains: number;
@@ -227,9 +295,14 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
   let facts = 0;
   let decisions = 0;
   let refusals = 0;
+  let noops = 0;
+  /** No-op records decided on a domain revision the pass had already gone past (a writer got in between). */
+  const laterNoops: { event: RecordedEvent; noop: RecordedNoop; target: { host: string; name: string } }[] = [];
   let hypervisorReports = 0;
   let lastPosition = 0;
   let anchorSeen = false;
+  /** Facts whose metadata disagrees with their (hashed) command: reported unless the chain check names them. */
+  const mismatches: TamperFinding[] = [];
   /** The decision whose facts are being read: later facts of the same command continue it. */
   let open: { stream: string; commandId: unknown } | undefined;
 
@@ -274,13 +347,18 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
     if (
       event.revision !== chain.revision + 1 ||
       recordedHash === undefined ||
-      factHash(chain.hash, event.type, event.data) !== recordedHash
+      eventHash(chain.hash, event) !== recordedHash
     ) {
       suspicious.add(event.stream);
     }
     chain.revision = event.revision;
     chain.position = event.position;
     chain.hash = recordedHash ?? '';
+    const carried = commandOf(event);
+    const mismatch = carried !== undefined ? metadataMismatch(event, carried) : undefined;
+    if (mismatch) {
+      mismatches.push({ stream: event.stream, revision: event.revision, position: event.position, problem: 'changed', detail: mismatch });
+    }
 
     if (isDomainStream(event.stream)) {
       const before = folds[event.stream] ?? newStreamFold(event);
@@ -319,6 +397,23 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
       folds[event.stream] = before;
       const after = foldDomainEvent(folds, event)!;
       hosts.update(before.state, after.state);
+    } else if (isNoopStream(event.stream)) {
+      // An accepted no-op: re-decided on the domain state it names (the revision it was decided on), whose hash
+      // it quotes. Usually that is where the pass stands; if another writer got in between, checked afterwards.
+      open = undefined;
+      const noop = acceptedNoopOf(event);
+      const target = noop && safeTarget(noop.command);
+      if (noop && target) {
+        noops++;
+        const fold = folds[domainStream(target.host, target.name)];
+        if ((fold?.revision ?? -1) === noop.domainRevision) {
+          const hash = chains.get(domainStream(target.host, target.name))?.hash;
+          const finding = noopChecks(event, noop, target, fold?.state ?? initialDomainState(target.host, target.name), hash, hosts, violation);
+          if (finding) mismatches.push(finding);
+        } else {
+          laterNoops.push({ event, noop, target });
+        }
+      }
     } else if (isRefusalStream(event.stream)) {
       open = undefined;
       const refused = refusalOf(event);
@@ -327,7 +422,7 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
         refusals++;
         const stream = domainStream(target.host, target.name);
         const state = folds[stream]?.state ?? initialDomainState(target.host, target.name);
-        const now = outcomeOf(safeDecide(state, refused.command, hosts));
+        const now = outcomeOf(safeDecide(state, refused.command, hosts), refused.command);
         if (now.outcome === 'accepted' || now.rule !== refused.rule) {
           refusalDrift.push({
             position: event.position,
@@ -356,8 +451,27 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
       detail: `the log was verified up to position ${anchor.position}, but it now ends at ${lastPosition}: facts were cut from its end`,
     });
   }
+  for (const { event, noop, target } of laterNoops) {
+    const at = await domainAt(store, domainStream(target.host, target.name), target, noop.domainRevision);
+    if (!at) {
+      mismatches.push({
+        stream: event.stream,
+        revision: event.revision,
+        position: event.position,
+        problem: 'unchained',
+        detail: `it names revision ${noop.domainRevision} of ${domainStream(target.host, target.name)}, which the log does not hold`,
+      });
+      continue;
+    }
+    const finding = noopChecks(event, noop, target, at.state, at.hash, hosts, violation);
+    if (finding) mismatches.push(finding);
+  }
+  violations.sort((a, b) => a.position - b.position);
   const claimed = new Set<number>();
   for (const stream of suspicious) tampered.push(...(await checkStream(store, stream, positionGaps, claimed)));
+  for (const m of mismatches) {
+    if (!tampered.some((t) => t.stream === m.stream && t.revision === m.revision)) tampered.push(m);
+  }
   for (const [from, to] of positionGaps) {
     for (let p = from; p <= to; p++) {
       if (claimed.has(p)) continue;
@@ -379,6 +493,7 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
     facts,
     decisions,
     refusals,
+    noops,
     hypervisorReports,
     domains,
     head: lastPosition,
@@ -396,6 +511,50 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
     }
   }
   return summary;
+}
+
+/**
+ * Checks an accepted no-op against the domain state it was decided on: today's rules must still accept it (else a
+ * violation), and the domain's fact at that revision must still carry the hash the record quotes (else the
+ * domain stream was rewritten under it: returned as a finding on the record).
+ */
+function noopChecks(
+  event: RecordedEvent,
+  noop: RecordedNoop,
+  target: { host: string; name: string },
+  state: DomainState,
+  domainHash: string | undefined,
+  hosts: HostView,
+  violation: (event: RecordedEvent, verb: string, host: string, domain: string, refusal: { rule: string; code: number; message: string }) => void,
+): TamperFinding | undefined {
+  const decision = safeDecide(state, noop.command, hosts);
+  if (!decision.ok) violation(event, String(noop.command.verb), target.host, target.name, decision.refusal);
+  if (noop.domainRevision >= 0 && noop.domainHash !== domainHash) {
+    return {
+      stream: event.stream,
+      revision: event.revision,
+      position: event.position,
+      problem: 'unchained',
+      detail:
+        `it was decided on revision ${noop.domainRevision} of ${domainStream(target.host, target.name)}, whose hash was ${noop.domainHash ?? '(none)'}; ` +
+        `the fact there now carries ${domainHash ?? 'no hash'}`,
+    };
+  }
+  return undefined;
+}
+
+/** A domain's state and last hash at a revision, folded from its stream; undefined when the stream does not reach it. */
+async function domainAt(store: EventStore, stream: string, target: { host: string; name: string }, revision: number) {
+  let state = initialDomainState(target.host, target.name);
+  let hash: string | undefined;
+  let reached = revision < 0;
+  for await (const e of store.readStream(stream)) {
+    if (e.revision > revision) break;
+    state = evolveKnown(state, factOf(e));
+    hash = typeof e.metadata.hash === 'string' ? e.metadata.hash : undefined;
+    reached = e.revision === revision;
+  }
+  return reached ? { state, hash } : undefined;
 }
 
 function lastStream(chains: Map<string, ChainCursor>, position: number): string | undefined {
@@ -486,9 +645,9 @@ async function checkStream(store: EventStore, stream: string, positionGaps: [num
   const predecessor: (number | undefined)[] = events.map((event, i) => {
     const own = hashes[i]!;
     if (!own) return undefined;
-    if (i > 0 && factHash(hashes[i - 1], event.type, event.data) === own) return i - 1;
-    if (factHash('', event.type, event.data) === own) return -1;
-    for (const [hash, j] of holder) if (j !== i && factHash(hash, event.type, event.data) === own) return j;
+    if (i > 0 && eventHash(hashes[i - 1], event) === own) return i - 1;
+    if (eventHash('', event) === own) return -1;
+    for (const [hash, j] of holder) if (j !== i && eventHash(hash, event) === own) return j;
     return undefined;
   });
   // The revision each fact was recorded at: one after the revision its predecessor was recorded at.
@@ -533,7 +692,7 @@ async function checkStream(store: EventStore, stream: string, positionGaps: [num
       if (previousBroken) {
         report({ ...base, problem: 'unchained', detail: `it does not chain to revision ${event.revision - 1}'s recorded hash (that hash was changed, or this fact was too)` });
       } else {
-        report({ ...base, problem: 'changed', detail: `its ${event.type} content does not match its recorded hash: the fact was changed` });
+        report({ ...base, problem: 'changed', detail: changedDetail(event) });
       }
       return;
     }
@@ -720,8 +879,9 @@ export async function whatIf(store: EventStore, options: WhatIfOptions): Promise
     const rs = recorded.get(stream)!;
     const ws = whatIfStates.get(stream)!;
     const diverged = rs !== ws;
-    const wouldDecision = safeDecide(ws, command, whatIfHosts, disabled);
-    const wouldBe = outcomeOf(wouldDecision);
+    const asIf = withoutDisabledFailure(command, disabled);
+    const wouldDecision = safeDecide(ws, asIf, whatIfHosts, disabled);
+    const wouldBe = outcomeOf(wouldDecision, asIf);
     const change = (cause: WhatIfChange['cause']) =>
       changes.push({
         position: event.position,
@@ -735,10 +895,13 @@ export async function whatIf(store: EventStore, options: WhatIfOptions): Promise
       });
     if (!diverged) {
       // Compare with today's rules on the same history, so rule drift and driver refusals are not "changes".
-      const baseline = outcomeOf(safeDecide(rs, command, recordedHosts));
+      const baseline = outcomeOf(safeDecide(rs, command, recordedHosts), command);
       if (sameOutcome(wouldBe, baseline)) return true;
-      const direct = outcomeOf(safeDecide(rs, command, recordedHosts, disabled));
+      const direct = outcomeOf(safeDecide(rs, asIf, recordedHosts, disabled), asIf);
       change(sameOutcome(direct, baseline) ? 'consequence' : 'rule');
+      // A migration phase that would pass: the saga's later steps (and the destination's) are not in the log, so
+      // the what-if world keeps following the record rather than invent them (or strand the domain mid-migration).
+      if (command.verb === 'migrate-phase' && was.outcome === 'refused' && wouldBe.outcome === 'accepted') return true;
     } else if (!sameOutcome(wouldBe, was)) {
       change('consequence');
     }
@@ -761,7 +924,7 @@ export async function whatIf(store: EventStore, options: WhatIfOptions): Promise
         follow = open!.follow;
       } else if (command) {
         const target = safeTarget(command) ?? identity;
-        follow = decidePoint(event, command, event.stream, target, { outcome: 'accepted' });
+        follow = decidePoint(event, command, event.stream, target, recordedOutcome(event, command));
         open = { stream: event.stream, commandId: event.metadata.commandId, follow };
       } else {
         // A hypervisor report: followed while the domain is undiverged, else re-decided as its guest-event.
@@ -780,6 +943,12 @@ export async function whatIf(store: EventStore, options: WhatIfOptions): Promise
       recordedHosts.update(rsBefore, rsAfter);
       recorded.set(event.stream, rsAfter);
       if (follow && wsBefore === rsBefore) setWhatIf(event.stream, rsAfter);
+    } else if (isNoopStream(event.stream)) {
+      // An accepted no-op: nothing recorded to follow; where the what-if world differs it may do something now.
+      open = undefined;
+      const noop = acceptedNoopOf(event);
+      const target = noop && safeTarget(noop.command);
+      if (noop && target) decidePoint(event, noop.command, domainStream(target.host, target.name), target, { outcome: 'accepted' });
     } else if (isRefusalStream(event.stream)) {
       open = undefined;
       const refused = refusalOf(event);

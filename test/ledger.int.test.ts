@@ -12,11 +12,20 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommandInput } from '../machines/commands';
 import { evolve } from '../machines/evolve';
 import { domainStream, initialDomainState, type DomainConfig } from '../machines/model';
+import { createSimulatedDriver } from '../services/drivers/simulated';
 import type { HypervisorDriver } from '../services/drivers/types';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import type { EventStore, RecordedEvent } from '../services/eventstore/types';
 import { factFromEvent, verifyChain } from '../services/factHash';
-import { CHECKPOINTS_COLLECTION, COMMAND_REFUSED, createLedger, refusalStream, type LedgerOptions } from '../services/ledger';
+import {
+  CHECKPOINTS_COLLECTION,
+  COMMAND_ACCEPTED,
+  COMMAND_REFUSED,
+  createLedger,
+  noopStream,
+  refusalStream,
+  type LedgerOptions,
+} from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { parseDomainXml } from '../services/xml';
 
@@ -92,6 +101,12 @@ describe('accept, refuse, append', () => {
     expect(events[0]!.metadata).toMatchObject({ commandId: defined!.commandId, actor: 'test', time: TIME, host: 'local', domain: 'test' });
     expect((events[0]!.metadata.command as { verb: string }).verb).toBe('define');
     expect(verifyChain(events)).toBeUndefined();
+    // The hash covers the recorded command: a forged one (still a command today's rules accept) breaks the chain.
+    const forged = structuredClone(events);
+    (forged[1]!.metadata.command as { forceBoot: boolean }).forceBoot = true;
+    expect(verifyChain(forged)).toMatchObject({ stream: STREAM, revision: 1 });
+    delete forged[1]!.metadata.command;
+    expect(verifyChain(forged)).toMatchObject({ stream: STREAM, revision: 1 });
     // The outcome's events are the stored ones.
     expect(snap!.events[0]).toMatchObject({ stream: STREAM, revision: 2, position: events[2]!.position, type: 'SnapshotCreated' });
   });
@@ -182,6 +197,48 @@ describe.each(['all', 'unrecorded'] as const)('idempotency (outcomeDocs: %s)', (
     expect(again).toEqual({ ...first, duplicate: true });
     expect((await ledger.loadDomain('local', 'test')).state.hasManagedSave).toBe(true);
     void store;
+  });
+
+  it('accepted no-ops leave the domain stream alone and one CommandAccepted each in noops-<host>, rebuilt after losing their docs', async () => {
+    const a = open({ outcomeDocs });
+    await runAll(a.ledger, [
+      { verb: 'define', config: CONFIG },
+      { verb: 'start', domain: 'test' },
+      { verb: 'suspend', domain: 'test' },
+    ]);
+    const domainBefore = await collect(a.store.readStream(STREAM));
+    const revision = domainBefore.length - 1;
+    // suspend of a paused domain, a guest event with nothing to report, managedsave-remove without an image.
+    const noops = [
+      await a.ledger.execute(cmd({ verb: 'suspend', domain: 'test' }, 'noop-suspend')),
+      await a.ledger.execute(cmd({ verb: 'guest-event', domain: 'test', event: 'blockjob-ready', disk: 'vda' }, 'noop-report')),
+      await a.ledger.execute(cmd({ verb: 'managedsave-remove', domain: 'test' }, 'noop-msr')),
+    ];
+    noops.forEach((o, i) =>
+      expect(o).toMatchObject({ ok: true, events: [], revision, audit: { stream: noopStream('local'), revision: i } }),
+    );
+    expect(await collect(a.store.readStream(STREAM))).toEqual(domainBefore); // the domain did not move, not even its revision
+    const records = await collect(a.store.readStream(noopStream('local')));
+    expect(records.map((r) => [r.type, r.position, r.metadata.commandId])).toEqual(noops.map((o) => [COMMAND_ACCEPTED, o.audit!.position, o.commandId]));
+    expect(records[0]!.data).toEqual({
+      command: records[0]!.metadata.command,
+      domainRevision: revision,
+      domainHash: domainBefore.at(-1)!.metadata.hash,
+    });
+    expect((records[0]!.data as { command: { verb: string } }).command.verb).toBe('suspend');
+    expect(verifyChain(records)).toBeUndefined();
+
+    await a.ledger.close();
+    await a.store.close();
+    opened.splice(0);
+    const db = new Database(file);
+    db.prepare("DELETE FROM docs WHERE collection = 'outcomes'").run();
+    db.close();
+    // Another process, after a crash that lost the outcome docs: the same answers, nothing recorded twice.
+    const b = open({ outcomeDocs });
+    expect(await b.ledger.execute(cmd({ verb: 'suspend', domain: 'test' }, 'noop-suspend'))).toEqual({ ...noops[0], duplicate: true });
+    expect(await b.ledger.execute(cmd({ verb: 'managedsave-remove', domain: 'test' }, 'noop-msr'))).toEqual({ ...noops[2], duplicate: true });
+    expect(await collect(b.store.readStream(noopStream('local')))).toHaveLength(3);
   });
 
   it('a retried refused command is refused the same way, recorded once', async () => {
@@ -309,6 +366,54 @@ describe('racing writers on one file', () => {
     const clash = await b.ledger.execute(cmd({ verb: 'define', config: { ...CONFIG, name: 'other' } }));
     expect(clash).toMatchObject({ ok: false, rule: 'DEF-NAME', message: `operation failed: domain 'test' is already defined with uuid ${CONFIG.uuid}` });
     expect((await b.ledger.listDomains()).map((s) => s.name)).toEqual(['test']);
+  });
+});
+
+describe('hypervisor reports (driver.pendingReports)', () => {
+  const copyConfig = { name: 'vm', uuid: 'uuid-vm', disks: [{ target: 'vda', source: '/data/vda.qcow2' }] };
+
+  it('the ledger runs them after an accepted command: a block copy is ready without the caller, once, however often retried', async () => {
+    const store = openSqliteEventStore(file);
+    const driver = createSimulatedDriver({ store });
+    const ledger = createLedger(store, { driver });
+    opened.push({ store, ledger });
+    await ledger.execute(cmd({ verb: 'create', config: copyConfig }));
+    const copy = await ledger.execute(cmd({ verb: 'blockcopy', domain: 'vm', path: 'vda', dest: '/data/copy.qcow2' }, 'copy-1'));
+    expect(copy.ok).toBe(true);
+    expect(copy.events.map((e) => e.type)).toEqual(['BlockJobStarted']); // the command's own outcome: its own facts only
+    expect((await ledger.loadDomain('local', 'vm')).state.blockJobs.vda?.phase).toBe('ready');
+    const stream = domainStream('local', 'vm');
+    const ready = (await collect(store.readStream(stream))).filter((e) => e.type === 'BlockJobReady');
+    expect(ready).toHaveLength(1);
+    expect(ready[0]!.metadata).toMatchObject({ actor: 'hypervisor', commandId: `hv-ready-${stream}-vda-${copy.events[0]!.position}` });
+    // A retry (here, or in another process) appends no second report.
+    expect(await ledger.execute(cmd({ verb: 'blockcopy', domain: 'vm', path: 'vda', dest: '/data/copy.qcow2' }, 'copy-1'))).toMatchObject({ duplicate: true });
+    const otherStore = openSqliteEventStore(file);
+    const other = createLedger(otherStore, { driver: createSimulatedDriver({ store: otherStore }) });
+    opened.push({ store: otherStore, ledger: other });
+    await other.execute(cmd({ verb: 'blockcopy', domain: 'vm', path: 'vda', dest: '/data/copy.qcow2' }, 'copy-1'));
+    expect((await collect(store.readStream(stream))).filter((e) => e.type === 'BlockJobReady')).toHaveLength(1);
+  });
+
+  it('under mirror-never-ready nothing is reported; a driver whose reports fail does not fail the command', async () => {
+    const store = openSqliteEventStore(file);
+    const ledger = createLedger(store, { driver: createSimulatedDriver({ store, faults: { mirrorNeverReady: true } }) });
+    opened.push({ store, ledger });
+    await ledger.execute(cmd({ verb: 'create', config: copyConfig }));
+    expect((await ledger.execute(cmd({ verb: 'blockcopy', domain: 'vm', path: 'vda', dest: '/data/copy.qcow2' }))).ok).toBe(true);
+    expect((await ledger.loadDomain('local', 'vm')).state.blockJobs.vda?.phase).toBe('copying');
+
+    const discarded: string[] = [];
+    const failing: HypervisorDriver = {
+      name: 'failing-reports',
+      perform: async (_s, _c, facts) => ({ facts }),
+      pendingReports: async () => {
+        throw new Error('hypervisor connection lost');
+      },
+    };
+    const b = open({ driver: failing, onDiscard: (what, key, reason) => discarded.push(`${what} ${key}: ${reason}`) });
+    expect(await b.ledger.execute(cmd({ verb: 'reboot', domain: 'vm' }))).toMatchObject({ ok: true });
+    expect(discarded).toEqual(['report local/vm: hypervisor connection lost']);
   });
 });
 

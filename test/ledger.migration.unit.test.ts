@@ -12,6 +12,7 @@ import { verifyChain } from '../services/factHash';
 import { createLedger, type LedgerOptions } from '../services/ledger';
 import type { MigrationAwareDriver } from '../services/migration';
 import { parseDomainXml } from '../services/xml';
+import { auditEntries, auditGroups } from '../projections/queries';
 
 const CONFIG: DomainConfig = parseDomainXml(readFileSync('/work/shared/spec/libvirt-examples/test.xml', 'utf8'));
 const SRC = domainStream('local', 'test');
@@ -96,6 +97,69 @@ describe('migrate: the saga over two streams', () => {
     expect(outcome.events.map((e) => e.type)).toEqual(['MigrationStarted', 'MigrationFailed']);
     expect(await store.streamRevision(DST)).toBe(dstBefore);
     expect((await ledger.loadDomain('local', 'test')).state).toMatchObject({ active: true, migration: null });
+    // The rule and code that failed Prepare are on the fact, and so in the audit.
+    expect(outcome.events[1]!.data).toEqual({
+      phase: 'prepare',
+      message: "operation failed: domain 'test' already exists with uuid 11111111-2222-3333-4444-555555555555",
+      rule: 'DEF-NAME',
+      code: 9,
+    });
+    const [prepare] = await auditEntries(store, { correlationId: outcome.commandId, outcome: 'accepted', since: { position: outcome.events[1]!.position } });
+    expect(prepare).toMatchObject({ verb: 'migrate-phase', rule: 'DEF-NAME', code: 9, codeName: 'VIR_ERR_OPERATION_FAILED' });
+  });
+
+  it('a saga resumed after a recorded Prepare failure (its outcome doc lost) answers with the same refusal, appending nothing', async () => {
+    const base = createMemoryEventStore();
+    const { ledger } = await running({}, base);
+    await ledger.execute({ ...cmd({ verb: 'define', config: { ...CONFIG, uuid: '11111111-2222-3333-4444-555555555555' } }), host: 'dst' });
+    // A process that dies right after the failure was recorded, before the saga's own outcome doc.
+    const dying: EventStore = Object.create(base);
+    dying.putDoc = async (collection, key, value) => {
+      if (collection === 'outcomes' && key === 'mig-f') throw new Error('process died');
+      return base.putDoc(collection, key, value);
+    };
+    await expect(createLedger(dying).execute(cmd({ verb: 'migrate', domain: 'test', desthost: 'dst' }, 'mig-f'))).rejects.toThrow('process died');
+    const head = await base.headPosition();
+    const again = await createLedger(base).execute(cmd({ verb: 'migrate', domain: 'test', desthost: 'dst' }, 'mig-f'));
+    expect(again).toMatchObject({ ok: false, rule: 'DEF-NAME', code: 9, codeName: 'VIR_ERR_OPERATION_FAILED' });
+    expect(again.events.map((e) => e.type)).toEqual(['MigrationStarted', 'MigrationFailed']);
+    expect(await base.headPosition()).toBe(head); // no Perform attempted on a domain the migration had let go
+  });
+
+  it('every fact of a saga carries one correlation id (the migrate command id, or the client’s), and the audit groups the steps', async () => {
+    const { store, ledger } = await running();
+    const own = await ledger.execute(cmd({ verb: 'migrate', domain: 'test', desthost: 'dst', persistent: true }, 'mig-own'));
+    expect(own.ok).toBe(true);
+    expect(own.events.map((e) => e.metadata.correlationId)).toEqual(own.events.map(() => 'mig-own'));
+    expect(own.events[0]!.metadata).toMatchObject({ commandId: 'mig-own', correlationId: 'mig-own' });
+
+    const back = await ledger.execute({
+      ...cmd({ verb: 'migrate', host: 'dst', domain: 'test', desthost: 'local', persistent: true }, 'mig-back'),
+      meta: { commandId: 'mig-back', actor: 'ops', time: '2026-11-22T00:00:01Z', correlationId: 'ticket-42' },
+    });
+    expect(back.ok).toBe(true);
+    expect(new Set(back.events.map((e) => e.metadata.correlationId))).toEqual(new Set(['ticket-42']));
+
+    const groups = await auditGroups(store);
+    const saga = groups.find((g) => g.id === 'mig-own')!;
+    expect(saga).toMatchObject({ verb: 'migrate', commandId: 'mig-own', outcome: 'accepted', targets: ['local/test', 'dst/test'] });
+    expect(saga.entries.map((e) => e.verb)).toEqual(['migrate', 'migrate-phase', 'migrate-phase', 'migrate-incoming', 'migrate-phase', 'migrate-phase']);
+    expect(saga.entries.flatMap((e) => e.facts.map((f) => f.position))).toEqual(own.events.map((e) => e.position));
+    expect(groups.find((g) => g.id === 'ticket-42')).toMatchObject({ verb: 'migrate', commandId: 'mig-back', targets: ['dst/test', 'local/test'] });
+    // Asking for one domain's audit brings each of its migrations whole, the other host's steps included.
+    const fromDst = await auditGroups(store, { host: 'dst', domain: 'test', since: { position: back.events[0]!.position } });
+    expect(fromDst.map((g) => g.id)).toEqual(['ticket-42']);
+    expect(fromDst[0]!.entries.some((e) => e.host === 'local')).toBe(true);
+  });
+
+  it('a failed migration groups as failed, with the rule and code of the phase that failed', async () => {
+    const { store, ledger } = await running();
+    await ledger.execute({ ...cmd({ verb: 'define', config: { ...CONFIG, uuid: '11111111-2222-3333-4444-555555555555' } }), host: 'dst' });
+    const outcome = await ledger.execute(cmd({ verb: 'migrate', domain: 'test', desthost: 'dst' }, 'mig-clash'));
+    expect(outcome.ok).toBe(false);
+    const [group] = await auditGroups(store, { correlationId: 'mig-clash' });
+    expect(group).toMatchObject({ outcome: 'failed', rule: 'DEF-NAME', code: 9, codeName: 'VIR_ERR_OPERATION_FAILED', message: outcome.message });
+    expect(group!.entries.map((e) => e.verb)).toEqual(['migrate', 'migrate-phase']);
   });
 
   it.each(['prepare', 'perform', 'finish'] as const)('failAt %s: recorded on the source, nothing on the destination', async (phase) => {

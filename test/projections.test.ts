@@ -131,7 +131,7 @@ describe('rebuild and resume', () => {
         anchor: { stream: 'domain-elsewhere-vm9', revision: 0 },
         state: { streams: {} },
       });
-      await store.putDoc(CHECKPOINT_COLLECTION, audit.name, { position: head + 50, version: 1, state: { sealed: 0, chunkSize: 16, open: [] } });
+      await store.putDoc(CHECKPOINT_COLLECTION, audit.name, { position: head + 50, version: audit.version, state: { sealed: 0, chunkSize: 16, open: [] } });
       const runner = await ProjectionRunner.open(store, PROJECTIONS, { onWarning: (m) => warnings.push(m) });
       expect(runner.position).toBe(0);
       expect(warnings.join('\n')).toMatch(/domainList.*version 99/);
@@ -279,7 +279,10 @@ describe('auditLog', () => {
       const refusals = log.filter((e) => e.type === COMMAND_REFUSED);
       expect(entries.filter((e) => e.outcome === 'refused')).toHaveLength(refusals.length);
       const decisions = log.filter((e) => e.stream.startsWith('domain-') && e.metadata.command !== undefined);
-      expect(entries.filter((e) => e.outcome === 'accepted')).toHaveLength(decisions.length);
+      const noops = log.filter((e) => e.stream.startsWith('noops-'));
+      expect(noops.length).toBeGreaterThan(0);
+      expect(entries.filter((e) => e.outcome === 'accepted' && !e.noop)).toHaveLength(decisions.length);
+      expect(entries.filter((e) => e.noop)).toHaveLength(noops.length);
       const positions = entries.flatMap((e) => e.facts.map((f) => f.position));
       expect(positions).toEqual(log.filter((e) => e.stream.startsWith('domain-')).map((e) => e.position));
       for (const e of entries.filter((x) => x.outcome === 'refused')) {

@@ -156,7 +156,7 @@ describe('vmledger replay', () => {
     const command = { verb: 'start', host: 'h1', domain: 'db', paused: false, autodestroy: false, forceBoot: false, meta: { commandId: 'old-1', actor: 'old', time: timeOf(20) } };
     await store.append(
       'domain-h1-db',
-      [{ type: 'DomainStarted', data, metadata: { commandId: 'old-1', actor: 'old', time: timeOf(20), host: 'h1', domain: 'db', command, hash: factHash(previous, 'DomainStarted', data) } }],
+      [{ type: 'DomainStarted', data, metadata: { commandId: 'old-1', actor: 'old', time: timeOf(20), host: 'h1', domain: 'db', command, hash: factHash(previous, 'DomainStarted', data, command) } }],
       { expectedRevision: 1 },
     );
     await store.close();

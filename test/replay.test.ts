@@ -12,7 +12,7 @@ import { domainStream } from '../machines/model';
 import { createMemoryEventStore } from '../services/eventstore/memory';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import type { EventStore, RecordedEvent } from '../services/eventstore/types';
-import { factHash } from '../services/factHash';
+import { eventHash, factHash } from '../services/factHash';
 import { createLedger } from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { domainList } from '../projections/domainList';
@@ -193,7 +193,7 @@ async function appendRecorded(store: EventStore, stream: string, facts: { type: 
   for await (const e of store.readStream(stream)) previous = e.metadata.hash as string;
   const revision = await store.streamRevision(stream);
   const events = facts.map((f, i) => {
-    previous = factHash(previous, f.type, f.data);
+    previous = factHash(previous, f.type, f.data, i === 0 ? meta.command : undefined);
     return { type: f.type, data: f.data, metadata: { ...meta, ...(i === 0 && meta.command ? {} : { command: undefined }), hash: previous } };
   });
   for (const e of events) if (e.metadata.command === undefined) delete (e.metadata as Record<string, unknown>).command;
@@ -373,3 +373,178 @@ async function collect(store: EventStore): Promise<RecordedEvent[]> {
   for await (const e of store.readAll(0)) out.push(e);
   return out;
 }
+
+describe('replayCheck: the recorded command is in the hash chain', () => {
+  const first = (e: RecordedEvent) => e.metadata.command as { verb?: string; forceBoot?: boolean } | undefined;
+
+  it('a recorded command edited in the SQLite file, into one today’s rules accept, is named: stream, revision, position', async () => {
+    const target = log.find((e) => e.stream.startsWith('domain-') && first(e)?.verb === 'start' && first(e)?.forceBoot === false)!;
+    expect(target).toBeDefined();
+    const store = await tampered((db) =>
+      db.prepare("UPDATE events SET metadata = json_set(metadata, '$.command.forceBoot', json('true')) WHERE position = ?").run(target.position),
+    );
+    const summary = await replayCheck(store);
+    expect(summary.violations).toEqual([]); // the forged command passes today's rules: only the hash tells
+    expect(summary.tampered).toEqual([
+      expect.objectContaining({ stream: target.stream, revision: target.revision, position: target.position, problem: 'changed' }),
+    ]);
+    expect(summary.tampered[0]!.detail).toContain(`covers the command recorded with it too (now 'start', id ${target.metadata.commandId})`);
+    await store.close();
+  });
+
+  it('a refusal’s recorded command, and metadata copied from a command, edited: named too', async () => {
+    const refusal = log.find((e) => e.type === 'CommandRefused')!;
+    let store = await tampered((db) =>
+      db.prepare("UPDATE events SET metadata = json_set(metadata, '$.command.meta.actor', 'mallory') WHERE position = ?").run(refusal.position),
+    );
+    expect((await replayCheck(store)).tampered).toEqual([
+      expect.objectContaining({ stream: refusal.stream, revision: refusal.revision, position: refusal.position, problem: 'changed' }),
+    ]);
+    await store.close();
+
+    // The top-level actor is a copy of the (hashed) command's: changing it alone is caught by comparing the two.
+    const decision = log.find((e) => e.stream.startsWith('domain-') && first(e) !== undefined && e.revision > 0)!;
+    store = await tampered((db) => db.prepare("UPDATE events SET metadata = json_set(metadata, '$.actor', 'mallory') WHERE position = ?").run(decision.position));
+    const summary = await replayCheck(store);
+    expect(summary.tampered).toEqual([
+      expect.objectContaining({ stream: decision.stream, revision: decision.revision, position: decision.position, problem: 'changed' }),
+    ]);
+    expect(summary.tampered[0]!.detail).toBe(`metadata actor "mallory" is not the recorded command's ${JSON.stringify(decision.metadata.actor)}`);
+    await store.close();
+  });
+});
+
+describe('replayCheck over accepted no-ops (noops-<host>)', () => {
+  const noops = () => log.filter((e) => e.stream.startsWith('noops-'));
+
+  it('re-decides each on the domain revision it names, and names an edited record', async () => {
+    expect(noops().length).toBeGreaterThan(0);
+    const untouched = await tampered(() => {});
+    expect(await replayCheck(untouched, { anchor: false })).toMatchObject({ ok: true, noops: noops().length });
+    await untouched.close();
+
+    const record = noops()[0]!;
+    const store = await tampered((db) =>
+      db.prepare("UPDATE events SET data = json_set(data, '$.command.verb', 'resume') WHERE position = ?").run(record.position),
+    );
+    expect((await replayCheck(store)).tampered).toEqual([
+      expect.objectContaining({ stream: record.stream, revision: record.revision, position: record.position, problem: 'changed' }),
+    ]);
+    await store.close();
+  });
+
+  it('a domain stream rewritten under a no-op, every hash recomputed, is noticed by the record that quotes its hash', async () => {
+    const record = noops().find((e) => (e.data as { domainRevision: number }).domainRevision >= 0)!;
+    const { domainRevision, command } = record.data as { domainRevision: number; command: { host: string; domain: string } };
+    const stream = domainStream(command.host, command.domain);
+    const facts = log.filter((e) => e.stream === stream);
+    const store = await tampered((db) => {
+      // Forge the fact at that revision, then re-chain the stream from there so that it verifies on its own.
+      let previous = domainRevision > 0 ? String(facts[domainRevision - 1]!.metadata.hash) : undefined;
+      for (const e of facts.slice(domainRevision)) {
+        const data = e.revision === domainRevision ? { ...(e.data as object), forged: true } : e.data;
+        previous = eventHash(previous, { ...e, data });
+        db.prepare("UPDATE events SET data = ?, metadata = json_set(metadata, '$.hash', ?) WHERE position = ?").run(JSON.stringify(data), previous, e.position);
+      }
+    });
+    const summary = await replayCheck(store, { anchor: false });
+    expect(summary.tampered.length).toBeGreaterThan(0);
+    expect(summary.tampered.every((t) => t.stream.startsWith('noops-') && t.problem === 'unchained')).toBe(true);
+    expect(summary.tampered[0]).toMatchObject({ stream: record.stream, position: record.position });
+    expect(summary.tampered[0]!.detail).toContain(`decided on revision ${domainRevision} of ${stream}`);
+    await store.close();
+  });
+
+  it('reports a recorded no-op today’s rules refuse as a violation, at the record', async () => {
+    const store = createMemoryEventStore();
+    const ledger = await ledgerOn(store, [{ verb: 'define', config: config('h1', 'web') }]);
+    await ledger.close();
+    let defined: RecordedEvent | undefined;
+    for await (const e of store.readStream(domainStream('h1', 'web'))) defined ??= e;
+    // "suspend of a shut-off domain changed nothing", as a ledger with older rules might have recorded it.
+    const command = { verb: 'suspend', host: 'h1', domain: 'web', meta: { commandId: 'old-noop', actor: 'old', time: timeOf(5) } };
+    const data = { command, domainRevision: 0, domainHash: defined!.metadata.hash };
+    const hash = factHash(undefined, 'CommandAccepted', data, command);
+    const appended = await store.append(
+      'noops-h1',
+      [{ type: 'CommandAccepted', data, metadata: { commandId: 'old-noop', actor: 'old', time: timeOf(5), host: 'h1', domain: 'web', command, hash } }],
+      { expectedRevision: 'no-stream' },
+    );
+    const summary = await replayCheck(store);
+    expect(summary.tampered).toEqual([]);
+    expect(summary.violations).toEqual([
+      expect.objectContaining({ position: appended.position, stream: 'noops-h1', commandId: 'old-noop', verb: 'suspend', rule: 'ACT-REQ', code: 55 }),
+    ]);
+  });
+});
+
+describe('replayCheck over a no-op recorded after another writer moved the domain on', () => {
+  it('re-checks it on the revision it names (not where the log stands), and names a record quoting a hash or revision the domain never had', async () => {
+    const store = createMemoryEventStore();
+    const ledger = await ledgerOn(store, [
+      { verb: 'define', config: config('h1', 'db') },
+      { verb: 'start', domain: 'db' },
+      { verb: 'destroy', domain: 'db' }, // appended by another process between the no-op's decision and its record
+    ]);
+    await ledger.close();
+    const facts: RecordedEvent[] = [];
+    for await (const e of store.readStream(domainStream('h1', 'db'))) facts.push(e);
+    let previous: string | undefined;
+    const record = async (id: string, domainRevision: number, domainHash: unknown) => {
+      // "the guest reported a block job ready that had nothing to report", decided while db ran (revision 1).
+      const command = { verb: 'guest-event', host: 'h1', domain: 'db', event: 'blockjob-ready', disk: 'vda', meta: { commandId: id, actor: 'hypervisor', time: timeOf(9) } };
+      const data = { command, domainRevision, domainHash };
+      previous = factHash(previous, 'CommandAccepted', data, command);
+      const revision = await store.streamRevision('noops-h1');
+      return store.append(
+        'noops-h1',
+        [{ type: 'CommandAccepted', data, metadata: { commandId: id, actor: 'hypervisor', time: timeOf(9), host: 'h1', domain: 'db', command, hash: previous } }],
+        { expectedRevision: revision },
+      );
+    };
+    await record('late', 1, facts[1]!.metadata.hash);
+    // Checked on revision 1 (running): accepted; on the state the log has reached (shut off) ACT-REQ would refuse it.
+    expect(await replayCheck(store, { anchor: false })).toMatchObject({ ok: true, noops: 1, violations: [], tampered: [] });
+
+    const wrongHash = await record('wrong-hash', 1, facts[0]!.metadata.hash);
+    const noSuchRevision = await record('no-such-revision', 7, 'f'.repeat(64));
+    const summary = await replayCheck(store, { anchor: false });
+    expect(summary.tampered).toEqual([
+      expect.objectContaining({ stream: 'noops-h1', position: wrongHash.position, problem: 'unchained' }),
+      expect.objectContaining({ stream: 'noops-h1', position: noSuchRevision.position, problem: 'unchained' }),
+    ]);
+    expect(summary.tampered[1]!.detail).toContain('revision 7 of domain-h1-db, which the log does not hold');
+  });
+});
+
+describe('whatIf over a migration that failed at Prepare', () => {
+  it('without the rule that failed Prepare (DEF-NAME on the destination), lists that phase as a direct change and nothing after it', async () => {
+    const store = createMemoryEventStore();
+    const ledger = createLedger(store);
+    let n = 0;
+    const run = (c: Record<string, unknown>) => ledger.execute({ ...c, meta: { commandId: `w${++n}`, actor: 'test', time: timeOf(n) } } as CommandInput);
+    await run({ verb: 'define', host: 'h1', config: config('h1', 'web') });
+    await run({ verb: 'start', host: 'h1', domain: 'web' });
+    await run({ verb: 'define', host: 'h2', config: config('h2', 'web') }); // the name exists there with another UUID
+    const migrate = await run({ verb: 'migrate', host: 'h1', domain: 'web', desthost: 'h2' });
+    expect(migrate).toMatchObject({ ok: false, rule: 'DEF-NAME', code: 9 });
+    await run({ verb: 'suspend', host: 'h1', domain: 'web' });
+    await ledger.close();
+
+    expect((await whatIf(store, { without: [] })).changes).toEqual([]);
+    const report = await whatIf(store, { without: ['DEF-NAME'] });
+    const failed = migrate.events.find((e) => e.type === 'MigrationFailed')!;
+    expect(report.changes).toEqual([
+      {
+        position: failed.position,
+        commandId: `${migrate.commandId}/prepare`,
+        verb: 'migrate-phase',
+        host: 'h1',
+        domain: 'web',
+        cause: 'rule',
+        was: { outcome: 'refused', rule: 'DEF-NAME', message: migrate.message },
+        wouldBe: { outcome: 'accepted' },
+      },
+    ]);
+  });
+});

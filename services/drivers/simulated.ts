@@ -149,7 +149,15 @@ export interface SimulatedDriver extends MigrationAwareDriver {
    * are deterministic, so reporting one twice is an idempotent retry.
    */
   pendingGuestEvents(): Promise<CommandInput[]>;
-  /** Report the pending guest events through `execute` (e.g. `(c) => ledger.execute(c)`), until none is left. */
+  /**
+   * HypervisorDriver.pendingReports: the pending guest events of one domain. The ledger runs them after each
+   * accepted command, so a mirror becomes ready without its caller's help (none under mirror-never-ready).
+   */
+  pendingReports(state: DomainState): Promise<CommandInput[]>;
+  /**
+   * Report the pending guest events through `execute` (e.g. `(c) => ledger.execute(c)`), until none is left: for
+   * a ledger with `hypervisorReports: false`, or one whose commands bypassed it.
+   */
   flushGuestEvents(execute: (command: CommandInput) => Promise<unknown>): Promise<number>;
 }
 
@@ -779,6 +787,13 @@ export function createSimulatedDriver(options: SimulatedDriverOptions = {}): Sim
         .map((s) => s.host);
     },
     pendingGuestEvents,
+    async pendingReports(state) {
+      // The common case (no copy or mirror still copying on this domain) answers without reading the log.
+      if (faults.mirrorNeverReady || !runsOnHost(state)) return [];
+      const copying = Object.values(state.blockJobs).some((j) => j.phase === 'copying' && (j.kind === 'copy' || j.kind === 'snapshot-mirror'));
+      if (!copying) return [];
+      return (await pendingGuestEvents()).filter((e) => e.verb === 'guest-event' && e.host === state.host && e.domain === state.name);
+    },
     async flushGuestEvents(execute) {
       let n = 0;
       const seen = new Set<string>();

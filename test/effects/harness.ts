@@ -13,7 +13,7 @@ import type { HypervisorDriver } from '../../services/drivers/types';
 import { createSimulatedDriver, runsOnHost, type SimulatedDriver, type SimulatedDriverOptions } from '../../services/drivers/simulated';
 import { foldDomainEvent, type StreamFold } from '../../projections/domainList';
 import { createMemoryEventStore, openSqliteEventStore, type EventStore, type RecordedEvent } from '../../services/eventstore/index';
-import { createLedger } from '../../services/ledger';
+import { createLedger, type LedgerOptions } from '../../services/ledger';
 import type { CommandOutcome, Ledger } from '../../services/ledger-types';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -27,7 +27,10 @@ export interface Rig {
   run(spec: Spec): Promise<CommandOutcome>;
   /** Execute a command that must be accepted. */
   ok(spec: Spec): Promise<CommandOutcome>;
-  /** Report what the hypervisor has pending (blockjob-ready) through the ledger. */
+  /**
+   * Report what the hypervisor has pending (blockjob-ready) through the ledger: the ledger does this itself after
+   * each accepted command, so this finds something only with `ledger: { hypervisorReports: false }`.
+   */
   flush(): Promise<number>;
   state(name: string, host?: string): Promise<DomainState>;
   /** Every fact of the domain stream, in order. */
@@ -40,6 +43,8 @@ export interface RigOptions extends Omit<SimulatedDriverOptions, 'store'> {
   store?: 'memory' | 'sqlite' | EventStore;
   /** Put a test double around the driver the ledger uses (the rig's `driver` stays the simulated one). */
   wrapDriver?: (driver: SimulatedDriver, store: EventStore) => HypervisorDriver;
+  /** Ledger options (e.g. `hypervisorReports: false`, to see a job before the hypervisor reports it ready). */
+  ledger?: Omit<LedgerOptions, 'driver'>;
 }
 
 let rigCounter = 0;
@@ -56,7 +61,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
     store = createMemoryEventStore();
   }
   const driver = createSimulatedDriver({ store, world: options.world, faults: options.faults });
-  const ledger = createLedger(store, { driver: options.wrapDriver ? options.wrapDriver(driver, store) : driver });
+  const ledger = createLedger(store, { ...options.ledger, driver: options.wrapDriver ? options.wrapDriver(driver, store) : driver });
   const prefix = `r${++rigCounter}`;
   let n = 0;
   const run = (spec: Spec) => {

@@ -1494,7 +1494,7 @@ describe('MIG-PHASES', () => {
     expect(topState(old.state)).toBe('migrating');
     const r = runAccepted([phase('prepare'), phase('perform')], { from: old.state });
     expect(r.outcomes[1]!.facts).toEqual([
-      { type: 'MigrationFailed', phase: 'perform', message: invalid('cannot migrate domain with 1 snapshots'), rule: 'MIG-SNAPSHOTS' },
+      { type: 'MigrationFailed', phase: 'perform', message: invalid('cannot migrate domain with 1 snapshots'), rule: 'MIG-SNAPSHOTS', code: 55 },
     ]);
     expect(topState(r.state)).toBe('running');
   });
