@@ -11,6 +11,9 @@ const nameSchema = z
   .max(NAME_MAX, `must be at most ${NAME_MAX} characters`)
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters');
 
+/** A disk target or a host path (PATH_MAX). */
+const pathSchema = z.string().min(1, 'must not be empty').max(4096, 'must be at most 4096 characters');
+
 export const CommandMetaSchema = z.object({
   /** Idempotency key: a retried command with the same id gets the first outcome. */
   commandId: z.string().min(1).max(200),
@@ -24,31 +27,37 @@ export const CommandMetaSchema = z.object({
 export type CommandMeta = z.infer<typeof CommandMetaSchema>;
 
 const base = {
-  host: z.string().min(1).max(NAME_MAX).default(DEFAULT_HOST),
+  /** Host names are names too: bounded, no control characters (they become stream names and subject tokens). */
+  host: nameSchema.default(DEFAULT_HOST),
   meta: CommandMetaSchema,
 };
 const onDomain = { ...base, domain: nameSchema };
+/**
+ * A domain definition in a command: the model's config, with its name held to the same rule as every other domain
+ * name (a define of a name no later command could address would leave a domain nobody can undefine).
+ */
+const CommandConfigSchema = DomainConfigSchema.extend({ name: nameSchema });
 
 /** A `<domainsnapshot>` definition (from `snapshot-create FILE` XML or from `snapshot-create-as` options). */
 export const SnapshotDefinitionSchema = z.object({
   name: nameSchema.optional(),
-  description: z.string().optional(),
+  description: z.string().max(65_536).optional(),
   /** Only honoured with --redefine. */
-  parent: z.string().optional(),
+  parent: z.string().max(NAME_MAX).optional(),
   /** Only honoured with --redefine. */
   state: SnapshotStateSchema.optional(),
   /** Only honoured with --redefine (epoch seconds or ISO). */
-  creationTime: z.string().optional(),
+  creationTime: z.string().max(64).optional(),
   memory: z.enum(['no', 'internal', 'external']).optional(),
   disks: z.array(SnapshotDiskSchema).default([]),
 });
 export type SnapshotDefinition = z.infer<typeof SnapshotDefinitionSchema>;
 
-export const DefineCommand = z.object({ verb: z.literal('define'), ...base, config: DomainConfigSchema });
+export const DefineCommand = z.object({ verb: z.literal('define'), ...base, config: CommandConfigSchema });
 export const CreateCommand = z.object({
   verb: z.literal('create'),
   ...base,
-  config: DomainConfigSchema,
+  config: CommandConfigSchema,
   paused: z.boolean().default(false),
   autodestroy: z.boolean().default(false),
 });
@@ -74,7 +83,7 @@ export const ManagedSaveRemoveCommand = z.object({ verb: z.literal('managedsave-
 export const SaveCommand = z.object({
   verb: z.literal('save'),
   ...onDomain,
-  file: z.string().min(1),
+  file: pathSchema,
   running: z.boolean().default(false),
   paused: z.boolean().default(false),
 });
@@ -84,7 +93,7 @@ export const UndefineCommand = z.object({
   managedSave: z.boolean().default(false),
   snapshotsMetadata: z.boolean().default(false),
   /** `--storage vda,/path/img`: disk targets or sources to remove. */
-  storage: z.array(z.string().min(1)).optional(),
+  storage: z.array(pathSchema).max(1024).optional(),
   removeAllStorage: z.boolean().default(false),
   wipeStorage: z.boolean().default(false),
 });
@@ -124,8 +133,8 @@ export const BlockCopyCommand = z.object({
   verb: z.literal('blockcopy'),
   ...onDomain,
   /** Disk target (`vda`) or source path. */
-  path: z.string().min(1),
-  dest: z.string().min(1),
+  path: pathSchema,
+  dest: pathSchema,
   transientJob: z.boolean().default(false),
   shallow: z.boolean().default(false),
   reuseExternal: z.boolean().default(false),
@@ -133,7 +142,7 @@ export const BlockCopyCommand = z.object({
 export const BlockJobCommand = z.object({
   verb: z.literal('blockjob'),
   ...onDomain,
-  path: z.string().min(1),
+  path: pathSchema,
   pivot: z.boolean().default(false),
   abort: z.boolean().default(false),
 });
@@ -146,15 +155,15 @@ export const BlockPullCommand = z.object({
   verb: z.literal('blockpull'),
   ...onDomain,
   /** Disk target (`vda`) or source path. */
-  path: z.string().min(1),
+  path: pathSchema,
   /** The image that stays as the new backing file; omitted: pull everything (the top stands alone). */
-  base: z.string().min(1).optional(),
+  base: pathSchema.optional(),
 });
 export const MigrateCommand = z.object({
   verb: z.literal('migrate'),
   ...onDomain,
   /** Destination host name in the ledger (virsh's desturi, e.g. `qemu+ssh://dst/system` → `dst`). */
-  desthost: z.string().min(1).max(NAME_MAX),
+  desthost: nameSchema,
   offline: z.boolean().default(false),
   persistent: z.boolean().default(false),
   undefinesource: z.boolean().default(false),
@@ -172,12 +181,15 @@ export const MigratePhaseCommand = z.object({
   phase: z.enum(['prepare', 'perform', 'finish', 'confirm']),
   /** Set when the phase failed: the domain returns to where it was. */
   failed: z.string().optional(),
+  /** With `failed`: the rule id and libvirt code of the check that failed the phase (recorded on MigrationFailed). */
+  rule: z.string().min(1).max(200).optional(),
+  code: z.number().int().optional(),
 });
 export const MigrateIncomingCommand = z.object({
   verb: z.literal('migrate-incoming'),
   ...base,
-  source: z.string().min(1),
-  config: DomainConfigSchema,
+  source: nameSchema,
+  config: CommandConfigSchema,
   persistent: z.boolean(),
   active: z.boolean(),
   paused: z.boolean(),

@@ -4,11 +4,15 @@ import { z } from 'zod';
 
 export const DEFAULT_HOST = 'local';
 
+/** Bounds on free-form strings, so no field can grow without limit (PATH_MAX for paths). */
+const path = z.string().min(1).max(4096);
+const shortText = z.string().min(1).max(255);
+
 export const DiskSchema = z.object({
   /** Guest device name, e.g. `vda`. Unique within a domain. */
-  target: z.string().min(1),
+  target: shortText,
   /** Host file (or volume) backing the disk; absent for an empty cdrom. */
-  source: z.string().optional(),
+  source: path.optional(),
   device: z.enum(['disk', 'cdrom']).default('disk'),
   readonly: z.boolean().default(false),
   shareable: z.boolean().default(false),
@@ -20,13 +24,13 @@ export type Disk = z.infer<typeof DiskSchema>;
 export const HostdevSchema = z.object({
   mode: z.enum(['subsystem', 'capabilities']).default('subsystem'),
   /** pci, usb, scsi, scsi_host, mdev, … */
-  type: z.string().min(1),
+  type: shortText,
 });
 export type Hostdev = z.infer<typeof HostdevSchema>;
 
 export const DomainConfigSchema = z.object({
   name: z.string().min(1),
-  uuid: z.string().min(1),
+  uuid: z.string().min(1).max(64),
   disks: z.array(DiskSchema).default([]),
   hostdevs: z.array(HostdevSchema).default([]),
   onPoweroff: z.string().optional(),
@@ -40,12 +44,12 @@ export const SnapshotStateSchema = z.enum(['running', 'paused', 'shutoff', 'disk
 export type SnapshotState = z.infer<typeof SnapshotStateSchema>;
 
 export const SnapshotDiskSchema = z.object({
-  target: z.string().min(1),
+  target: shortText,
   snapshot: z.enum(['internal', 'external', 'no']).default('internal'),
   /** External snapshot file (the new top of the chain). */
-  file: z.string().optional(),
+  file: path.optional(),
   /** Seed 002: the mirror file a mirrored snapshot copies into. */
-  mirror: z.string().optional(),
+  mirror: path.optional(),
 });
 export type SnapshotDisk = z.infer<typeof SnapshotDiskSchema>;
 
