@@ -1,0 +1,455 @@
+// `npm run bench`: every benchmark of the project in one run, each figure printed beside its baseline measured in
+// the same run (same machine, same disk, same minute), with the ratio and the target; all figures are written to
+// bench-results.json in the working directory (gitignored), whose path is printed at the end.
+//
+//   npm run bench                      default sizes: about 2 minutes on a 2-core machine
+//   npm run bench -- --full            full sizes (also VMLEDGER_BENCH_FULL=1, or `npm run bench:full`):
+//                                      replay over 1,000,000 facts, memory with 100,000 domains and 1,000,000 facts
+//   npm run bench -- --only a,c        some sections only (a b c d e, as below)
+//   npm run bench -- --out FILE        write the JSON elsewhere;  --dir DIR  put the temporary stores in DIR
+//
+// Sections (targets from the project's issues 3, 5 and 9):
+//   a  durable appends, one at a time: raw better-sqlite3 (WAL, synchronous = FULL, one INSERT per transaction) vs
+//      ledger.execute (parse, decide, hash, append facts + outcome doc in one transaction), fresh files in the
+//      same folder, several interleaved rounds, medians. Target: ledger ≥ 0.5 × raw. Also the vmledger store's own
+//      sequential append and 64 appends in flight (group commit) against the same raw figure.
+//   b  cold load of a domain with 100 facts vs one with 100,000 facts (new connection, new ledger, checkpoint +
+//      tail). Target: within 2×. Also the first load before any checkpoint existed (a full replay).
+//   c  NATS request/reply, 64 in flight, private nats-server: a raw echo responder vs vmledger commands end to end
+//      (service, ledger, durable SQLite append, fact published, reply). Target: vmledger ≥ 0.4 × echo; p50/p99 of
+//      both. Also the same commands into ledger.execute in-process (no NATS). Median of several runs.
+//   d  replay check (decide + evolve + hash chain of every fact) vs the raw read-and-parse rate of the same store.
+//      Target ≥ 0.3. 200,000 facts by default, 1,000,000 with --full.
+//   e  RSS of a service process (runServe: store + ledger + host index + NATS service) on a store of 10,000
+//      domains / 100,000 facts (--full: 100,000 / 1,000,000), after loading, after 5,000 commands, and with the
+//      projections opened too; against the same process on an empty store.
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { measureCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
+import { memoryBench, type MemoryBenchResult } from './memory';
+import { natsBench, type NatsBenchResult } from './nats';
+import { replayBench, type ReplayBenchResult } from './replay';
+import { rawSqliteAppendRate, sqliteStoreAppendRate, type AppendRate } from './store-raw';
+import { openSqliteEventStore } from '../services/eventstore/sqlite';
+import { startNatsServer, type NatsServerHandle } from '../test/support/natsServer';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Arguments
+
+interface RunOptions {
+  full: boolean;
+  only: Set<string>;
+  out: string;
+  dir: string;
+}
+
+function parseArgs(argv: string[]): RunOptions {
+  const options: RunOptions = {
+    full: ['1', 'true', 'yes'].includes((process.env.VMLEDGER_BENCH_FULL ?? '').toLowerCase()),
+    only: new Set(['a', 'b', 'c', 'd', 'e']),
+    out: resolve('bench-results.json'),
+    dir: tmpdir(),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = () => {
+      const v = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--full') options.full = true;
+    else if (arg.startsWith('--only')) options.only = new Set(value().split(',').map((s) => s.trim().toLowerCase()));
+    else if (arg.startsWith('--out')) options.out = resolve(value());
+    else if (arg.startsWith('--dir')) options.dir = resolve(value());
+    else if (arg === '--help' || arg === '-h') {
+      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e] [--out FILE] [--dir DIR]');
+      process.exit(0);
+    } else throw new Error(`unknown argument '${arg}' (try --help)`);
+  }
+  return options;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function round(n: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+async function timed<T>(name: string, work: () => Promise<T>): Promise<{ value?: T; error?: string; seconds: number }> {
+  const t = performance.now();
+  log(`${name} …`);
+  try {
+    const value = await work();
+    const seconds = round((performance.now() - t) / 1000, 1);
+    log(`${name} done in ${seconds} s`);
+    return { value, seconds };
+  } catch (error) {
+    const seconds = round((performance.now() - t) / 1000, 1);
+    const message = (error as Error)?.stack ?? String(error);
+    log(`${name} FAILED after ${seconds} s: ${message}`);
+    return { error: (error as Error)?.message ?? String(error), seconds };
+  }
+}
+
+/** `workers` loops appending one fact each to their own stream through the vmledger store: group commit at work. */
+async function concurrentStoreAppendRate(dir: string, perWorker: number, workers: number): Promise<AppendRate & { transactions: number; largestBatch: number }> {
+  const work = mkdtempSync(join(dir, 'store-concurrent-'));
+  const store = openSqliteEventStore(join(work, 'store.sqlite'));
+  try {
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: workers }, async (_, w) => {
+        for (let n = 0; n < perWorker; n++) {
+          await store.append(
+            `vm-${w}`,
+            [
+              {
+                type: 'DomainStarted',
+                data: { domain: `vm-${w}`, host: 'bench-host', uuid: '6b0f8a5e-1d1c-4b8e-9d55-0c2f4d0e7a11', n },
+                metadata: { commandId: `bench-${w}-${n}`, actor: 'bench', time: '2024-01-01T00:00:00.000Z' },
+              },
+            ],
+            { expectedRevision: n === 0 ? 'no-stream' : n - 1, commandId: `bench-${w}-${n}` },
+          );
+        }
+      }),
+    );
+    const elapsedMs = performance.now() - started;
+    const count = workers * perWorker;
+    const { transactions, largestBatch } = store.groupCommitStats;
+    return { appendsPerSecond: Math.round((count / elapsedMs) * 1000), count, elapsedMs: Math.round(elapsedMs), transactions, largestBatch };
+  } finally {
+    await store.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sections
+
+interface AppendSection {
+  rounds: number;
+  appendsPerRound: number;
+  raw: AppendRate[];
+  store: AppendRate[];
+  ledger: CommandRate[];
+  concurrent: (AppendRate & { transactions: number; largestBatch: number })[];
+  median: { raw: number; store: number; ledger: number; concurrent: number; ledgerP50Ms: number; ledgerP99Ms: number };
+  ratio: { ledger: number; store: number; concurrent: number };
+}
+
+async function appendSection(dir: string, rounds: number, count: number): Promise<AppendSection> {
+  const raw: AppendRate[] = [];
+  const store: AppendRate[] = [];
+  const ledger: CommandRate[] = [];
+  const concurrent: AppendSection['concurrent'] = [];
+  // Warm up the disk and the code paths once, unmeasured.
+  await rawSqliteAppendRate(dir, 200);
+  {
+    const warm = mkdtempSync(join(dir, 'ledger-warm-'));
+    await measureCommandRate(join(warm, 'ledger.sqlite'), 200, 'warm');
+    rmSync(warm, { recursive: true, force: true });
+  }
+  for (let round = 0; round < rounds; round++) {
+    // Interleaved, order alternating, so a disk that changes speed during the run hits all of them alike.
+    const steps = [
+      async () => raw.push(await rawSqliteAppendRate(dir, count)),
+      async () => {
+        const work = mkdtempSync(join(dir, 'ledger-rate-'));
+        try {
+          ledger.push(await measureCommandRate(join(work, 'ledger.sqlite'), count, 'bench'));
+        } finally {
+          rmSync(work, { recursive: true, force: true });
+        }
+      },
+      async () => store.push(await sqliteStoreAppendRate(dir, count)),
+      async () => concurrent.push(await concurrentStoreAppendRate(dir, Math.ceil((count * 4) / 64), 64)),
+    ];
+    if (round % 2 === 1) steps.reverse();
+    for (const step of steps) await step();
+  }
+  const m = {
+    raw: median(raw.map((r) => r.appendsPerSecond)),
+    store: median(store.map((r) => r.appendsPerSecond)),
+    ledger: median(ledger.map((r) => r.commandsPerSecond)),
+    concurrent: median(concurrent.map((r) => r.appendsPerSecond)),
+    ledgerP50Ms: median(ledger.map((r) => r.p50Ms)),
+    ledgerP99Ms: median(ledger.map((r) => r.p99Ms)),
+  };
+  return {
+    rounds,
+    appendsPerRound: count,
+    raw,
+    store,
+    ledger,
+    concurrent,
+    median: m,
+    ratio: { ledger: round(m.ledger / m.raw), store: round(m.store / m.raw), concurrent: round(m.concurrent / m.raw) },
+  };
+}
+
+interface LoadSection {
+  small: LoadTime;
+  big: LoadTime;
+  ratio: number;
+}
+
+async function loadSection(dir: string, bigFacts: number, runs: number): Promise<LoadSection> {
+  const work = mkdtempSync(join(dir, 'load-bench-'));
+  try {
+    const file = join(work, 'ledger.sqlite');
+    const small = await measureLoad(file, 'small', 100, runs);
+    const big = await measureLoad(file, 'big', bigFacts, runs);
+    return { small, big, ratio: round(big.coldLoadMs / small.coldLoadMs, 2) };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+interface NatsSection {
+  runs: NatsBenchResult[];
+  /** The run with the median ratio. */
+  median: NatsBenchResult;
+}
+
+async function natsSection(url: string, dir: string, runs: number, durationMs: number): Promise<NatsSection> {
+  const results: NatsBenchResult[] = [];
+  for (let i = 0; i < runs; i++) results.push(await natsBench(url, { inFlight: 64, durationMs, dir }));
+  const sorted = [...results].sort((a, b) => a.ratio - b.ratio);
+  return { runs: results, median: sorted[sorted.length >> 1]! };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The table
+
+interface Row {
+  section: string;
+  what: string;
+  figure: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  met: '' | 'yes' | 'NO';
+}
+
+const fmt = (n: number, unit = '') => `${n.toLocaleString('en-US', { maximumFractionDigits: 2 })}${unit}`;
+
+function rowsFor(results: Results): Row[] {
+  const rows: Row[] = [];
+  const failed = (section: string, what: string, error: string) =>
+    rows.push({ section, what, figure: `failed: ${error.split('\n')[0]!.slice(0, 60)}`, baseline: '', ratio: '', target: '', met: 'NO' });
+
+  const a = results.a;
+  if (a?.value) {
+    const m = a.value.median;
+    rows.push({
+      section: 'a',
+      what: 'ledger commands/s, one at a time (vs raw SQLite appends/s)',
+      figure: fmt(m.ledger),
+      baseline: fmt(m.raw),
+      ratio: fmt(a.value.ratio.ledger),
+      target: '≥ 0.5',
+      met: a.value.ratio.ledger >= 0.5 ? 'yes' : 'NO',
+    });
+    rows.push({ section: 'a', what: '  ledger command latency p50 / p99', figure: `${fmt(m.ledgerP50Ms)} / ${fmt(m.ledgerP99Ms)} ms`, baseline: '', ratio: '', target: '', met: '' });
+    rows.push({ section: 'a', what: '  vmledger store appends/s, one at a time', figure: fmt(m.store), baseline: fmt(m.raw), ratio: fmt(a.value.ratio.store), target: '', met: '' });
+    rows.push({
+      section: 'a',
+      what: '  vmledger store appends/s, 64 in flight (group commit)',
+      figure: fmt(m.concurrent),
+      baseline: fmt(m.raw),
+      ratio: fmt(a.value.ratio.concurrent),
+      target: '',
+      met: '',
+    });
+  } else if (a?.error) failed('a', 'durable appends', a.error);
+
+  const b = results.b;
+  if (b?.value) {
+    rows.push({
+      section: 'b',
+      what: `cold load ms, ${fmt(b.value.big.facts)} facts (vs 100 facts)`,
+      figure: fmt(b.value.big.coldLoadMs, ' ms'),
+      baseline: fmt(b.value.small.coldLoadMs, ' ms'),
+      ratio: fmt(b.value.ratio),
+      target: '≤ 2',
+      met: b.value.ratio <= 2 ? 'yes' : 'NO',
+    });
+    rows.push({
+      section: 'b',
+      what: '  first load before any checkpoint (full replay)',
+      figure: fmt(b.value.big.fullReplayMs, ' ms'),
+      baseline: fmt(b.value.small.fullReplayMs, ' ms'),
+      ratio: fmt(round(b.value.big.fullReplayMs / b.value.small.fullReplayMs, 1)),
+      target: '',
+      met: '',
+    });
+  } else if (b?.error) failed('b', 'load time', b.error);
+
+  const c = results.c;
+  if (c?.value) {
+    const r = c.value.median;
+    rows.push({
+      section: 'c',
+      what: `vmledger over NATS req/s, ${r.inFlight} in flight (vs echo)`,
+      figure: fmt(r.vmledger.requestsPerSecond),
+      baseline: fmt(r.echo.requestsPerSecond),
+      ratio: fmt(r.ratio),
+      target: '≥ 0.4',
+      met: r.ratio >= 0.4 ? 'yes' : 'NO',
+    });
+    rows.push({ section: 'c', what: '  p50 latency', figure: fmt(r.vmledger.p50Ms, ' ms'), baseline: fmt(r.echo.p50Ms, ' ms'), ratio: '', target: '', met: '' });
+    rows.push({ section: 'c', what: '  p99 latency', figure: fmt(r.vmledger.p99Ms, ' ms'), baseline: fmt(r.echo.p99Ms, ' ms'), ratio: '', target: '', met: '' });
+    rows.push({
+      section: 'c',
+      what: '  same commands into ledger.execute, no NATS',
+      figure: fmt(r.ledgerDirect.requestsPerSecond),
+      baseline: fmt(r.echo.requestsPerSecond),
+      ratio: fmt(round(r.ledgerDirect.requestsPerSecond / r.echo.requestsPerSecond)),
+      target: '',
+      met: '',
+    });
+    rows.push({
+      section: 'c',
+      what: `  ratio of each run (median shown above)`,
+      figure: c.value.runs.map((x) => fmt(x.ratio)).join(', '),
+      baseline: '',
+      ratio: '',
+      target: '',
+      met: '',
+    });
+  } else if (c?.error) failed('c', 'NATS', c.error);
+
+  const d = results.d;
+  if (d?.value) {
+    rows.push({
+      section: 'd',
+      what: `replay facts/s over ${fmt(d.value.facts)} facts (vs raw read)`,
+      figure: fmt(d.value.replay.factsPerSecond),
+      baseline: fmt(d.value.raw.factsPerSecond),
+      ratio: fmt(d.value.ratio),
+      target: '≥ 0.3',
+      met: d.value.ratio >= 0.3 ? 'yes' : 'NO',
+    });
+  } else if (d?.error) failed('d', 'replay', d.error);
+
+  const e = results.e;
+  if (e?.value) {
+    const v = e.value;
+    const floor = v.emptyStore.rssMiB;
+    const scale = `${fmt(v.domains)} domains, ${fmt(v.facts)} facts`;
+    rows.push({ section: 'e', what: `service RSS after loading (${scale}; vs empty store)`, figure: fmt(v.afterLoad.rssMiB, ' MiB'), baseline: fmt(floor, ' MiB'), ratio: fmt(round(v.afterLoad.rssMiB / floor, 2)), target: '', met: '' });
+    rows.push({ section: 'e', what: `  after ${fmt(v.afterCommands.commands)} commands over NATS`, figure: fmt(v.afterCommands.rssMiB, ' MiB'), baseline: fmt(floor, ' MiB'), ratio: fmt(round(v.afterCommands.rssMiB / floor, 2)), target: '', met: '' });
+    rows.push({ section: 'e', what: '  with the projections opened too', figure: fmt(v.withProjections.rssMiB, ' MiB'), baseline: fmt(floor, ' MiB'), ratio: fmt(round(v.withProjections.rssMiB / floor, 2)), target: '', met: '' });
+    rows.push({
+      section: 'e',
+      what: '  V8 heap used (reserved): loaded / commands / projections',
+      figure: [v.afterLoad, v.afterCommands, v.withProjections].map((f) => `${fmt(f.heapUsedMiB)} (${fmt(f.heapTotalMiB)})`).join(' / ') + ' MiB',
+      baseline: `${fmt(v.emptyStore.heapUsedMiB)} (${fmt(v.emptyStore.heapTotalMiB)}) MiB`,
+      ratio: '',
+      target: '',
+      met: '',
+    });
+    rows.push({ section: 'e', what: '  peak RSS (VmHWM) / load time / fold time', figure: `${fmt(v.withProjections.peakRssMiB)} MiB / ${fmt(v.afterLoad.loadMs)} ms / ${fmt(v.withProjections.foldMs)} ms`, baseline: '', ratio: '', target: '', met: '' });
+  } else if (e?.error) failed('e', 'memory', e.error);
+  return rows;
+}
+
+function printTable(rows: Row[]): void {
+  const header: Row = { section: '', what: 'benchmark', figure: 'figure', baseline: 'baseline (same run)', ratio: 'ratio', target: 'target', met: '' };
+  const all = [header, ...rows];
+  const width = (k: keyof Row) => Math.max(...all.map((r) => r[k].length));
+  const w = { what: width('what'), figure: width('figure'), baseline: width('baseline'), ratio: width('ratio'), target: width('target') };
+  const line = (r: Row) =>
+    (
+      `${r.section.padEnd(2)} ${r.what.padEnd(w.what)}  ${r.figure.padStart(w.figure)}  ${r.baseline.padStart(w.baseline)}  ` +
+      `${r.ratio.padStart(w.ratio)}  ${r.target.padEnd(w.target)}  ${r.met === 'yes' ? 'met' : r.met === 'NO' ? 'NOT MET' : ''}`
+    ).trimEnd();
+  const rule = '-'.repeat(line(header).length + 8);
+  console.log(rule);
+  console.log(line({ ...header, met: '' }));
+  console.log(rule);
+  let previous = '';
+  for (const r of rows) {
+    if (previous && r.section !== previous) console.log('');
+    previous = r.section;
+    console.log(line(r));
+  }
+  console.log(rule);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Results {
+  a?: { value?: AppendSection; error?: string; seconds: number };
+  b?: { value?: LoadSection; error?: string; seconds: number };
+  c?: { value?: NatsSection; error?: string; seconds: number };
+  d?: { value?: ReplayBenchResult; error?: string; seconds: number };
+  e?: { value?: MemoryBenchResult; error?: string; seconds: number };
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const sizes = options.full
+    ? { appendRounds: 5, appends: 2000, bigFacts: 100_000, loadRuns: 9, natsRuns: 3, natsMs: 5000, replayFacts: 1_000_000, domains: 100_000, facts: 1_000_000, commands: 5000 }
+    : { appendRounds: 5, appends: 1000, bigFacts: 100_000, loadRuns: 7, natsRuns: 3, natsMs: 3000, replayFacts: 200_000, domains: 10_000, facts: 100_000, commands: 5000 };
+  const started = performance.now();
+  log(`mode ${options.full ? 'full' : 'default'}, sections ${[...options.only].join(',')}, temporary stores under ${options.dir}`);
+
+  let server: NatsServerHandle | undefined;
+  const results: Results = {};
+  try {
+    if (options.only.has('a')) results.a = await timed('a: durable appends', () => appendSection(options.dir, sizes.appendRounds, sizes.appends));
+    if (options.only.has('b')) results.b = await timed('b: load time', () => loadSection(options.dir, sizes.bigFacts, sizes.loadRuns));
+    if (options.only.has('c') || options.only.has('e')) {
+      try {
+        server = await startNatsServer();
+      } catch (error) {
+        const message = (error as Error).message;
+        if (options.only.has('c')) results.c = { error: message, seconds: 0 };
+        if (options.only.has('e')) results.e = { error: message, seconds: 0 };
+      }
+    }
+    if (options.only.has('c') && server) results.c = await timed('c: NATS', () => natsSection(server!.url, options.dir, sizes.natsRuns, sizes.natsMs));
+    if (options.only.has('d')) results.d = await timed(`d: replay over ${sizes.replayFacts} facts`, () => replayBench(options.dir, sizes.replayFacts));
+    if (options.only.has('e') && server) {
+      results.e = await timed(`e: memory (${sizes.domains} domains, ${sizes.facts} facts)`, () =>
+        memoryBench({ domains: sizes.domains, facts: sizes.facts, commands: sizes.commands, natsUrl: server!.url, dir: options.dir, log }),
+      );
+    }
+  } finally {
+    await server?.stop();
+  }
+
+  const rows = rowsFor(results);
+  const totalSeconds = round((performance.now() - started) / 1000, 1);
+  const report = {
+    startedAt: new Date(Date.now() - totalSeconds * 1000).toISOString(),
+    mode: options.full ? 'full' : 'default',
+    totalSeconds,
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: round(totalmem() / 1024 ** 3, 1), node: process.version, platform: process.platform },
+    sizes,
+    table: rows,
+    results,
+  };
+  writeFileSync(options.out, JSON.stringify(report, null, 2) + '\n');
+  console.log('');
+  console.log(`vmledger benchmarks (${report.mode} mode, ${totalSeconds} s, ${report.machine.cpus} CPUs, Node ${process.version})`);
+  printTable(rows);
+  console.log(`all figures: ${options.out}`);
+  if (rows.some((r) => r.figure.startsWith('failed'))) process.exitCode = 1;
+}
+
+await main();
