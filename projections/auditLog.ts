@@ -4,6 +4,8 @@
 // command) get an entry of their own so that nothing in a domain stream is missing from the audit. Accepted
 // commands that changed nothing are read from `noops-<host>` (entry marked `noop`, no facts). The steps of one
 // migration share a correlation id (the migrate command's, or the client's): `groupAuditEntries` puts them together.
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
 import { z } from 'zod';
 
 import type { EventStore, RecordedEvent } from '../services/eventstore/types';
@@ -19,7 +21,7 @@ import {
   streamIdentityGuess,
   timeMs,
 } from './log';
-import { CHECKPOINT_COLLECTION, type FoldMemo, type Projection } from './projection';
+import { CHECKPOINT_COLLECTION, type Projection } from './projection';
 
 export interface AuditFact {
   position: number;
@@ -73,8 +75,189 @@ export const AuditEntrySchema = z.object({
   facts: z.array(AuditFactSchema),
 });
 
-export interface AuditLogState {
-  entries: AuditEntry[];
+const AuditChunkSchema = z.array(AuditEntrySchema);
+
+/** What groups an entry: its correlation id, else its own command id (so a migrate Begin recorded without one still heads its saga). */
+function groupKey(e: AuditEntry): string {
+  return e.correlationId ?? e.commandId;
+}
+
+/**
+ * The audit log as kept in memory: the open tail of entries and a small index of the sealed chunks, never the
+ * whole log. Entries are sealed in chunks of `chunkSize` as the log grows (every chunk but the one holding the
+ * last entry, which may still gain facts); a sealed chunk is kept compressed only until the next checkpoint
+ * writes it to its doc (`projections/<name>/chunk/N`), then it is dropped and read back from there when a query
+ * needs it. (A fold that never checkpoints, `persist: false`, keeps its sealed chunks compressed.)
+ *
+ * The enumerable fields are the same whether a sealed chunk is still pending or already written, so two folds
+ * of the same log compare equal however they were checkpointed.
+ */
+export class AuditLogState {
+  /** How many chunks are sealed: entries 0 .. sealed × chunkSize − 1 are in them, not in memory. */
+  sealed = 0;
+  /** The open tail: every entry after the sealed chunks, in log order (the last may still gain facts). */
+  entries: AuditEntry[] = [];
+  /** Per sealed chunk: the position of its last entry (entries are in position order). */
+  chunkLast: number[] = [];
+  /** Per sealed chunk: the latest time stamped on one of its entries (ms; -Infinity when none parses). */
+  chunkMaxTime: number[] = [];
+  /** Domain name → the sealed chunks holding an entry for a domain of that name, ascending. */
+  chunksByDomain = new Map<string, number[]>();
+
+  readonly #chunkSize: number;
+  readonly #chunkKey: (i: number) => string;
+  /** Sealed chunks not written to the store yet (deflated JSON); the next checkpoint writes and drops them. */
+  readonly #pending = new Map<number, Buffer>();
+
+  constructor(chunkSize: number, chunkKey: (i: number) => string) {
+    this.#chunkSize = chunkSize;
+    this.#chunkKey = chunkKey;
+  }
+
+  /** Folds one event of the global log; seals the tail's first chunk once the tail outgrows it. */
+  fold(event: RecordedEvent): void {
+    foldAuditEvent(this.entries, event);
+    this.#sealFull();
+  }
+
+  #sealFull(): void {
+    while (this.entries.length > this.#chunkSize) {
+      const chunk = this.entries.splice(0, this.#chunkSize);
+      const i = this.sealed;
+      this.#index(i, chunk);
+      this.#pending.set(i, deflateRawSync(JSON.stringify(chunk), { level: 1 }));
+      this.sealed = i + 1;
+    }
+  }
+
+  #index(i: number, chunk: readonly AuditEntry[]): void {
+    let maxTime = Number.NEGATIVE_INFINITY;
+    for (const e of chunk) {
+      const t = timeMs(e.time);
+      if (t > maxTime) maxTime = t;
+      const chunks = this.chunksByDomain.get(e.domain);
+      if (!chunks) this.chunksByDomain.set(e.domain, [i]);
+      else if (chunks[chunks.length - 1] !== i) chunks.push(i);
+    }
+    this.chunkLast[i] = chunk[chunk.length - 1]!.position;
+    this.chunkMaxTime[i] = maxTime;
+  }
+
+  /** Writes the sealed chunks not written yet to their docs, then drops them from memory. */
+  async flush(store: EventStore): Promise<void> {
+    for (const i of [...this.#pending.keys()].sort((a, b) => a - b)) {
+      const packed = this.#pending.get(i)!;
+      await store.putDoc(CHECKPOINT_COLLECTION, this.#chunkKey(i), JSON.parse(inflateRawSync(packed).toString('utf8')) as unknown);
+      this.#pending.delete(i);
+    }
+  }
+
+  /** The checkpoint: the count of sealed chunks (call `flush` first) and the open tail. */
+  saved(): { sealed: number; chunkSize: number; open: AuditEntry[] } {
+    return { sealed: this.sealed, chunkSize: this.#chunkSize, open: this.entries.slice() };
+  }
+
+  /** The state with its tail sealed into chunks as far as it goes (after entries were pushed onto it directly). */
+  static resealed(state: AuditLogState): AuditLogState {
+    state.#sealFull();
+    return state;
+  }
+
+  /** Restores a checkpoint: indexes the sealed chunks from their docs (one at a time), keeps the tail. */
+  static async load(store: EventStore, saved: unknown, chunkSize: number, chunkKey: (i: number) => string): Promise<AuditLogState> {
+    const parsed = SavedAuditSchema.parse(saved);
+    if (parsed.chunkSize !== chunkSize) throw new Error(`it was written with chunks of ${parsed.chunkSize}, not ${chunkSize}`);
+    const state = new AuditLogState(chunkSize, chunkKey);
+    for (let i = 0; i < parsed.sealed; i++) {
+      const doc = await store.getDoc(CHECKPOINT_COLLECTION, chunkKey(i));
+      state.#index(i, AuditChunkSchema.length(chunkSize).parse(doc) as AuditEntry[]);
+    }
+    state.sealed = parsed.sealed;
+    state.entries = parsed.open as AuditEntry[];
+    state.#sealFull();
+    return state;
+  }
+
+  /** One sealed chunk: from memory while it is pending, else from its doc. */
+  async #chunk(store: EventStore, i: number): Promise<AuditEntry[]> {
+    const packed = this.#pending.get(i);
+    if (packed) return JSON.parse(inflateRawSync(packed).toString('utf8')) as AuditEntry[];
+    const doc = await store.getDoc(CHECKPOINT_COLLECTION, this.#chunkKey(i));
+    if (doc === undefined) throw new Error(`audit log chunk '${this.#chunkKey(i)}' is missing from the store`);
+    return AuditChunkSchema.length(this.#chunkSize).parse(doc) as AuditEntry[];
+  }
+
+  /** The sealed chunks (of the first `sealed`) that may hold an entry the query selects, ascending. */
+  #candidates(sealed: number, query: AuditQuery): number[] {
+    let chunks: number[];
+    if (query.domain !== undefined) {
+      chunks = (this.chunksByDomain.get(query.domain) ?? []).filter((i) => i < sealed);
+    } else {
+      chunks = Array.from({ length: sealed }, (_, i) => i);
+    }
+    const since = query.since;
+    if (since && 'position' in since) chunks = chunks.filter((i) => this.chunkLast[i]! >= since.position);
+    if (since && 'time' in since) {
+      const sinceMs = timeMs(since.time);
+      chunks = chunks.filter((i) => this.chunkMaxTime[i]! >= sinceMs);
+    }
+    return chunks;
+  }
+
+  /** What the sealed count and tail are now: a query answers as of this, whatever is folded while it reads. */
+  #snapshot(): { sealed: number; tail: AuditEntry[] } {
+    return { sealed: this.sealed, tail: this.entries.slice() };
+  }
+
+  async #select(store: EventStore, at: { sealed: number; tail: AuditEntry[] }, query: AuditQuery): Promise<AuditEntry[]> {
+    const match = auditMatcher(query);
+    const chunks = this.#candidates(at.sealed, query);
+    const limit = query.limit;
+    const parts: AuditEntry[][] = [];
+    if (limit === undefined || query.since) {
+      // Every match, or the earliest `limit` of them: forwards, stopping once there are enough.
+      let found = 0;
+      for (const i of chunks) {
+        if (limit !== undefined && found >= limit) break;
+        const part = (await this.#chunk(store, i)).filter(match);
+        parts.push(part);
+        found += part.length;
+      }
+      if (limit === undefined || found < limit) parts.push(at.tail.filter(match));
+    } else {
+      // The latest `limit`: backwards from the tail.
+      let part = at.tail.filter(match);
+      parts.push(part);
+      let found = part.length;
+      for (let k = chunks.length - 1; k >= 0 && found < limit; k--) {
+        part = (await this.#chunk(store, chunks[k]!)).filter(match);
+        parts.push(part);
+        found += part.length;
+      }
+      parts.reverse();
+    }
+    return limitAuditEntries(parts.flat(), query);
+  }
+
+  /** The entries the query selects (see AuditQuery), reading the sealed chunks it needs from `store`. */
+  select(store: EventStore, query: AuditQuery = {}): Promise<AuditEntry[]> {
+    return this.#select(store, this.#snapshot(), query);
+  }
+
+  /**
+   * The audit grouped by correlation id: the query picks the entries first, then every entry of each group they
+   * belong to is included (every sealed chunk is read, one at a time, to find them).
+   */
+  async groups(store: EventStore, query: AuditQuery = {}): Promise<AuditGroup[]> {
+    const at = this.#snapshot();
+    const ids = new Set((await this.#select(store, at, query)).map(groupKey));
+    if (ids.size === 0) return [];
+    const inGroup = (e: AuditEntry) => ids.has(groupKey(e));
+    const members: AuditEntry[] = [];
+    for (let i = 0; i < at.sealed; i++) members.push(...(await this.#chunk(store, i)).filter(inGroup));
+    members.push(...at.tail.filter(inGroup));
+    return groupAuditEntries(members);
+  }
 }
 
 /** Where the last entry stands, so a decision's later facts join it (facts of one decision are contiguous). */
@@ -184,9 +367,10 @@ const SavedAuditSchema = z.object({ sealed: z.number().int().min(0), chunkSize: 
 
 /**
  * The audit log grows with every command, so its checkpoint is split: entries are sealed in docs of
- * `chunkSize` (`projections/<name>/chunk/N`, each written once per fold), and the checkpoint holds the count of
- * sealed chunks and the open tail. The chunk holding the last entry is never sealed: that entry may still gain
- * facts (a decision's facts can straddle a checkpoint).
+ * `chunkSize` (`projections/<name>/chunk/N`, each written once, by the first checkpoint after it seals), and the
+ * checkpoint holds the count of sealed chunks and the open tail. The chunk holding the last entry is never
+ * sealed: that entry may still gain facts (a decision's facts can straddle a checkpoint). Only the tail and a
+ * small index of the chunks stay in memory (see AuditLogState).
  */
 export function createAuditLog(options: { name?: string; chunkSize?: number } = {}): Projection<AuditLogState> {
   const name = options.name ?? 'auditLog';
@@ -196,34 +380,24 @@ export function createAuditLog(options: { name?: string; chunkSize?: number } = 
     name,
     // 2: no-op entries, a failed phase's code, Begin's correlation id.
     version: 2,
-    initial: () => ({ entries: [] }),
+    initial: () => new AuditLogState(chunkSize, chunkKey),
     apply(state, event) {
-      foldAuditEvent(state.entries, event);
+      state.fold(event);
       return state;
     },
-    revive: (saved) => z.object({ entries: z.array(AuditEntrySchema) }).parse(saved) as AuditLogState,
-    async save(store: EventStore, state: AuditLogState, memo: FoldMemo) {
-      const sealed = Math.max(0, Math.floor((state.entries.length - 1) / chunkSize));
-      // Chunks this fold has already written (or loaded) never change again: entries before the last are final.
-      const written = typeof memo.sealed === 'number' ? Math.min(memo.sealed, sealed) : 0;
-      for (let i = written; i < sealed; i++) {
-        await store.putDoc(CHECKPOINT_COLLECTION, chunkKey(i), state.entries.slice(i * chunkSize, (i + 1) * chunkSize));
+    revive(saved) {
+      // Only used without load (never, here): a whole list of entries, sealed again as they would have been.
+      const state = new AuditLogState(chunkSize, chunkKey);
+      for (const entry of z.object({ entries: z.array(AuditEntrySchema) }).parse(saved).entries as AuditEntry[]) {
+        state.entries.push(entry);
       }
-      memo.sealed = sealed;
-      return { sealed, chunkSize, open: state.entries.slice(sealed * chunkSize) };
+      return AuditLogState.resealed(state);
     },
-    async load(store: EventStore, saved: unknown, memo: FoldMemo) {
-      const parsed = SavedAuditSchema.parse(saved);
-      if (parsed.chunkSize !== chunkSize) throw new Error(`it was written with chunks of ${parsed.chunkSize}, not ${chunkSize}`);
-      const entries: AuditEntry[] = [];
-      for (let i = 0; i < parsed.sealed; i++) {
-        const doc = await store.getDoc(CHECKPOINT_COLLECTION, chunkKey(i));
-        entries.push(...(z.array(AuditEntrySchema).length(chunkSize).parse(doc) as AuditEntry[]));
-      }
-      entries.push(...(parsed.open as AuditEntry[]));
-      memo.sealed = parsed.sealed;
-      return { entries };
+    async save(store: EventStore, state: AuditLogState) {
+      await state.flush(store);
+      return state.saved();
     },
+    load: (store: EventStore, saved: unknown) => AuditLogState.load(store, saved, chunkSize, chunkKey),
   };
 }
 
@@ -245,10 +419,11 @@ export interface AuditQuery {
   correlationId?: string;
 }
 
-export function selectAuditEntries(entries: readonly AuditEntry[], query: AuditQuery = {}): AuditEntry[] {
+/** Whether an entry passes the query's filters (everything but `limit`). */
+export function auditMatcher(query: AuditQuery = {}): (e: AuditEntry) => boolean {
   const since = query.since;
   const sinceMs = since && 'time' in since ? timeMs(since.time) : Number.NaN;
-  const out = entries.filter((e) => {
+  return (e) => {
     if (query.domain !== undefined && e.domain !== query.domain) return false;
     if (query.host !== undefined && e.host !== query.host) return false;
     if (query.outcome !== undefined && e.outcome !== query.outcome) return false;
@@ -256,9 +431,17 @@ export function selectAuditEntries(entries: readonly AuditEntry[], query: AuditQ
     if (since && 'position' in since && e.position < since.position) return false;
     if (since && 'time' in since && !(timeMs(e.time) >= sinceMs)) return false;
     return true;
-  });
+  };
+}
+
+/** The query's `limit` applied to the matching entries (in log order): the earliest after `since`, else the latest. */
+function limitAuditEntries(out: AuditEntry[], query: AuditQuery): AuditEntry[] {
   if (query.limit === undefined || out.length <= query.limit) return out;
-  return since ? out.slice(0, query.limit) : out.slice(out.length - query.limit);
+  return query.since ? out.slice(0, query.limit) : out.slice(out.length - query.limit);
+}
+
+export function selectAuditEntries(entries: readonly AuditEntry[], query: AuditQuery = {}): AuditEntry[] {
+  return limitAuditEntries(entries.filter(auditMatcher(query)), query);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -284,11 +467,6 @@ export interface AuditGroup {
   codeName?: string;
   message?: string;
   entries: AuditEntry[];
-}
-
-/** What groups an entry: its correlation id, else its own command id (so a migrate Begin recorded without one still heads its saga). */
-function groupKey(e: AuditEntry): string {
-  return e.correlationId ?? e.commandId;
 }
 
 /**

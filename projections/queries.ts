@@ -3,7 +3,7 @@
 import type { DomainState } from '../machines/model';
 import { domainStream } from '../machines/model';
 import type { EventStore } from '../services/eventstore/types';
-import { auditLog, groupAuditEntries, selectAuditEntries, type AuditEntry, type AuditGroup, type AuditQuery } from './auditLog';
+import { auditLog, type AuditEntry, type AuditGroup, type AuditQuery } from './auditLog';
 import { domainList, domainRow, domainRows, foldDomainEvent, type DomainFilter, type DomainRow, type StreamFold } from './domainList';
 import { timeMs, type LogPoint } from './log';
 import { ProjectionRunner, type RunnerOptions } from './runner';
@@ -35,9 +35,10 @@ export class LedgerViews {
   }
 
   /**
-   * One domain: now (from the projection), or as of a global position or time (folded from its stream: every
-   * fact up to that position, or up to the last one stamped at or before that time). Undefined when the
-   * stream has no facts by then.
+   * One domain: now (the row and tree from the projections, the whole machine state folded from its stream up
+   * to the fact the projection last folded, as the list keeps no config), or as of a global position or time
+   * (folded from its stream: every fact up to that position, or up to the last one stamped at or before that
+   * time). Undefined when the stream has no facts by then.
    */
   async domainAt(host: string, name: string, at?: LogPoint): Promise<DomainView | undefined> {
     const stream = domainStream(host, name);
@@ -45,7 +46,8 @@ export class LedgerViews {
       const fold = this.runner.stateOf(domainList).streams[stream];
       const slice = this.runner.stateOf(snapshotTree).streams[stream];
       if (!fold) return undefined;
-      return { ...domainRow(stream, fold), detail: fold.state, tree: buildSnapshotTree(slice ?? fold.state) };
+      const detail = (await foldStreamUntil(this.store, stream, { position: fold.position }))?.state ?? fold.state;
+      return { ...domainRow(stream, fold), detail, tree: buildSnapshotTree(slice ?? detail) };
     }
     return domainViewAt(this.store, host, name, at);
   }
@@ -56,8 +58,9 @@ export class LedgerViews {
     return slice && buildSnapshotTree(slice);
   }
 
+  /** The audit entries the query selects; sealed chunks the query needs are read from the store's docs. */
   async auditEntries(query: AuditQuery = {}): Promise<AuditEntry[]> {
-    return selectAuditEntries(this.runner.stateOf(auditLog).entries, query);
+    return this.runner.stateOf(auditLog).select(this.store, query);
   }
 
   /**
@@ -65,9 +68,7 @@ export class LedgerViews {
    * entries first (e.g. by domain), then every entry of each group they belong to is included.
    */
   async auditGroups(query: AuditQuery = {}): Promise<AuditGroup[]> {
-    const all = this.runner.stateOf(auditLog).entries;
-    const ids = new Set(selectAuditEntries(all, query).map((e) => e.correlationId ?? e.commandId));
-    return groupAuditEntries(all.filter((e) => ids.has(e.correlationId ?? e.commandId)));
+    return this.runner.stateOf(auditLog).groups(this.store, query);
   }
 
   /** Folds what was appended since (one-shot use). */
