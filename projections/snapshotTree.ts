@@ -96,14 +96,26 @@ export interface SnapshotTreeView {
   roots: SnapshotNode[];
 }
 
-/** The tree of one domain's snapshots; siblings by creation time, then name. */
+/**
+ * The tree of one domain's snapshots; siblings by creation time, then name. Shared by the read model and the NATS
+ * query (services/nats/protocol.ts). A `--redefine`d snapshot may name any parent, even one that makes a loop;
+ * each snapshot appears once, and a loop is cut where it closes.
+ */
 export function buildSnapshotTree(slice: Pick<SnapshotSlice, 'host' | 'name' | 'snapshots' | 'current'>): SnapshotTreeView {
   const snaps = Object.values(slice.snapshots).sort(
     (a, b) => Date.parse(a.creationTime) - Date.parse(b.creationTime) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
-  const nodes = new Map<string, SnapshotNode>();
+  const childrenOf = new Map<string, Snapshot[]>();
   for (const snap of snaps) {
-    nodes.set(snap.name, {
+    if (snap.parent === null) continue;
+    const siblings = childrenOf.get(snap.parent);
+    if (siblings) siblings.push(snap);
+    else childrenOf.set(snap.parent, [snap]);
+  }
+  const placed = new Set<string>();
+  const node = (snap: Snapshot): SnapshotNode => {
+    placed.add(snap.name);
+    return {
       name: snap.name,
       parent: snap.parent,
       state: snap.state,
@@ -113,17 +125,13 @@ export function buildSnapshotTree(slice: Pick<SnapshotSlice, 'host' | 'name' | '
       external: snap.external,
       mirrored: snap.mirrored,
       current: snap.name === slice.current,
-      children: [],
-    });
-  }
-  const roots: SnapshotNode[] = [];
-  for (const snap of snaps) {
-    const node = nodes.get(snap.name)!;
-    const parent = snap.parent === null ? undefined : nodes.get(snap.parent);
-    // A parent that is not (or no longer) known makes a root, as `snapshot-list --tree` shows it.
-    if (parent && parent !== node) parent.children.push(node);
-    else roots.push(node);
-  }
+      children: (childrenOf.get(snap.name) ?? []).filter((c) => !placed.has(c.name)).map(node),
+    };
+  };
+  // A parent that is not (or no longer) known makes a root, as `snapshot-list --tree` shows it.
+  const roots = snaps.filter((s) => s.parent === null || slice.snapshots[s.parent] === undefined).map(node);
+  // Whatever is left sits on a parent loop: start a root at the first of each loop.
+  for (const snap of snaps) if (!placed.has(snap.name)) roots.push(node(snap));
   return { host: slice.host, name: slice.name, current: slice.current, count: snaps.length, roots };
 }
 

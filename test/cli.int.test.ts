@@ -1,35 +1,18 @@
 // `vmledger` as users run it: the README quick start on the default store file, help, errors, --json, scripts.
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(repoRoot, 'bin/vmledger.mjs');
+import { runVmledger, type CliRun } from './support/cli';
+
 const EXAMPLES = '/work/shared/spec/libvirt-examples';
 
 let dir: string;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function vmledger(args: string[], input = '', cwd = dir): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function vmledger(args: string[], input = '', cwd = dir): Promise<CliRun> {
+  return runVmledger(args, cwd, input);
 }
 
 beforeAll(() => {
@@ -79,7 +62,7 @@ describe('the README quick start', () => {
     expect(undefined_).toEqual({ code: 0, stdout: "Domain 'test' has been undefined\n\n", stderr: '' });
     // A second invocation on the same store sees it gone.
     expect(await run('list', '--all')).toEqual({ code: 0, stdout: ' Id   Name   State\n--------------------\n\n', stderr: '' });
-  });
+  }, 180_000); // eight CLI processes, each starting node + tsx: generous on a loaded 2-core machine
 });
 
 describe('help', () => {

@@ -3,8 +3,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -28,8 +27,8 @@ import {
 } from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { parseDomainXml } from '../services/xml';
+import { runVmledger, VMLEDGER_BIN as BIN, type CliRun } from './support/cli';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const EXAMPLES = '/work/shared/spec/libvirt-examples';
 const TEST_XML = readFileSync(join(EXAMPLES, 'test.xml'), 'utf8');
 const CONFIG: DomainConfig = parseDomainXml(TEST_XML);
@@ -502,19 +501,8 @@ function checkpointRevision(doc: unknown): number | undefined {
 // ---------------------------------------------------------------------------------------------------
 // The CLI as a child process
 
-const BIN = join(repoRoot, 'bin/vmledger.mjs');
-
-function runCli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+function runCli(args: string[], input?: string): Promise<CliRun> {
+  return runVmledger(args, dir, input);
 }
 
 describe('the CLI on a store file', () => {

@@ -10,10 +10,10 @@ import {
   parseDomainXml,
   parseSnapshotXml,
 } from '../services/xml';
+import { TEST_CONFIG, TEST_UUID } from './support/given';
 
 const EXAMPLES = new URL('../../shared/spec/libvirt-examples/', import.meta.url);
 const example = (file: string) => readFileSync(new URL(file, EXAMPLES), 'utf8');
-const TEST_UUID = '6695eb01-f6a4-8304-79aa-97f2502e193f';
 
 /** The XmlError a call throws (fails the test if it returns or throws anything else). */
 function xmlError(fn: () => unknown): XmlError {
@@ -119,15 +119,7 @@ describe('libvirt example files', () => {
   });
 
   it('test.xml: the dumpxml of the test driver domain', () => {
-    expect(parseDomainXml(example('test.xml'))).toEqual({
-      name: 'test',
-      uuid: TEST_UUID,
-      disks: [{ target: 'vda', source: '/guest/diskimage1', device: 'disk', readonly: false, shareable: false, storage: 'managed' }],
-      hostdevs: [],
-      onPoweroff: 'destroy',
-      onReboot: 'restart',
-      onCrash: 'destroy',
-    });
+    expect(parseDomainXml(example('test.xml'))).toEqual(TEST_CONFIG);
   });
 
   it('t2.xml and other_same_uuid.xml', () => {

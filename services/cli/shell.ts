@@ -7,8 +7,6 @@ import { createInterface } from 'node:readline';
 
 import type { Command } from 'commander';
 
-import { connectNats, natsConfigFromEnv, natsConnectionOptions } from '../nats/config';
-import { createRemoteLedger } from '../nats/remoteLedger';
 import { VirshSession, type CommandReport, type SessionLedger } from '../virsh/session';
 import { LazyLedger } from './lazyLedger';
 import { CliError, cliGlobals } from './program';
@@ -43,6 +41,9 @@ async function withSession<T>(cmd: Command, work: (session: VirshSession, print:
 
 /** `--nats URL`: the same commands, sent to a running `vmledger serve` (credentials and TLS from the NATS_* variables). */
 async function remoteLedger(url: string): Promise<SessionLedger> {
+  // Loaded only here: a local session never pays for the NATS client.
+  const { connectNats, natsConfigFromEnv, natsConnectionOptions } = await import('../nats/config');
+  const { createRemoteLedger } = await import('../nats/remoteLedger');
   try {
     const nc = await connectNats(natsConnectionOptions(natsConfigFromEnv(process.env, { url, name: 'vmledger shell' })));
     return createRemoteLedger(nc, { closeConnection: true });

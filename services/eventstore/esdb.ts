@@ -57,19 +57,19 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 
-import { AsyncLogFollower } from './follow';
+import { AsyncLogFollower, followLog } from './follow';
 import { registerStoreScheme } from './index';
 import {
   NO_STREAM_REVISION,
-  assertAppendOptions,
+  appendThenWriteDocs,
   assertLimit,
   assertPosition,
   assertRevision,
   assertStreamName,
   checkExpectedRevision,
   encodeEvents,
-  prepareDocs,
-  writeDocsAfterAppend,
+  Queue,
+  sleep,
   toJson,
 } from './shared';
 import {
@@ -178,16 +178,6 @@ export function commandEventId(commandId: string, index: number): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-class Queue {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(work, work);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
 
 /** A point of $all: every fact with a position at or before `pos` is counted in `ordinal` (pos null: the start). */
 interface Point {
@@ -288,13 +278,8 @@ class EsdbEventStore implements EventStore {
 
   async append(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
-    assertStreamName(stream);
-    assertAppendOptions(options);
     // No transaction spans facts and docs here: the docs follow a stored (not refused, not duplicate) append.
-    const docs = prepareDocs(options);
-    const result = await this.appendWithoutDocs(stream, events, options);
-    await writeDocsAfterAppend((collection, key, value) => this.putDoc(collection, key, value), stream, docs, result);
-    return result;
+    return appendThenWriteDocs(this, stream, events, options, (s, e, o) => this.appendWithoutDocs(s, e, o));
   }
 
   private async appendWithoutDocs(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
@@ -513,25 +498,11 @@ class EsdbEventStore implements EventStore {
     assertLimit(limit);
     if (limit === 0) return;
     await this.loadCheckpoints();
-    let point = this.pointAtOrBefore(after);
     let remaining = limit;
-    for (;;) {
-      const page = await this.readAllPage(point.pos);
-      let progressed = false;
-      for (const event of page) {
-        if (point.pos && comparePositions(event.position, point.pos) <= 0) continue;
-        progressed = true;
-        if (!this.isFact(event.streamId)) {
-          point = { ordinal: point.ordinal, pos: event.position };
-          continue;
-        }
-        point = { ordinal: point.ordinal + 1, pos: event.position };
-        this.notePoint(point, event.id);
-        if (point.ordinal <= after) continue;
-        yield this.toRecorded(this.domainStreamOf(event.streamId), event, point.ordinal);
-        if (--remaining === 0) return;
-      }
-      if (page.length < PAGE || !progressed) return;
+    for await (const { point, event } of this.factsFrom(this.pointAtOrBefore(after))) {
+      if (point.ordinal <= after) continue;
+      yield this.toRecorded(this.domainStreamOf(event.streamId), event, point.ordinal);
+      if (--remaining === 0) return;
     }
   }
 
@@ -543,15 +514,7 @@ class EsdbEventStore implements EventStore {
 
   subscribe(after: number, onEvent: (event: RecordedEvent) => void | Promise<void>): Subscription {
     this.assertOpen();
-    const follower = new AsyncLogFollower(
-      after,
-      (from, signal) => this.liveFacts(from, signal),
-      onEvent,
-      (stopped) => this.followers.delete(stopped),
-      { label: this.label },
-    );
-    this.followers.add(follower);
-    return follower;
+    return followLog(this.followers, after, (from, signal) => this.liveFacts(from, signal), onEvent, this.label);
   }
 
   /** Facts after `after`, then live ones: a catch-up subscription to $all filtered on the fact prefix. */
@@ -684,6 +647,17 @@ class EsdbEventStore implements EventStore {
   }
 
   private async countUntil(start: Point, found: (event: AllStreamRecordedEvent) => boolean): Promise<number> {
+    for await (const { point, event } of this.factsFrom(start)) {
+      if (found(event)) return point.ordinal;
+    }
+    throw new StoreCorruptError(`${this.label}: a fact event was not found in $all while counting positions`);
+  }
+
+  /**
+   * The fact events of $all after `start`, each with its point (noted as a checkpoint), page by page until the
+   * end of $all.
+   */
+  private async *factsFrom(start: Point): AsyncIterable<{ point: Point; event: AllStreamRecordedEvent }> {
     let point = start;
     for (;;) {
       const page = await this.readAllPage(point.pos);
@@ -697,11 +671,9 @@ class EsdbEventStore implements EventStore {
         }
         point = { ordinal: point.ordinal + 1, pos: event.position };
         this.notePoint(point, event.id);
-        if (found(event)) return point.ordinal;
+        yield { point, event };
       }
-      if (page.length < PAGE || !progressed) {
-        throw new StoreCorruptError(`${this.label}: a fact event was not found in $all while counting positions`);
-      }
+      if (page.length < PAGE || !progressed) return;
     }
   }
 

@@ -7,7 +7,7 @@
 // going as facts are appended. When the source fails (server restart, network cut) the follower logs a warning
 // and opens a new source after the last fact it delivered, so a subscription survives a server restart.
 
-import { assertPosition } from './shared';
+import { assertPosition, deliverFact, type EventCallback } from './shared';
 import { StoreCorruptError, type RecordedEvent, type Subscription } from './types';
 
 /**
@@ -17,7 +17,7 @@ import { StoreCorruptError, type RecordedEvent, type Subscription } from './type
  */
 export type LiveSource = (after: number, signal: AbortSignal) => AsyncIterable<RecordedEvent>;
 
-export type EventCallback = (event: RecordedEvent) => void | Promise<void>;
+export type { EventCallback };
 
 export interface AsyncLogFollowerOptions {
   /** Delay before reopening a failed source; doubled up to `maxRetryDelayMs`. Default 100 ms. */
@@ -80,16 +80,7 @@ export class AsyncLogFollower implements Subscription {
               );
               return;
             }
-            try {
-              await this.onEvent(event);
-            } catch (error) {
-              console.error(
-                `vmledger: subscription stopped: callback failed on stream '${event.stream}' revision ${event.revision} ` +
-                  `(position ${event.position}); later facts are not delivered to it:`,
-                error,
-              );
-              return;
-            }
+            if (!(await deliverFact(this.onEvent, event))) return;
             this.lastDelivered = event.position;
             delay = this.retryDelayMs;
           }
@@ -126,4 +117,20 @@ export class AsyncLogFollower implements Subscription {
       this.wakeSleeper = done;
     }).finally(() => (this.wakeSleeper = undefined));
   }
+}
+
+/**
+ * subscribe() of a networked store: an AsyncLogFollower on `source`, kept in `followers` (which close() stops)
+ * until it stops.
+ */
+export function followLog(
+  followers: Set<AsyncLogFollower>,
+  after: number,
+  source: LiveSource,
+  onEvent: EventCallback,
+  label: string,
+): AsyncLogFollower {
+  const follower = new AsyncLogFollower(after, source, onEvent, (stopped) => followers.delete(stopped), { label });
+  followers.add(follower);
+  return follower;
 }

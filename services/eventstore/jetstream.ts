@@ -75,19 +75,20 @@ import {
   type StreamInfo,
 } from 'nats';
 
-import { AsyncLogFollower } from './follow';
+import { subjectsCollide } from '../nats/protocol';
+import { AsyncLogFollower, followLog } from './follow';
 import { registerStoreScheme } from './index';
 import {
   NO_STREAM_REVISION,
-  assertAppendOptions,
+  appendThenWriteDocs,
   assertLimit,
   assertPosition,
   assertRevision,
   assertStreamName,
   checkExpectedRevision,
   encodeEvents,
-  prepareDocs,
-  writeDocsAfterAppend,
+  Queue,
+  sleep,
   toJson,
   type EncodedEvent,
 } from './shared';
@@ -171,19 +172,6 @@ export interface JetStreamTestHooks {
 // ------------------------------------------------------------------------------------------------------------
 // Names and subjects.
 
-/** Whether two subjects (with `*` and `>` wildcards) can match a common subject. */
-export function subjectsOverlap(a: string, b: string): boolean {
-  const x = a.split('.');
-  const y = b.split('.');
-  for (let i = 0; ; i++) {
-    const p = x[i];
-    const q = y[i];
-    if (p === undefined || q === undefined) return p === q;
-    if (p === '>' || q === '>') return true;
-    if (p !== q && p !== '*' && q !== '*') return false;
-  }
-}
-
 /**
  * One subject token (or KV key token) for any string: bytes outside [A-Za-z0-9-] become `_XX` (upper-case hex of
  * the UTF-8 byte), the empty string becomes `_`, and a token longer than 200 bytes becomes `=` + sha256 hex.
@@ -208,7 +196,7 @@ function assertSubjectPrefix(prefix: string): void {
     );
   }
   const captured = `${prefix}.>`;
-  const clash = COMMAND_SERVICE_SUBJECTS.find((reserved) => subjectsOverlap(captured, reserved));
+  const clash = COMMAND_SERVICE_SUBJECTS.find((reserved) => subjectsCollide(captured, reserved));
   if (clash) {
     throw new TypeError(
       `subjectPrefix '${prefix}' would make the log stream capture '${captured}', which overlaps the command ` +
@@ -240,17 +228,6 @@ function isTransient(error: unknown): boolean {
   return ['TIMEOUT', '503', 'DISCONNECT', 'CONNECTION_REFUSED', 'CONNECTION_TIMEOUT', 'REQUEST_ERROR'].includes(e.code);
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Serialises async work in arrival order. */
-class Queue {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(work, work);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
 
 // ------------------------------------------------------------------------------------------------------------
 // Messages.
@@ -568,13 +545,8 @@ class JetStreamEventStore implements EventStore {
 
   async append(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
-    assertStreamName(stream);
-    assertAppendOptions(options);
     // No transaction spans facts and docs here: the docs follow a stored (not refused, not duplicate) append.
-    const docs = prepareDocs(options);
-    const result = await this.appendWithoutDocs(stream, events, options);
-    await writeDocsAfterAppend((collection, key, value) => this.putDoc(collection, key, value), stream, docs, result);
-    return result;
+    return appendThenWriteDocs(this, stream, events, options, (s, e, o) => this.appendWithoutDocs(s, e, o));
   }
 
   private async appendWithoutDocs(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
@@ -916,15 +888,7 @@ class JetStreamEventStore implements EventStore {
 
   subscribe(after: number, onEvent: (event: RecordedEvent) => void | Promise<void>): Subscription {
     this.assertOpen();
-    const follower = new AsyncLogFollower(
-      after,
-      (from, signal) => this.liveFacts(from, signal),
-      onEvent,
-      (stopped) => this.followers.delete(stopped),
-      { label: this.label },
-    );
-    this.followers.add(follower);
-    return follower;
+    return followLog(this.followers, after, (from, signal) => this.liveFacts(from, signal), onEvent, this.label);
   }
 
   /** Facts after `after`, then live ones, from an ordered consumer (which re-creates itself after a restart). */

@@ -172,6 +172,37 @@ export async function writeDocsAfterAppend(
   }
 }
 
+/**
+ * append() for backends without multi-key transactions (JetStream, EventStoreDB): checks the arguments, stores
+ * the facts with `appendFacts`, then writes the docs (writeDocsAfterAppend).
+ */
+export async function appendThenWriteDocs(
+  store: { putDoc(collection: string, key: string, value: unknown): Promise<void> },
+  stream: string,
+  events: NewEvent[],
+  options: AppendOptions,
+  appendFacts: (stream: string, events: NewEvent[], options: AppendOptions) => Promise<AppendResult>,
+): Promise<AppendResult> {
+  assertStreamName(stream);
+  assertAppendOptions(options);
+  const docs = prepareDocs(options);
+  const result = await appendFacts(stream, events, options);
+  await writeDocsAfterAppend((collection, key, value) => store.putDoc(collection, key, value), stream, docs, result);
+  return result;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Serialises async work in arrival order. */
+export class Queue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work, work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
 /** Row shape both backends keep; decoding it yields fresh objects on every read (no aliasing between readers). */
 export interface StoredEventRow {
   position: number;
@@ -194,6 +225,24 @@ export function decodeEvent(row: StoredEventRow): RecordedEvent {
 }
 
 export type EventCallback = (event: RecordedEvent) => void | Promise<void>;
+
+/**
+ * Runs a subscriber's callback on one fact. False when it threw (or rejected): the error is on stderr with the
+ * fact's stream, revision and position, and the subscription must stop.
+ */
+export async function deliverFact(onEvent: EventCallback, event: RecordedEvent): Promise<boolean> {
+  try {
+    await onEvent(event);
+    return true;
+  } catch (error) {
+    console.error(
+      `vmledger: subscription stopped: callback failed on stream '${event.stream}' revision ${event.revision} ` +
+        `(position ${event.position}); later facts are not delivered to it:`,
+      error,
+    );
+    return false;
+  }
+}
 
 /**
  * One subscription to the global log. It reads pages after its last delivered position, awaits the callback
@@ -256,16 +305,7 @@ export class LogFollower implements Subscription {
         }
         for (const event of page) {
           if (this.stopped) return;
-          try {
-            await this.onEvent(event);
-          } catch (error) {
-            console.error(
-              `vmledger: subscription stopped: callback failed on stream '${event.stream}' revision ${event.revision} ` +
-                `(position ${event.position}); later facts are not delivered to it:`,
-              error,
-            );
-            return;
-          }
+          if (!(await deliverFact(this.onEvent, event))) return;
           this.lastDelivered = event.position;
         }
       }

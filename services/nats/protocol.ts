@@ -15,7 +15,8 @@
 // Command and event subjects are disjoint (`cmd`/`query`/`schema` vs `evt`): a JetStream stream that captures the
 // facts can never swallow a request (ARCHITECTURE.md, "Known pitfalls").
 import type { Verb } from '../../machines/commands';
-import type { DomainState, SnapshotState } from '../../machines/model';
+import type { DomainState } from '../../machines/model';
+import { buildSnapshotTree, type SnapshotNode } from '../../projections/snapshotTree';
 import type { RecordedEvent } from '../eventstore/types';
 import type { CommandOutcome } from '../ledger-types';
 
@@ -159,19 +160,7 @@ export interface DomainResult {
   revision: number;
 }
 
-/** One snapshot in the tree, with its children (by creation order). */
-export interface SnapshotNode {
-  name: string;
-  parent: string | null;
-  state: SnapshotState;
-  creationTime: string;
-  description?: string;
-  diskOnly: boolean;
-  external: boolean;
-  mirrored: boolean;
-  current: boolean;
-  children: SnapshotNode[];
-}
+export type { SnapshotNode };
 
 export interface SnapshotTreeResult {
   host: string;
@@ -201,33 +190,8 @@ export interface PublishedFact {
   event: RecordedEvent;
 }
 
-/**
- * Builds the snapshot tree of a domain state (SC-TREE / SD-TREE as data). A `--redefine`d snapshot may name any
- * parent, even one that makes a loop; each snapshot appears once, and a loop is cut where it closes.
- */
+/** The snapshot tree of a domain state (SC-TREE / SD-TREE as data), as the projection builds it (buildSnapshotTree). */
 export function snapshotTree(state: DomainState, revision: number): SnapshotTreeResult {
-  const snaps = Object.values(state.snapshots);
-  const placed = new Set<string>();
-  const node = (name: string): SnapshotNode => {
-    placed.add(name);
-    const s = state.snapshots[name]!;
-    return {
-      name: s.name,
-      parent: s.parent,
-      state: s.state,
-      creationTime: s.creationTime,
-      ...(s.description !== undefined ? { description: s.description } : {}),
-      diskOnly: s.diskOnly,
-      external: s.external,
-      mirrored: s.mirrored,
-      current: state.current === s.name,
-      children: snaps.filter((c) => c.parent === s.name && !placed.has(c.name)).map((c) => node(c.name)),
-    };
-  };
-  const roots = snaps
-    .filter((s) => s.parent === null || state.snapshots[s.parent] === undefined)
-    .map((s) => node(s.name));
-  // Whatever is left sits on a parent loop: start a root at the first of each loop (creation order).
-  for (const s of snaps) if (!placed.has(s.name)) roots.push(node(s.name));
+  const { roots } = buildSnapshotTree(state);
   return { host: state.host, domain: state.name, current: state.current, revision, roots };
 }

@@ -447,6 +447,17 @@ export class VirshSession {
     }
   }
 
+  /** Reads and parses the domain XML in a file named on the command line; the failure to report when it cannot. */
+  private readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml> } | { error: Result } {
+    const read = this.read(path);
+    if ('error' in read) return read;
+    try {
+      return { config: parseDomainXml(read.text, this.newUuid) };
+    } catch (error) {
+      return { error: this.xmlFailure(error, header) };
+    }
+  }
+
   private xmlFailure(error: unknown, header?: string): Result {
     if (error instanceof XmlError) {
       return fail(header ? [header, error.message] : [error.message], error.code, 'XML', error.message, error.codeName);
@@ -483,14 +494,9 @@ export class VirshSession {
       case 'define':
       case 'create': {
         const file = str(o, 'file')!;
-        const read = this.read(file);
-        if ('error' in read) return read.error;
-        let config;
-        try {
-          config = parseDomainXml(read.text, this.newUuid);
-        } catch (error) {
-          return this.xmlFailure(error, failureHeader(verb, '', o));
-        }
+        const parsed = this.readDomainXml(file, failureHeader(verb, '', o));
+        if ('error' in parsed) return parsed.error;
+        const { config } = parsed;
         const input =
           verb === 'define'
             ? { verb, config }
@@ -893,15 +899,9 @@ export class VirshSession {
         );
       }
       case 'migrate-incoming': {
-        const file = str(o, 'file')!;
-        const read = this.read(file);
-        if ('error' in read) return read.error;
-        let config;
-        try {
-          config = parseDomainXml(read.text, this.newUuid);
-        } catch (error) {
-          return this.xmlFailure(error);
-        }
+        const parsed = this.readDomainXml(str(o, 'file')!);
+        if ('error' in parsed) return parsed.error;
+        const { config } = parsed;
         return this.execute(
           {
             verb,
