@@ -329,7 +329,9 @@ class Lockstep {
     const decision = decide(this.folded, c, { host: hostView });
     const event = commandEvent(c, hostView);
     const from = leafStateOf(this.folded);
-    if (this.actor.getSnapshot().status === 'done' && decision.ok) {
+    if (this.actor.getSnapshot().status === 'done') {
+      // A refused command on a gone domain: the final state takes no events, and the fold must not move either.
+      if (!decision.ok) return;
       // A new domain under the same name: the machine starts over (its `undefined` state).
       this.actor = Lockstep.newActor();
     }
