@@ -1,21 +1,10 @@
 // Logs for the projection and replay tests: a seeded script of a few hundred virsh-like commands over a
 // handful of domains on two hosts (accepted and refused mixed), executed through the real ledger.
 import type { CommandInput } from '../machines/commands';
+import { prng } from './support/prng';
 import type { Ledger } from '../services/ledger-types';
 
 export type Executor = Pick<Ledger, 'execute'>;
-
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const T0 = Date.parse('2024-03-01T08:00:00Z');
 export const timeOf = (n: number) => new Date(T0 + n * 1000).toISOString();

@@ -19,23 +19,12 @@ import type { CommandOutcome } from '../../services/ledger-types';
 import { startCommandService, type CommandService } from '../../services/nats/service';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 import { captureLog, connectLikeProduction, domainConfig, ledgerOnFile, tempDir, type LedgerOnFile } from './fixtures';
+import { prng } from '../support/prng';
 
 const DOMAINS = ['race-a', 'race-b', 'race-c'];
 const SNAPSHOTS = ['s1', 's2', 's3'];
 const CLIENTS = 20;
 const COMMANDS_PER_CLIENT = 25;
-
-/** A small seeded PRNG, so a failure can be replayed with the same seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomCommand(rand: () => number, id: string, time: string): CommandRequest {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;

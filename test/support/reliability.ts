@@ -21,6 +21,7 @@ import { initialDomainState, type DomainState } from '../../machines/model';
 import { createVmledgerClient, type CommandRequest } from '../../services/client';
 import type { EventStore, RecordedEvent } from '../../services/eventstore/types';
 import { factFromEvent } from '../../services/factHash';
+import { prng } from './prng';
 import type { CommandOutcome } from '../../services/ledger-types';
 import { replayCheck, type ReplayOptions, type ReplaySummary } from '../../services/replay';
 import { connectLikeProduction, domainConfig } from '../nats/fixtures';
@@ -29,18 +30,6 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const VMLEDGER_BIN = join(ROOT, 'bin/vmledger.mjs');
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** A small seeded PRNG (mulberry32), so a failing run can be repeated with its seed. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The seed of a test run: $VMLEDGER_SEED, or one derived from the clock (printed in failure messages). */
 export function runSeed(): number {
