@@ -124,13 +124,7 @@ const CheckpointSchema = z.object({
   state: DomainStateSchema,
 });
 
-const IndexEntrySchema = z.object({
-  host: z.string(),
-  name: z.string(),
-  life: z.enum(['none', 'exists', 'gone']),
-  uuid: z.string().nullable(),
-  active: z.boolean(),
-  persistent: z.boolean(),
+const IndexEntrySchema = DomainStateSchema.pick({ host: true, name: true, life: true, uuid: true, active: true, persistent: true }).extend({
   revision: z.number().int(),
 });
 type IndexEntry = z.infer<typeof IndexEntrySchema>;
