@@ -1,14 +1,21 @@
 // What the command service costs on top of NATS itself: the raw request/reply rate of a plain echo responder,
 // against the end-to-end rate of vmledger commands (validate, decide, durable SQLite append, publish the fact,
-// reply), both with 64 requests in flight over one client connection and one responder connection.
+// reply), both with 64 requests in flight over one client connection.
+//
+// Each responder runs in a process of its own, as it does when deployed: the echo responder is a minimal nats.js
+// script, and vmledger is the real `vmledger serve` (what `npm start` runs: SQLite store in a temp dir, the ledger
+// following the log, the NATS micro-service). The load comes from this process in both cases, so the two figures
+// differ only by what answers the requests. (With the responder inside the load generator's process, the
+// generator's own NATS work is charged to the responder: 0.22–0.29 instead of the figures below.)
 //
 // The vmledger commands go to 64 domains (one worker per domain, alternating start/destroy), so they never
 // conflict on a stream: the number measures the pipeline, not retries. `ledgerDirect` runs the same commands
-// into ledger.execute in-process, to separate what NATS costs from what the durable store costs (each command
-// is an fsync'd append plus its fsync'd outcome record).
+// into ledger.execute in this process, to separate what NATS costs from what the durable store costs.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { connect, type NatsConnection } from 'nats';
 
@@ -16,7 +23,6 @@ import { openEventStore } from '../services/eventstore/index';
 import { createLedger } from '../services/ledger';
 import { createVmledgerClient, type CommandRequest } from '../services/client';
 import type { CommandOutcome, Ledger } from '../services/ledger-types';
-import { startCommandService } from '../services/nats/service';
 
 export interface RateAndLatency {
   count: number;
@@ -28,9 +34,9 @@ export interface RateAndLatency {
 
 export interface NatsBenchResult {
   inFlight: number;
-  /** Plain NATS request/reply to an echo responder. */
+  /** Plain NATS request/reply to an echo responder process. */
   echo: RateAndLatency;
-  /** vmledger commands end to end (SQLite store in a temp dir, one service instance). */
+  /** vmledger commands end to end: a `vmledger serve` process on a SQLite store in a temp dir. */
   vmledger: RateAndLatency;
   /** vmledger rate / echo rate. */
   ratio: number;
@@ -83,44 +89,78 @@ async function measure(workers: number, durationMs: number, once: (worker: numbe
 type Execute = (command: CommandRequest) => Promise<CommandOutcome>;
 
 /**
- * Commands through `execute` on a fresh SQLite store: 64 domains defined first, then worker w alternates
- * start/destroy on domain w (always accepted, one fact each, no two workers on one stream).
+ * Commands through `execute`: 64 domains defined first, then worker w alternates start/destroy on domain w
+ * (always accepted, one fact each, no two workers on one stream).
  */
-async function measureLedger(
-  file: string,
-  inFlight: number,
-  warmupMs: number,
-  durationMs: number,
-  through: (ledger: Ledger) => Promise<{ execute: Execute; close(): Promise<void> }>,
-): Promise<RateAndLatency> {
+async function measureCommands(execute: Execute, inFlight: number, warmupMs: number, durationMs: number): Promise<RateAndLatency> {
+  const domains = Array.from({ length: inFlight }, (_, i) => `bench-${i}`);
+  let n = 0;
+  const meta = () => ({ commandId: `bench-${n++}`, time: new Date().toISOString(), actor: 'bench' });
+  await Promise.all(
+    domains.map(async (name, i) => {
+      const uuid = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+      const out = await execute({ verb: 'define', config: { name, uuid }, meta: meta() });
+      if (!out.ok) throw new Error(`bench setup: define ${name} refused: ${out.message}`);
+    }),
+  );
+  const running = new Array<boolean>(inFlight).fill(false);
+  const once = async (worker: number) => {
+    const domain = domains[worker]!;
+    const out = await execute({ verb: running[worker] ? 'destroy' : 'start', domain, meta: meta() });
+    if (!out.ok) throw new Error(`bench: ${out.command} ${domain} refused: ${out.rule} ${out.message}`);
+    running[worker] = !running[worker];
+  };
+  await measure(inFlight, warmupMs, once);
+  return measure(inFlight, durationMs, once);
+}
+
+/** The same commands into ledger.execute in this process, on a fresh SQLite store. */
+async function measureLedgerDirect(file: string, inFlight: number, warmupMs: number, durationMs: number): Promise<RateAndLatency> {
   const store = await openEventStore(`sqlite:${file}`);
-  const ledger = createLedger(store);
-  const path = await through(ledger);
+  const ledger: Ledger = createLedger(store);
   try {
-    const domains = Array.from({ length: inFlight }, (_, i) => `bench-${i}`);
-    let n = 0;
-    const meta = () => ({ commandId: `bench-${n++}`, time: new Date().toISOString(), actor: 'bench' });
-    await Promise.all(
-      domains.map(async (name, i) => {
-        const uuid = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-        const out = await path.execute({ verb: 'define', config: { name, uuid }, meta: meta() });
-        if (!out.ok) throw new Error(`bench setup: define ${name} refused: ${out.message}`);
-      }),
-    );
-    const running = new Array<boolean>(inFlight).fill(false);
-    const once = async (worker: number) => {
-      const domain = domains[worker]!;
-      const out = await path.execute({ verb: running[worker] ? 'destroy' : 'start', domain, meta: meta() });
-      if (!out.ok) throw new Error(`bench: ${out.command} ${domain} refused: ${out.rule} ${out.message}`);
-      running[worker] = !running[worker];
-    };
-    await measure(inFlight, warmupMs, once);
-    return await measure(inFlight, durationMs, once);
+    return await measureCommands((c) => ledger.execute(c), inFlight, warmupMs, durationMs);
   } finally {
-    await path.close();
     await ledger.close();
     await store.close();
   }
+}
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+/** The minimal responder the baseline measures: every request answered with its own body. */
+const ECHO_RESPONDER = `
+  import { connect } from 'nats';
+  const nc = await connect({ servers: process.env.BENCH_NATS_URL, name: 'bench-echo-responder' });
+  nc.subscribe(process.env.BENCH_ECHO_SUBJECT, { callback: (_err, msg) => msg.respond(msg.data) });
+  await nc.flush();
+  process.stderr.write('echo responder ready\\n');
+  process.on('SIGTERM', () => nc.drain().then(() => process.exit(0)));
+`;
+
+/** Spawns a responder process; resolves once a line of its stderr starts with `readyText`, rejects if it exits first. */
+async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, readyText: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.split('\n').some((line) => line.startsWith(readyText))) resolve();
+    });
+    child.once('exit', (code, signal) => reject(new Error(`bench responder '${args.join(' ')}' exited (${code ?? signal}) before it was ready:\n${output}`)));
+  });
+  child.stderr!.removeAllListeners('data');
+  child.stderr!.resume();
+  return child;
+}
+
+async function stopResponder(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 export async function natsBench(natsUrl: string, options: NatsBenchOptions = {}): Promise<NatsBenchResult> {
@@ -128,6 +168,7 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
   const durationMs = options.durationMs ?? 3_000;
   const warmupMs = Math.min(500, durationMs / 4);
   const connections: NatsConnection[] = [];
+  const children: ChildProcess[] = [];
   const open = async (name: string) => {
     const nc = await connect({ servers: natsUrl, name });
     connections.push(nc);
@@ -136,29 +177,35 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
   const workDir = mkdtempSync(join(options.dir ?? tmpdir(), 'vmledger-nats-bench-'));
   try {
     // ---- raw echo ----
-    const responder = await open('bench-echo-responder');
-    const requester = await open('bench-echo-requester');
     const echoSubject = `bench.echo.${Date.now()}`;
-    responder.subscribe(echoSubject, { callback: (_err, msg) => msg.respond(msg.data) });
-    await responder.flush();
+    const echoResponder = await spawnResponder(
+      ['--input-type=module', '-e', ECHO_RESPONDER],
+      { BENCH_NATS_URL: natsUrl, BENCH_ECHO_SUBJECT: echoSubject },
+      'echo responder ready',
+    );
+    children.push(echoResponder);
+    const requester = await open('bench-echo-requester');
     const body = new TextEncoder().encode(JSON.stringify({ domain: 'bench-0', meta: { commandId: 'x'.repeat(36) } }));
     const echoOnce = async () => {
       await requester.request(echoSubject, body, { timeout: 10_000 });
     };
     await measure(inFlight, warmupMs, echoOnce);
     const echo = await measure(inFlight, durationMs, echoOnce);
+    await stopResponder(echoResponder);
 
-    // ---- vmledger end to end, then the ledger alone ----
-    const vmledger = await measureLedger(join(workDir, 'nats.sqlite'), inFlight, warmupMs, durationMs, async (ledger) => {
-      const serviceConn = await open('bench-vmledger-service');
-      const service = await startCommandService({ ledger, nc: serviceConn, log: () => {} });
-      const client = createVmledgerClient(await open('bench-vmledger-client'), { timeoutMs: 30_000, retries: 0 });
-      return { execute: (c) => client.execute(c), close: () => service.stop() };
-    });
-    const ledgerDirect = await measureLedger(join(workDir, 'direct.sqlite'), inFlight, warmupMs, durationMs, async (ledger) => ({
-      execute: (c) => ledger.execute(c),
-      close: async () => {},
-    }));
+    // ---- vmledger end to end: the real `vmledger serve` ----
+    const serve = await spawnResponder(
+      [join(REPO, 'bin', 'vmledger.mjs'), 'serve', '--store', `sqlite:${join(workDir, 'serve.sqlite')}`, '--nats', natsUrl],
+      {},
+      'vmledger service info: serving',
+    );
+    children.push(serve);
+    const client = createVmledgerClient(await open('bench-vmledger-client'), { timeoutMs: 30_000, retries: 0 });
+    const vmledger = await measureCommands((c) => client.execute(c), inFlight, warmupMs, durationMs);
+    await stopResponder(serve);
+
+    // ---- the ledger alone, in this process ----
+    const ledgerDirect = await measureLedgerDirect(join(workDir, 'direct.sqlite'), inFlight, warmupMs, durationMs);
     return {
       inFlight,
       echo,
@@ -167,6 +214,7 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
       ledgerDirect,
     };
   } finally {
+    await Promise.all(children.map(stopResponder));
     await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
     rmSync(workDir, { recursive: true, force: true });
   }
