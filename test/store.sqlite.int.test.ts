@@ -415,6 +415,42 @@ describe('sqlite event store', () => {
       await subscription.close();
     });
 
+    it("a subscriber gets its own store's facts and another connection's, each once and in order, even when slow", async () => {
+      // Facts this store commits are handed to its followers directly; the other connection's must be read from
+      // the log, and they land between ours: the follower must notice the gaps and never skip or repeat a fact.
+      const file = join(dir, 'offered.sqlite');
+      // No polling in time for this test: the gaps in what we are offered are what tells the follower to read.
+      // (The last round appends only to ours, so a gap is always followed by an offer that reveals it.)
+      const ours = open(file, { pollIntervalMs: 60_000 });
+      const theirs = open(file, { pollIntervalMs: 60_000 });
+      const seen: RecordedEvent[] = [];
+      const subscription = ours.subscribe(0, async (event) => {
+        seen.push(event);
+        if (event.position % 7 === 0) await new Promise((r) => setTimeout(r, 2)); // a slow subscriber falls behind
+      });
+      const revisions = new Map<string, number>();
+      const appendTo = async (store: EventStore, stream: string, n: number) => {
+        const expected = revisions.get(stream) ?? -1;
+        revisions.set(stream, expected + n);
+        await store.append(stream, Array.from({ length: n }, (_, i) => fact('A', i)), {
+          expectedRevision: expected < 0 ? 'no-stream' : expected,
+        });
+      };
+      for (let round = 0; round < 20; round++) {
+        await Promise.all([
+          ...Array.from({ length: 5 }, (_, i) => appendTo(ours, `ours-${i}`, 1 + (round % 2))),
+          ...(round % 3 === 0 ? [appendTo(theirs, 'theirs', 2)] : []),
+        ]);
+      }
+      const all = await collect(ours.readAll());
+      await waitFor(() => seen.length >= all.length, 'every fact to reach the subscriber');
+      await new Promise((r) => setTimeout(r, 50)); // and nothing more arrives
+      expect(seen.map((e) => e.position)).toEqual(all.map((_, i) => i + 1));
+      expect(seen).toEqual(all);
+      await subscription.close();
+      await theirs.close();
+    });
+
     it('close() writes what was queued before it', async () => {
       const file = join(dir, 'close.sqlite');
       const store = openSqliteEventStore(file);

@@ -252,9 +252,18 @@ export async function deliverFact(onEvent: EventCallback, event: RecordedEvent):
  * A callback that throws (or rejects) stops this subscription: the error is written to stderr with the stream,
  * revision and position of the fact, and no later fact is delivered. Restart from your own checkpoint to retry.
  * close() waits for a callback in flight; do not await close() from inside the callback (it would wait on itself).
+ *
+ * offer(): the backend hands over facts it has just committed itself, so a follower that is caught up delivers
+ * them without reading them back (a service following the log re-read and re-parsed every fact it appended: 4–5%
+ * of its CPU in a profile of the NATS bench). Offered facts are used only when they continue exactly where the follower stands; anything
+ * else (a gap left by another process's append, a follower behind) is read from the log as before.
  */
 export class LogFollower implements Subscription {
   private lastDelivered: number;
+  /** Facts offered by the backend, in position order, not yet delivered; bounded by READ_PAGE_SIZE. */
+  private offered: RecordedEvent[] = [];
+  /** Whether the log may hold facts not delivered nor offered: at the start, after wake(), after a gap or a full page. */
+  private readNeeded = true;
   private stopped = false;
   private wakeUp: (() => void) | undefined;
   private readonly done: Promise<void>;
@@ -276,7 +285,27 @@ export class LogFollower implements Subscription {
     return this.lastDelivered;
   }
 
+  /** Facts just committed by this process, in position order (fresh objects: the follower's to keep). */
+  offer(events: readonly RecordedEvent[]): void {
+    if (this.stopped || events.length === 0) return;
+    const last = this.offered.at(-1);
+    if ((last !== undefined && events[0]!.position !== last.position + 1) || this.offered.length + events.length > READ_PAGE_SIZE) {
+      // A gap, or far behind (reading pages is cheaper than holding them): read from the log instead.
+      this.offered = [];
+      this.readNeeded = true;
+    } else {
+      this.offered.push(...events);
+    }
+    this.resume();
+  }
+
+  /** New facts may be in the log (appended here without offer(), or by another process). */
   wake(): void {
+    this.readNeeded = true;
+    this.resume();
+  }
+
+  private resume(): void {
     const wakeUp = this.wakeUp;
     this.wakeUp = undefined;
     wakeUp?.();
@@ -291,9 +320,13 @@ export class LogFollower implements Subscription {
   private async run(): Promise<void> {
     try {
       while (!this.stopped) {
-        let page: RecordedEvent[];
+        let page: RecordedEvent[] | undefined = this.takeOffered();
         try {
-          page = this.readPage(this.lastDelivered, READ_PAGE_SIZE);
+          if (page === undefined && this.readNeeded) {
+            page = this.readPage(this.lastDelivered, READ_PAGE_SIZE);
+            this.readNeeded = page.length === READ_PAGE_SIZE;
+          }
+          page ??= [];
         } catch (error) {
           console.error(`vmledger: subscription stopped: reading the log after position ${this.lastDelivered} failed:`, error);
           return;
@@ -311,7 +344,22 @@ export class LogFollower implements Subscription {
       }
     } finally {
       this.stopped = true;
+      this.offered = [];
       this.onStop(this);
     }
+  }
+
+  /** The offered facts when they start right after the last delivered one; otherwise they are dropped. */
+  private takeOffered(): RecordedEvent[] | undefined {
+    const offered = this.offered;
+    if (offered.length === 0) return undefined;
+    this.offered = [];
+    const start = offered.findIndex((e) => e.position > this.lastDelivered);
+    if (start < 0) return undefined;
+    if (offered[start]!.position !== this.lastDelivered + 1) {
+      this.readNeeded = true; // something came between: read it from the log
+      return undefined;
+    }
+    return start === 0 ? offered : offered.slice(start);
   }
 }

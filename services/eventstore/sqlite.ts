@@ -509,7 +509,8 @@ class SqliteStore implements SqliteEventStore {
     this.groupCommitStats.transactions += 1;
     this.groupCommitStats.writes += batch.length;
     if (batch.length > this.groupCommitStats.largestBatch) this.groupCommitStats.largestBatch = batch.length;
-    let appended = false;
+    // The facts this batch appended, in position order (one IMMEDIATE transaction: contiguous), for followers.
+    const rows: StoredEventRow[] = [];
     for (let i = 0; i < batch.length; i++) {
       const write = batch[i]!;
       const outcome = outcomes[i]!;
@@ -517,11 +518,17 @@ class SqliteStore implements SqliteEventStore {
         write.reject(this.explainWriteFailure(outcome.error, this.nothingWritten(write)));
         continue;
       }
-      if (write.kind === 'append' && !outcome.value!.duplicate && write.events.length > 0) appended = true;
-      write.resolve(outcome.value);
+      const result = outcome.value!;
+      if (write.kind === 'append' && !result.duplicate && write.events.length > 0 && this.followers.size > 0) {
+        const first = write.events.length - 1;
+        write.events.forEach((e, j) =>
+          rows.push({ ...e, stream: write.stream, revision: result.revision - first + j, position: result.position - first + j }),
+        );
+      }
+      write.resolve(result);
     }
     // After the COMMIT: subscribers never see a fact that could still be rolled back.
-    if (appended) this.wakeFollowers();
+    if (rows.length > 0) for (const follower of this.followers) follower.offer(rows.map(decodeEvent));
   }
 
   private nothingWritten(write: QueuedWrite): string {
