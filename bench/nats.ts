@@ -38,6 +38,11 @@ export interface NatsBenchResult {
   echo: RateAndLatency;
   /** vmledger commands end to end: a `vmledger serve` process on a SQLite store in a temp dir. */
   vmledger: RateAndLatency;
+  /**
+   * The same `vmledger serve` on the in-memory store (`--store memory`: no disk, nothing durable): what the
+   * service costs without SQLite, so `vmledger` against this is what the durable store costs.
+   */
+  vmledgerMemoryStore: RateAndLatency;
   /** vmledger rate / echo rate. */
   ratio: number;
   /**
@@ -193,16 +198,23 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
     const echo = await measure(inFlight, durationMs, echoOnce);
     await stopResponder(echoResponder);
 
-    // ---- vmledger end to end: the real `vmledger serve` ----
-    const serve = await spawnResponder(
-      [join(REPO, 'bin', 'vmledger.mjs'), 'serve', '--store', `sqlite:${join(workDir, 'serve.sqlite')}`, '--nats', natsUrl],
-      {},
-      'vmledger service info: serving',
-    );
-    children.push(serve);
+    // ---- vmledger end to end: the real `vmledger serve`, on SQLite, then on the in-memory store ----
     const client = createVmledgerClient(await open('bench-vmledger-client'), { timeoutMs: 30_000, retries: 0 });
-    const vmledger = await measureCommands((c) => client.execute(c), inFlight, warmupMs, durationMs);
-    await stopResponder(serve);
+    const throughServe = async (store: string) => {
+      const serve = await spawnResponder(
+        [join(REPO, 'bin', 'vmledger.mjs'), 'serve', '--store', store, '--nats', natsUrl],
+        {},
+        'vmledger service info: serving',
+      );
+      children.push(serve);
+      try {
+        return await measureCommands((c) => client.execute(c), inFlight, warmupMs, durationMs);
+      } finally {
+        await stopResponder(serve);
+      }
+    };
+    const vmledger = await throughServe(`sqlite:${join(workDir, 'serve.sqlite')}`);
+    const vmledgerMemoryStore = await throughServe('memory');
 
     // ---- the ledger alone, in this process ----
     const ledgerDirect = await measureLedgerDirect(join(workDir, 'direct.sqlite'), inFlight, warmupMs, durationMs);
@@ -210,6 +222,7 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
       inFlight,
       echo,
       vmledger,
+      vmledgerMemoryStore,
       ratio: Math.round((vmledger.requestsPerSecond / echo.requestsPerSecond) * 10_000) / 10_000,
       ledgerDirect,
     };

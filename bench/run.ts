@@ -17,7 +17,9 @@
 //      tail). Target: within 2×. Also the first load before any checkpoint existed (a full replay).
 //   c  NATS request/reply, 64 in flight, private nats-server: a raw echo responder vs vmledger commands end to end
 //      (service, ledger, durable SQLite append, fact published, reply). Target: vmledger ≥ 0.4 × echo; p50/p99 of
-//      both. Also the same commands into ledger.execute in-process (no NATS). Median of several runs.
+//      both. Each responder is a process of its own (vmledger: the real `vmledger serve`). Also, to show where the
+//      time goes: the same service on the in-memory store (no disk), and the same commands into ledger.execute
+//      in-process (no NATS). Median of several runs.
 //   d  replay check (decide + evolve + hash chain of every fact) vs the raw read-and-parse rate of the same store.
 //      Target ≥ 0.3. 200,000 facts by default, 1,000,000 with --full.
 //   e  RSS of a service process (runServe: store + ledger + host index + NATS service) on a store of 10,000
@@ -312,6 +314,15 @@ function rowsFor(results: Results): Row[] {
     });
     rows.push({ section: 'c', what: '  p50 latency', figure: fmt(r.vmledger.p50Ms, ' ms'), baseline: fmt(r.echo.p50Ms, ' ms'), ratio: '', target: '', met: '' });
     rows.push({ section: 'c', what: '  p99 latency', figure: fmt(r.vmledger.p99Ms, ' ms'), baseline: fmt(r.echo.p99Ms, ' ms'), ratio: '', target: '', met: '' });
+    rows.push({
+      section: 'c',
+      what: '  same service on the in-memory store (no disk)',
+      figure: fmt(r.vmledgerMemoryStore.requestsPerSecond),
+      baseline: fmt(r.echo.requestsPerSecond),
+      ratio: fmt(round(r.vmledgerMemoryStore.requestsPerSecond / r.echo.requestsPerSecond)),
+      target: '',
+      met: '',
+    });
     rows.push({
       section: 'c',
       what: '  same commands into ledger.execute, no NATS',

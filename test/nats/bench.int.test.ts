@@ -15,7 +15,7 @@ afterAll(async () => {
 it('natsBench measures echo, vmledger over NATS and the ledger alone', async () => {
   const r = await natsBench(server.url, { durationMs: 300, inFlight: 8 });
   expect(r.inFlight).toBe(8);
-  for (const m of [r.echo, r.vmledger, r.ledgerDirect]) {
+  for (const m of [r.echo, r.vmledger, r.vmledgerMemoryStore, r.ledgerDirect]) {
     expect(m.count).toBeGreaterThan(0);
     expect(m.requestsPerSecond).toBeGreaterThan(0);
     expect(m.p99Ms).toBeGreaterThanOrEqual(m.p50Ms);
