@@ -37,6 +37,7 @@ import {
 } from './shared';
 import {
   StoreCorruptError,
+  StoreFullError,
   type AppendOptions,
   type AppendResult,
   type EventStore,
@@ -663,7 +664,7 @@ class SqliteStore implements SqliteEventStore {
   private explainWriteFailure(error: unknown, nothingWritten: string): unknown {
     const code = sqliteCode(error);
     if (code === 'SQLITE_FULL') {
-      return new Error(`disk is full: ${nothingWritten} ('${this.file}' is unchanged and still readable)`, {
+      return new StoreFullError(`disk is full: ${nothingWritten} ('${this.file}' is unchanged and still readable)`, {
         cause: error,
       });
     }

@@ -85,6 +85,18 @@ export class WrongExpectedRevisionError extends Error {
   }
 }
 
+/**
+ * Thrown by an append or doc write that the store had no room for (SQLite: disk full, or the file at its
+ * max_page_count). The message says what was not written; nothing acknowledged before is affected, and a retry
+ * with the same command id once there is room applies the command at most once.
+ */
+export class StoreFullError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreFullError';
+  }
+}
+
 /** Thrown when the store file or server is not a vmledger store, or is damaged. */
 export class StoreCorruptError extends Error {
   constructor(message: string) {

@@ -135,6 +135,12 @@ export const SERVICE_RULES = {
   payloadSize: 'PAYLOAD-SIZE',
   /** The handler failed unexpectedly (code 1, VIR_ERR_INTERNAL_ERROR); the command may or may not have been applied. */
   internal: 'INTERNAL',
+  /**
+   * The store had no room for the command's record (code 38, VIR_ERR_SYSTEM_ERROR, as libvirt reports ENOSPC);
+   * the message says what was not written. Retry with the same command id once there is room: it is applied
+   * at most once (its first outcome comes back if its facts were stored).
+   */
+  storeFull: 'STORE-FULL',
 } as const;
 
 /** The reply to `vmledger.cmd.<verb>`: the ledger's CommandOutcome, as JSON. */

@@ -6,6 +6,8 @@
 // - Every request gets exactly one reply, even when the ledger throws (nats.js v2 turns a rejected async handler
 //   into an unhandled rejection and the caller times out; so every handler here is wrapped, and a failure is
 //   logged and answered as `{ok:false, rule:'INTERNAL', code:1}` with the micro-service error headers).
+// - A full store (disk full) is answered `{ok:false, rule:'STORE-FULL', code:38}` with the store's message and
+//   service error code 507: nothing half-done, retry with the same command id once there is room.
 // - A rule refusal is a normal reply (`ok:false` with rule, code, codeName, message), without error headers.
 //   Requests that are not commands at all (bad JSON, schema errors, too large) and internal failures also carry
 //   the `Nats-Service-Error`/`Nats-Service-Error-Code` headers (400, 413, 500), for generic NATS tooling.
@@ -42,6 +44,7 @@ import type { z } from 'zod';
 import { type Verb, VERBS } from '../../machines/commands';
 import { ERROR_CODES, refusal } from '../../machines/errors';
 import { domainStream } from '../../machines/model';
+import { StoreFullError } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
 import { commandJsonSchemas } from './jsonSchema';
@@ -265,6 +268,13 @@ export async function startCommandService(options: CommandServiceOptions): Promi
               reply = {
                 body: withError(errorShell(msg), error.rule, 'VIR_ERR_INVALID_ARG', error.message),
                 serviceError: { code: error.serviceCode, description: error.message },
+              };
+            } else if (error instanceof StoreFullError) {
+              // Not a bug but an operator's problem, and a retry with the same command id is safe: say so plainly.
+              log('error', `store full: ${error.message}`, { subject: msg.subject });
+              reply = {
+                body: withError(errorShell(msg), SERVICE_RULES.storeFull, 'VIR_ERR_SYSTEM_ERROR', error.message),
+                serviceError: { code: 507, description: error.message },
               };
             } else {
               const message = `internal error: ${(error as Error)?.message ?? String(error)}`;

@@ -131,8 +131,8 @@ describe('disk full during append, through the ledger', () => {
     }
     expect((await replayCheck(store, { anchor: false })).ok).toBe(true);
 
-    // 4. The NATS service on the full store: an error reply (INTERNAL, saying the disk is full), not a timeout;
-    //    queries still work.
+    // 4. The NATS service on the full store: an error reply (STORE-FULL, code 38, the store's message), not a
+    //    timeout and not an INTERNAL error; queries still work.
     const serviceNc = await connectLikeProduction(server.url, 'disk-full-service');
     const clientNc = await connectLikeProduction(server.url, 'disk-full-client');
     const { log, entries } = captureLog();
@@ -144,9 +144,10 @@ describe('disk full during append, through the ledger', () => {
         snapshot: { name: 'over-nats', description: 'y'.repeat(4000) },
         meta: { commandId: 'df-nats' },
       });
-      expect(viaNats).toMatchObject({ ok: false, rule: 'INTERNAL', commandId: 'df-nats' });
-      expect(viaNats.message).toMatch(/^internal error: disk is full: nothing was appended to stream 'domain-local-df-0'/);
-      expect(entries.some((e) => e.level === 'error')).toBe(true);
+      expect(viaNats).toMatchObject({ ok: false, rule: 'STORE-FULL', code: 38, codeName: 'VIR_ERR_SYSTEM_ERROR', commandId: 'df-nats' });
+      expect(viaNats.message).toMatch(DISK_FULL);
+      expect(viaNats.message).toMatch(/^disk is full: nothing was appended to stream 'domain-local-df-0'/);
+      expect(entries.some((e) => e.level === 'error' && /^store full: disk is full/.test(e.message))).toBe(true);
       expect((await client.loadDomain('local', DOMAINS[0]!)).revision).toBe(await store.streamRevision(`domain-local-${DOMAINS[0]}`));
       failed.set('df-nats', {
         input: { verb: 'snapshot-create', domain: DOMAINS[0]!, snapshot: { name: 'over-nats' }, meta: meta('df-nats') } as CommandInput,
