@@ -2,7 +2,7 @@
 // the same run (same machine, same disk, same minute), with the ratio and the target; all figures are written to
 // bench-results.json in the working directory (gitignored), whose path is printed at the end.
 //
-//   npm run bench                      default sizes: about 2 minutes on a 2-core machine
+//   npm run bench                      default sizes: about 75 s on a 2-core machine
 //   npm run bench -- --full            full sizes (also VMLEDGER_BENCH_FULL=1, or `npm run bench:full`):
 //                                      replay over 1,000,000 facts, memory with 100,000 domains and 1,000,000 facts
 //   npm run bench -- --only a,c        some sections only (a b c d e, as below)
