@@ -371,6 +371,25 @@ describe('jetstream event store', () => {
     });
   });
 
+  it('opening rides out a server that is away (its JetStream requests are retried, not failed at the first timeout)', async () => {
+    const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    connections.push(nc);
+    await server.kill('SIGKILL');
+    const opening = openJetStreamEventStore({ nc, requestTimeoutMs: 500, retryBudgetMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 1_500)); // several request timeouts while it is away
+    await server.restart();
+    const store = await opening;
+    opened.push(store);
+    expect(await store.append('vm-a', [fact('A', 1)], { expectedRevision: 'no-stream' })).toMatchObject({ revision: 0, position: 1 });
+
+    // With no server for longer than the budget, it gives up naming the step.
+    await server.kill('SIGKILL');
+    await expect(openJetStreamEventStore({ nc, requestTimeoutMs: 300, retryBudgetMs: 1_000, streamName: 'other' })).rejects.toThrow(
+      /^cannot open the JetStream store 'other': could not reach the JetStream API: TIMEOUT/,
+    );
+    await server.restart();
+  });
+
   describe('a server restart in the middle of a write load', () => {
     it.each([['SIGTERM'], ['SIGKILL']] as const)('loses nothing that was acknowledged (%s); revisions, positions and the subscription stay consistent', async (signal) => {
       const kill = signal;

@@ -228,6 +228,31 @@ function isTransient(error: unknown): boolean {
   return ['TIMEOUT', '503', 'DISCONNECT', 'CONNECTION_REFUSED', 'CONNECTION_TIMEOUT', 'REQUEST_ERROR'].includes(e.code);
 }
 
+/**
+ * Runs `work` (which must be safe to repeat), retrying transient failures with a backoff of up to 1 s until
+ * `budgetMs` has passed; then the last one is handed to `giveUp` to explain. `check` runs before each attempt
+ * and after each failure (e.g. to stop at once when the store was closed meanwhile).
+ */
+async function withTransientRetries<T>(
+  budgetMs: number,
+  work: () => Promise<T>,
+  giveUp: (error: unknown) => Error,
+  check: () => void = () => {},
+): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 0; ; attempt++) {
+    check();
+    try {
+      return await work();
+    } catch (error) {
+      check();
+      if (!isTransient(error)) throw error;
+      if (Date.now() >= deadline) throw giveUp(error);
+      await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+}
+
 
 // ------------------------------------------------------------------------------------------------------------
 // Messages.
@@ -369,18 +394,29 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
     }
   }
   try {
-    const jsm = await nc.jetstreamManager({ timeout }).catch((error: unknown) => {
-      throw new Error(
-        `NATS at ${nc!.getServer()} has no JetStream (start nats-server with -js): ${(error as Error).message}`,
-        { cause: error },
+    // Each step is idempotent, so a JetStream request that timed out (a busy or restarting server) is repeated.
+    const setUp = <T>(what: string, work: () => Promise<T>) =>
+      withTransientRetries(
+        options.retryBudgetMs ?? 30_000,
+        work,
+        (error) => new Error(`cannot open the JetStream store '${streamName}': could not ${what}: ${(error as Error).message}`, { cause: error }),
       );
-    });
+    const jsm = await setUp('reach the JetStream API', () =>
+      nc!.jetstreamManager({ timeout }).catch((error: unknown) => {
+        // No responders on $JS.API: the server runs without JetStream. Not worth retrying.
+        if ((error as NatsError | undefined)?.code !== '503') throw error;
+        throw new Error(
+          `NATS at ${nc!.getServer()} has no JetStream (start nats-server with -js): ${(error as Error).message}`,
+          { cause: error },
+        );
+      }),
+    );
     const js = nc.jetstream({ timeout });
-    const info = await ensureStream(jsm, streamName, prefix, options);
-    await ensureFormatMarker(js, jsm, streamName, prefix);
+    const info = await setUp('read or create the stream', () => ensureStream(jsm, streamName, prefix, options));
+    await setUp('check the format marker', () => ensureFormatMarker(js, jsm, streamName, prefix));
     const replicas = options.replicas ?? 1;
-    const commands = await js.views.kv(options.commandsBucket ?? DEFAULT_COMMANDS_BUCKET, { history: 1, replicas });
-    const docs = await js.views.kv(options.docsBucket ?? DEFAULT_DOCS_BUCKET, { history: 1, replicas });
+    const commands = await setUp('open the commands bucket', () => js.views.kv(options.commandsBucket ?? DEFAULT_COMMANDS_BUCKET, { history: 1, replicas }));
+    const docs = await setUp('open the docs bucket', () => js.views.kv(options.docsBucket ?? DEFAULT_DOCS_BUCKET, { history: 1, replicas }));
     const duplicateWindowMs = Math.floor((info.config.duplicate_window ?? nanos(120_000)) / 1_000_000);
     const retryBudgetMs = Math.max(0, Math.min(options.retryBudgetMs ?? 30_000, duplicateWindowMs / 2));
     return new JetStreamEventStore(nc, ownConnection, js, jsm, commands, docs, {
@@ -1076,23 +1112,13 @@ class JetStreamEventStore implements EventStore {
   }
 
   /** Runs a request, retrying transport failures within the retry budget. */
-  private async retry<T>(what: string, work: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.settings.retryBudgetMs;
-    for (let attempt = 0; ; attempt++) {
-      this.assertOpen();
-      try {
-        return await work();
-      } catch (error) {
-        if (this.closed) throw this.closedError();
-        if (!isTransient(error) || Date.now() >= deadline) {
-          if (isTransient(error)) {
-            throw new Error(`${this.label}: could not ${what}: ${(error as Error).message}`, { cause: error });
-          }
-          throw error;
-        }
-        await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
-      }
-    }
+  private retry<T>(what: string, work: () => Promise<T>): Promise<T> {
+    return withTransientRetries(
+      this.settings.retryBudgetMs,
+      work,
+      (error) => new Error(`${this.label}: could not ${what}: ${(error as Error).message}`, { cause: error }),
+      () => this.assertOpen(),
+    );
   }
 
   // ---------------------------------------------------------------------------------------------- docs
