@@ -254,9 +254,10 @@ export async function deliverFact(onEvent: EventCallback, event: RecordedEvent):
  * close() waits for a callback in flight; do not await close() from inside the callback (it would wait on itself).
  *
  * offer(): the backend hands over facts it has just committed itself, so a follower that is caught up delivers
- * them without reading them back (a service following the log re-read and re-parsed every fact it appended: 4–5%
- * of its CPU in a profile of the NATS bench). Offered facts are used only when they continue exactly where the follower stands; anything
- * else (a gap left by another process's append, a follower behind) is read from the log as before.
+ * them without reading them back (a service following the log re-read and re-parsed every fact it appended:
+ * 4–5% of its CPU in a profile of the NATS bench). Offered facts are used only when they continue exactly where
+ * the follower stands; anything else (a gap left by another process's append, a follower behind) is read from
+ * the log as before.
  */
 export class LogFollower implements Subscription {
   private lastDelivered: number;

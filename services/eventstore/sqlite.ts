@@ -521,9 +521,10 @@ class SqliteStore implements SqliteEventStore {
       }
       const result = outcome.value!;
       if (write.kind === 'append' && !result.duplicate && write.events.length > 0 && this.followers.size > 0) {
-        const first = write.events.length - 1;
+        // The result names the last fact of the append; the others come right before it.
+        const last = write.events.length - 1;
         write.events.forEach((e, j) =>
-          rows.push({ ...e, stream: write.stream, revision: result.revision - first + j, position: result.position - first + j }),
+          rows.push({ ...e, stream: write.stream, revision: result.revision - last + j, position: result.position - last + j }),
         );
       }
       write.resolve(result);
