@@ -253,7 +253,6 @@ async function withTransientRetries<T>(
   }
 }
 
-
 // ------------------------------------------------------------------------------------------------------------
 // Messages.
 
@@ -399,7 +398,10 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
       withTransientRetries(
         options.retryBudgetMs ?? 30_000,
         work,
-        (error) => new Error(`cannot open the JetStream store '${streamName}': could not ${what}: ${(error as Error).message}`, { cause: error }),
+        (error) =>
+          new Error(`cannot open the JetStream store '${streamName}': could not ${what}: ${(error as Error).message}`, {
+            cause: error,
+          }),
       );
     const jsm = await setUp('reach the JetStream API', () =>
       nc!.jetstreamManager({ timeout }).catch((error: unknown) => {
@@ -415,8 +417,9 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
     const info = await setUp('read or create the stream', () => ensureStream(jsm, streamName, prefix, options));
     await setUp('check the format marker', () => ensureFormatMarker(js, jsm, streamName, prefix));
     const replicas = options.replicas ?? 1;
-    const commands = await setUp('open the commands bucket', () => js.views.kv(options.commandsBucket ?? DEFAULT_COMMANDS_BUCKET, { history: 1, replicas }));
-    const docs = await setUp('open the docs bucket', () => js.views.kv(options.docsBucket ?? DEFAULT_DOCS_BUCKET, { history: 1, replicas }));
+    const bucket = (name: string) => setUp(`open the bucket '${name}'`, () => js.views.kv(name, { history: 1, replicas }));
+    const commands = await bucket(options.commandsBucket ?? DEFAULT_COMMANDS_BUCKET);
+    const docs = await bucket(options.docsBucket ?? DEFAULT_DOCS_BUCKET);
     const duplicateWindowMs = Math.floor((info.config.duplicate_window ?? nanos(120_000)) / 1_000_000);
     const retryBudgetMs = Math.max(0, Math.min(options.retryBudgetMs ?? 30_000, duplicateWindowMs / 2));
     return new JetStreamEventStore(nc, ownConnection, js, jsm, commands, docs, {
