@@ -14,7 +14,9 @@ import {
   acceptedNoopOf,
   commandOf,
   commandTarget,
+  EFFECT_INTENDED,
   isDomainStream,
+  isEffectRecord,
   isNoopStream,
   isRefusalStream,
   refusalOf,
@@ -52,6 +54,11 @@ export interface AuditEntry {
   message?: string;
   /** Accepted and changed nothing (its `CommandAccepted` record is at `position` in `noops-<host>`). */
   noop?: true;
+  /**
+   * The record of an effect about to be performed (services/intents.ts): its result is the command's next entry
+   * (or, refused or interrupted, this entry's outcome, with the `EffectSettled` record among its facts).
+   */
+  intent?: true;
   /** Facts the command appended (empty for a refusal and a no-op), in order. */
   facts: AuditFact[];
 }
@@ -72,6 +79,7 @@ export const AuditEntrySchema = z.object({
   codeName: z.string().optional(),
   message: z.string().optional(),
   noop: z.literal(true).optional(),
+  intent: z.literal(true).optional(),
   facts: z.array(AuditFactSchema),
 });
 
@@ -318,6 +326,7 @@ export function foldAuditEvent(entries: AuditEntry[], event: RecordedEvent): voi
   }
   if (!isDomainStream(event.stream)) return;
   const fact: AuditFact = { position: event.position, stream: event.stream, revision: event.revision, type: event.type };
+  if (isEffectRecord(event.type)) return auditEffectRecord(entries, event, fact);
   const last = entries.at(-1);
   if (continues(last, event)) {
     last!.facts.push(fact);
@@ -335,6 +344,33 @@ export function foldAuditEvent(entries: AuditEntry[], event: RecordedEvent): voi
     facts: [fact],
   });
   noteFailure(entries.at(-1)!, event);
+}
+
+/** An intent gets an entry of its own; its settlement joins the command's latest entry (the intent's, or its result's). */
+function auditEffectRecord(entries: AuditEntry[], event: RecordedEvent, fact: AuditFact): void {
+  const commandId = String(event.metadata.commandId ?? '');
+  const data = (event.data ?? {}) as { command?: { verb?: unknown }; verb?: unknown; refusal?: { rule?: unknown; code?: unknown; codeName?: unknown; message?: unknown } };
+  if (event.type === EFFECT_INTENDED) {
+    const target = streamIdentityGuess(event.stream);
+    entries.push({
+      ...entryBase(event),
+      verb: String(data.command?.verb ?? 'hypervisor'),
+      host: typeof event.metadata.host === 'string' ? event.metadata.host : target.host,
+      domain: typeof event.metadata.domain === 'string' ? event.metadata.domain : target.name,
+      outcome: 'accepted',
+      intent: true,
+      facts: [fact],
+    });
+    return;
+  }
+  // Recent entries only: the settlement follows its intent or result closely (other domains' entries between).
+  const entry = entries.findLast((e, i) => i >= entries.length - 64 && e.commandId === commandId && e.facts.at(-1)?.stream === event.stream);
+  if (!entry) return;
+  entry.facts.push(fact);
+  const r = data.refusal;
+  if (r && typeof r.rule === 'string') {
+    Object.assign(entry, { outcome: 'refused', rule: r.rule, code: Number(r.code), codeName: String(r.codeName), message: String(r.message) });
+  }
 }
 
 const CODE_NAMES = new Map<number, string>(Object.entries(ERROR_CODES).map(([name, code]) => [code, name]));

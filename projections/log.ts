@@ -155,3 +155,18 @@ export function parseLogPoint(text: string): LogPoint {
 export function timeMs(time: unknown): number {
   return typeof time === 'string' ? Date.parse(time) : Number.NaN;
 }
+
+// Exactly-once effects (services/intents.ts): before a command with an effect on the hypervisor is performed, an
+// `EffectIntended` record is appended to the domain stream at the revision it was decided on; its result follows
+// (the decision's facts, as always), or an `EffectSettled` record where there are none to close it. Neither record
+// is a machine fact: both leave the domain's state as it was, and neither carries `metadata.command` (the intent
+// keeps its command in `data`, so the decision stays where it always was, on the result's first fact).
+
+/** The record of a command's effect about to be performed (an open job until its result follows). */
+export const EFFECT_INTENDED = 'EffectIntended';
+/** Closes an intent that no fact closes: nothing performed, the hypervisor refused, or settled on recovery. */
+export const EFFECT_SETTLED = 'EffectSettled';
+
+export function isEffectRecord(type: string): boolean {
+  return type === EFFECT_INTENDED || type === EFFECT_SETTLED;
+}

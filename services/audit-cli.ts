@@ -92,7 +92,7 @@ export function formatAuditTable(entries: readonly AuditEntry[]): string {
       e.actor,
       e.verb,
       `${e.host}/${e.domain}`,
-      e.outcome,
+      e.intent ? (e.outcome === 'refused' ? 'intended, refused' : 'intended') : e.outcome,
       e.rule ?? '',
       e.message ?? '',
     ]),
@@ -110,6 +110,7 @@ export function formatReplaySummary(s: ReplaySummary): string {
       `${num(s.hypervisorReports)} hypervisor reports, ${num(s.domains)} domain streams) in ${(s.elapsedMs / 1000).toFixed(2)} s: ` +
       `${num(s.rate)} facts/s`,
   );
+  if (s.intents > 0) lines.push(`effects: ${num(s.intents)} recorded as intended before they were performed, ${num(s.openIntents)} not yet settled`);
   lines.push(
     s.tampered.length === 0 ? 'hash chains: intact' : `hash chains: ${s.tampered.length} problem(s): the log was changed`,
   );

@@ -51,7 +51,9 @@ import {
 } from './eventstore/types';
 import { canonicalJson, eventHash, factFromEvent, factHash, factToEventData } from './factHash';
 import type { CommandOutcome, Ledger, LoadedDomain } from './ledger-types';
+import { IntentProtocol, OpenIntentSchema, type IntentOptions, type IntentPort } from './intents';
 import { runMigration, type MigrationOptions, type MigrationPort } from './migration';
+import { EFFECT_INTENDED, isEffectRecord } from '../projections/log';
 
 export const OUTCOMES_COLLECTION = 'outcomes';
 export const CHECKPOINTS_COLLECTION = 'checkpoints';
@@ -108,6 +110,8 @@ export interface LedgerOptions {
    * smaller one (see bench/ledger.ts).
    */
   outcomeDocs?: 'all' | 'unrecorded';
+  /** Exactly-once effects (services/intents.ts): how long to wait for another process's job, its lease, hooks. */
+  intents?: IntentOptions;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -133,6 +137,8 @@ const IndexDocSchema = z.object({
   version: z.literal(1),
   position: z.number().int().min(0),
   entries: z.record(z.string(), IndexEntrySchema),
+  /** Domain streams whose last record was an open intent at `position` (settled on opening, services/intents.ts). */
+  openIntents: z.array(OpenIntentSchema).optional(),
 });
 
 /** Marks an outcome doc whose `events` are references (stream, revision, position, type) to facts in the log. */
@@ -286,6 +292,8 @@ interface Head {
   revision: number;
   hash: string | undefined;
   checkpointRevision: number;
+  /** The stream's last record, when it is an intent whose result is not recorded yet (services/intents.ts). */
+  intent?: RecordedEvent;
 }
 
 /** `state`: the domain's state after an accepted append (for the driver's reports). */
@@ -359,6 +367,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   private subscription: Subscription | undefined;
   private indexSavedAt = -1;
   private closed = false;
+  private readonly intents: IntentProtocol;
 
   constructor(
     store: EventStore,
@@ -369,6 +378,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     this.checkpointEvery = Math.max(1, Math.floor(options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY));
     this.cache = new Lru(Math.max(1, options.cacheSize ?? DEFAULT_CACHE_SIZE));
     this.hostView = options.hostView ?? this.index;
+    this.intents = new IntentProtocol(this.intentPort(), options.intents);
     this.ready = this.start();
     this.ready.catch(() => undefined); // reported by the first call that awaits it
   }
@@ -383,14 +393,23 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       const parsed = IndexDocSchema.safeParse(doc);
       if (parsed.success && parsed.data.position <= (await this.store.headPosition())) {
         this.index.load(parsed.data);
+        this.intents.open.load(parsed.data.openIntents ?? []);
         this.indexSavedAt = parsed.data.position;
       } else {
         this.discard('index', HOST_INDEX_KEY, parsed.success ? 'position beyond the log head' : parsed.error.message);
       }
     }
     await this.followLog();
+    // As libvirt recovers its jobs on restart: intents whose recorder is gone are settled before any command.
+    await this.intents.recover(
+      (host, name) => this.loadHead(host, name),
+      (stream, fn) => this.streamLocks.run(stream, fn),
+    );
     if (this.options.follow) {
-      this.subscription = this.store.subscribe(this.index.position, (e) => this.index.applyRecorded(e));
+      this.subscription = this.store.subscribe(this.index.position, (e) => {
+        this.index.applyRecorded(e);
+        this.intents.open.observe(e);
+      });
     }
   }
 
@@ -399,7 +418,10 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     this.catchingUp ??= (async () => {
       try {
         const from = this.index.position;
-        for await (const e of this.store.readAll(this.index.position)) this.index.applyRecorded(e);
+        for await (const e of this.store.readAll(this.index.position)) {
+          this.index.applyRecorded(e);
+          this.intents.open.observe(e);
+        }
         if (this.index.position - from >= 1000) await this.saveIndex();
       } finally {
         this.catchingUp = undefined;
@@ -409,7 +431,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   }
 
   private async saveIndex(): Promise<void> {
-    const doc = this.index.toDoc();
+    const doc = { ...this.index.toDoc(), openIntents: this.intents.open.list() };
     await this.store.putDoc(INDEX_COLLECTION, HOST_INDEX_KEY, doc);
     this.indexSavedAt = doc.position;
   }
@@ -457,7 +479,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   private async fold(head: Head, fromRevision: number): Promise<Head>;
   private async fold(head: Head, fromRevision: number, verifyHash: string): Promise<Head | undefined>;
   private async fold(head: Head, fromRevision: number, verifyHash?: string): Promise<Head | undefined> {
-    let { state, revision, hash } = head;
+    let { state, revision, hash, intent } = head;
     let first = verifyHash !== undefined;
     for await (const e of this.store.readStream(head.stream, fromRevision)) {
       if (first) {
@@ -465,6 +487,14 @@ class EmbeddedLedger implements Ledger, MigrationPort {
         if (e.revision !== fromRevision || e.metadata.hash !== verifyHash) return undefined;
         continue;
       }
+      if (isEffectRecord(e.type)) {
+        // An intent (open until its result follows) or its settlement: no fact, the state stays.
+        intent = e.type === EFFECT_INTENDED ? e : undefined;
+        hash = typeof e.metadata.hash === 'string' ? e.metadata.hash : eventHash(hash, e);
+        revision = e.revision;
+        continue;
+      }
+      intent = undefined;
       let fact;
       try {
         fact = factFromEvent(e);
@@ -479,7 +509,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       revision = e.revision;
     }
     if (first) return undefined; // the checkpointed fact is gone
-    return { ...head, state, revision, hash };
+    return { ...head, state, revision, hash, intent };
   }
 
   private async readCheckpoint(stream: string, actualRevision: number) {
@@ -501,7 +531,8 @@ class EmbeddedLedger implements Ledger, MigrationPort {
 
   /** The state checkpoint of `head` when one is due (`checkpointEvery` facts after the last), else undefined. */
   private checkpointDue(head: Head): DocWrite | undefined {
-    if (head.hash === undefined || head.revision - head.checkpointRevision < this.checkpointEvery) return undefined;
+    // Never at an open intent: a load from the checkpoint would not see it.
+    if (head.hash === undefined || head.intent || head.revision - head.checkpointRevision < this.checkpointEvery) return undefined;
     const state = jsonClone(head.state);
     return {
       collection: CHECKPOINTS_COLLECTION,
@@ -634,6 +665,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.intents.close();
     try {
       await this.ready;
     } catch {
@@ -670,6 +702,12 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (isClaim(c)) await this.followLog();
       head = await this.loadHead(c.host, name);
+      if (head.intent) {
+        // Another command's job holds the domain (or this command's own, recorded before a crash or by another process).
+        const unblocked = await this.intents.unblock(head, c);
+        if (unblocked !== 'reload') return unblocked;
+        continue;
+      }
       const expected = c.meta.expectedRevision;
       if (expected !== undefined && expected !== head.revision) {
         const conflict = makeRefusal(
@@ -681,6 +719,13 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       }
       const decision = decide(head.state, c, { host: this.hostView });
       if (!decision.ok) return this.refuse(c, decision.refusal, head.revision, saveDoc);
+      if (this.intents.applies(c, decision.facts)) {
+        // An effect outside the ledger: intent first, performed once, then the result (services/intents.ts).
+        const done = await this.intents.performOnce(head, c, decision.facts, saveDoc);
+        if (done !== 'lost') return done;
+        this.cache.delete(stream);
+        continue;
+      }
       const effect = await this.driver.perform(head.state, c, decision.facts);
       if (effect.refusal) return this.refuse(c, effect.refusal, head.revision, saveDoc);
       // Accepted, changing nothing: the domain's stream and revision stay as they are; the audit record goes to
@@ -738,6 +783,28 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     );
     // Not recorded and not remembered: a retry with the same command id may well succeed.
     return { outcome: this.refusedOutcome(c, gaveUp, head?.revision ?? -1), save: false };
+  }
+
+  /** What the exactly-once protocol (services/intents.ts) uses of this ledger. */
+  private intentPort(): IntentPort {
+    return {
+      store: this.store,
+      driver: this.driver,
+      encode: (c, facts, previousHash) => this.encode(c, facts, previousHash),
+      baseMeta: (c) => this.baseMeta(c),
+      recorded: (stream, events, result) => this.recorded(stream, events, result),
+      accepted: (c, events, revision) => this.accepted(c, events, revision),
+      refusedOutcome: (c, r, revision) => this.refusedOutcome(c, r, revision),
+      outcomeDoc: (outcome) => this.outcomeDoc(outcome),
+      checkpointDue: (head) => this.checkpointDue(head),
+      recallOutcome: (commandId) => this.recallOutcome(commandId, false),
+      appended: (head) => {
+        this.cache.set(head.stream, head);
+        this.index.applyState(head.stream, head.state, head.revision);
+      },
+      forget: (stream) => this.cache.delete(stream),
+      discard: (what, key, reason) => this.discard(what, key, reason),
+    };
   }
 
   private baseMeta(c: Command) {
@@ -981,6 +1048,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     let last: RecordedEvent | undefined;
     for await (const e of this.store.readAll(result.position - 1, 1)) last = e;
     if (!last) return undefined;
+    if (last.type === EFFECT_INTENDED) return this.intents.outcomeAfter(last);
     const facts: RecordedEvent[] = [last];
     let upTo = last.revision - 1;
     while (upTo >= 0) {

@@ -25,7 +25,9 @@ import {
   commandOf,
   commandTarget,
   factOf,
+  EFFECT_INTENDED,
   isDomainStream,
+  isEffectRecord,
   isNoopStream,
   isRefusalStream,
   type RecordedNoop,
@@ -254,6 +256,9 @@ export interface ReplaySummary {
   refusals: number;
   noops: number;
   hypervisorReports: number;
+  /** Effects recorded as intended before they were performed (services/intents.ts), and how many are still open. */
+  intents: number;
+  openIntents: number;
   /** Domain streams seen. */
   domains: number;
   head: number;
@@ -299,6 +304,9 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
   /** No-op records decided on a domain revision the pass had already gone past (a writer got in between). */
   const laterNoops: { event: RecordedEvent; noop: RecordedNoop; target: { host: string; name: string } }[] = [];
   let hypervisorReports = 0;
+  let intents = 0;
+  /** Per domain stream, the command id of its open intent (services/intents.ts): only its own result may follow. */
+  const openIntents = new Map<string, string>();
   let lastPosition = 0;
   let anchorSeen = false;
   /** Facts whose metadata disagrees with their (hashed) command: reported unless the chain check names them. */
@@ -363,7 +371,22 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
     if (isDomainStream(event.stream)) {
       const before = folds[event.stream] ?? newStreamFold(event);
       const command = commandOf(event);
-      if (!knownFacts.has(event.type)) {
+      const commandId = String(event.metadata.commandId ?? '');
+      const intentOf = openIntents.get(event.stream);
+      if (intentOf !== undefined && intentOf !== commandId) {
+        violation(event, command ? String(command.verb) : 'hypervisor', before.state.host, before.state.name, {
+          rule: 'JOB-BUSY',
+          code: 68,
+          message: `recorded while the effect of command ${intentOf} was intended and not yet settled`,
+        });
+      }
+      if (event.type === EFFECT_INTENDED) openIntents.set(event.stream, commandId);
+      else openIntents.delete(event.stream);
+      if (isEffectRecord(event.type)) {
+        // An intent or its settlement: no fact; the decision is checked on the result's first fact as always.
+        if (event.type === EFFECT_INTENDED) intents++;
+        open = { stream: event.stream, commandId: event.metadata.commandId };
+      } else if (!knownFacts.has(event.type)) {
         violation(event, command ? String(command.verb) : 'hypervisor', before.state.host, before.state.name, {
           rule: 'FACT-UNKNOWN',
           code: 1,
@@ -495,6 +518,8 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
     refusals,
     noops,
     hypervisorReports,
+    intents,
+    openIntents: openIntents.size,
     domains,
     head: lastPosition,
     elapsedMs: Math.round(elapsedMs),

@@ -41,7 +41,7 @@ import type { Fact, FactOf } from '../../machines/events';
 import { findDisk } from '../../machines/guards';
 import { domainStream, type DomainState } from '../../machines/model';
 import { foldDomainEvent, type StreamFold } from '../../projections/domainList';
-import { commandOf, factOf, isDomainStream } from '../../projections/log';
+import { commandOf, factOf, isDomainStream, isEffectRecord } from '../../projections/log';
 import { WrongExpectedRevisionError, type EventStore, type RecordedEvent } from '../eventstore/types';
 import { factHash } from '../factHash';
 import type { MigrationAwareDriver } from '../migration';
@@ -308,6 +308,10 @@ function foldEvent(world: World, event: RecordedEvent): void {
     return;
   }
   if (!isDomainStream(event.stream)) return;
+  if (isEffectRecord(event.type)) {
+    foldDomainEvent(world.streams, event); // an intent or its settlement: the stream moves, nothing else does
+    return;
+  }
   const command = commandOf(event);
   const commandId = String(event.metadata.commandId ?? '');
   if (command) world.command = { id: commandId, command };
@@ -729,6 +733,10 @@ export function createSimulatedDriver(options: SimulatedDriverOptions = {}): Sim
     name: 'simulated',
     faults,
     perform,
+    // Its world is the log (see the top of this file), so an effect whose result was never appended left no trace
+    // anywhere: not performed. (It writes no intents itself, having no hasEffect; this answers for a store whose
+    // intents another run of it left.)
+    settle: async () => ({ performed: false }),
     async migrationPhase(phase) {
       // The saga (services/migration.ts) asks before each phase; it records the failure on the source and undoes
       // what the destination had done, so the domain returns to where it was.
