@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 
 import type { Fact } from '../machines/events';
 import { domainStream, type DomainConfig } from '../machines/model';
+import { bookkeepingDriver, type HypervisorDriver } from '../services/drivers/types';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import type { NewEvent } from '../services/eventstore/types';
 import { factHash, factToEventData } from '../services/factHash';
@@ -137,6 +138,55 @@ export async function measureLoad(file: string, name: string, facts: number, run
   }
   times.sort((a, b) => a - b);
   return { facts, coldLoadMs: round(percentile(times, 50)), fullReplayMs: round(fullReplayMs), checkpointRevision };
+}
+
+/**
+ * The bookkeeping driver declaring an effect on every command: each command then pays the exactly-once protocol
+ * (services/intents.ts: an intent appended and made durable before perform, the result after), with nothing else
+ * changed, so beside the plain ledger it shows what that protocol costs.
+ */
+export const effectfulBookkeeping: HypervisorDriver = { ...bookkeepingDriver, name: 'bookkeeping-with-intents', hasEffect: () => true };
+
+/** `domains` domains, one command loop each, all in flight at once through one ledger (group commit at work). */
+export async function measureConcurrentCommandRate(file: string, domains: number, perDomain: number, options: LedgerOptions = {}): Promise<CommandRate> {
+  const store = openSqliteEventStore(file);
+  const ledger = createLedger(store, options);
+  const names = Array.from({ length: domains }, (_, i) => `c${i}`);
+  let n = 0;
+  const meta = () => ({ commandId: `bench-c-${++n}`, actor: 'bench', time: TIME });
+  await Promise.all(
+    names.map(async (name, i) => {
+      const config = { ...CONFIG, name, uuid: `${CONFIG.uuid.slice(0, -6)}${String(100000 + i).slice(-6)}` };
+      for (const input of [{ verb: 'define', config, meta: meta() }, { verb: 'start', domain: name, meta: meta() }]) {
+        const o = await ledger.execute(input);
+        if (!o.ok) throw new Error(`bench setup failed: ${o.message}`);
+      }
+    }),
+  );
+  const latencies: number[] = [];
+  const start = process.hrtime.bigint();
+  await Promise.all(
+    names.map(async (name) => {
+      for (let i = 0; i < perDomain; i++) {
+        const t = process.hrtime.bigint();
+        const o = await ledger.execute({ verb: i % 2 === 0 ? 'suspend' : 'resume', domain: name, meta: meta() });
+        latencies.push(ms(t));
+        if (!o.ok || o.events.length !== 1) throw new Error(`bench command on ${name} was not applied: ${o.message ?? 'no facts'}`);
+      }
+    }),
+  );
+  const elapsedMs = ms(start);
+  await ledger.close();
+  await store.close();
+  latencies.sort((a, b) => a - b);
+  const count = domains * perDomain;
+  return {
+    commands: count,
+    elapsedMs: Math.round(elapsedMs),
+    commandsPerSecond: Math.round((count / elapsedMs) * 1000),
+    p50Ms: round(percentile(latencies, 50), 3),
+    p99Ms: round(percentile(latencies, 99), 3),
+  };
 }
 
 export async function measureCommandRate(file: string, count: number, name: string, options: LedgerOptions = {}): Promise<CommandRate> {

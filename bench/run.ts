@@ -29,7 +29,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { measureCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
+import { effectfulBookkeeping, measureCommandRate, measureConcurrentCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
 import { memoryBench, type MemoryBenchResult } from './memory';
 import { natsBench, type NatsBenchResult } from './nats';
 import { replayBench, type ReplayBenchResult } from './replay';
@@ -147,16 +147,43 @@ interface AppendSection {
   raw: AppendRate[];
   store: AppendRate[];
   ledger: CommandRate[];
+  /** The same commands through a driver with an effect: intent, perform, result (services/intents.ts). */
+  ledgerIntents: CommandRate[];
+  /** 64 domains in flight through one ledger, without and with intents (do they share the group commit?). */
+  ledgerConcurrent: CommandRate[];
+  ledgerConcurrentIntents: CommandRate[];
   concurrent: (AppendRate & { transactions: number; largestBatch: number })[];
-  median: { raw: number; store: number; ledger: number; concurrent: number; ledgerP50Ms: number; ledgerP99Ms: number };
-  ratio: { ledger: number; store: number; concurrent: number };
+  median: {
+    raw: number;
+    store: number;
+    ledger: number;
+    concurrent: number;
+    ledgerP50Ms: number;
+    ledgerP99Ms: number;
+    ledgerIntents: number;
+    ledgerIntentsP50Ms: number;
+    ledgerConcurrent: number;
+    ledgerConcurrentIntents: number;
+  };
+  ratio: { ledger: number; store: number; concurrent: number; intents: number; concurrentIntents: number };
 }
 
 async function appendSection(dir: string, rounds: number, count: number): Promise<AppendSection> {
   const raw: AppendRate[] = [];
   const store: AppendRate[] = [];
   const ledger: CommandRate[] = [];
+  const ledgerIntents: CommandRate[] = [];
+  const ledgerConcurrent: CommandRate[] = [];
+  const ledgerConcurrentIntents: CommandRate[] = [];
   const concurrent: AppendSection['concurrent'] = [];
+  const inFolder = async (prefix: string, fn: (file: string) => Promise<void>) => {
+    const work = mkdtempSync(join(dir, prefix));
+    try {
+      await fn(join(work, 'ledger.sqlite'));
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  };
   // Warm up the disk and the code paths once, unmeasured.
   await rawSqliteAppendRate(dir, 200);
   {
@@ -176,6 +203,10 @@ async function appendSection(dir: string, rounds: number, count: number): Promis
           rmSync(work, { recursive: true, force: true });
         }
       },
+      () => inFolder('ledger-intents-', async (f) => void ledgerIntents.push(await measureCommandRate(f, count, 'bench', { driver: effectfulBookkeeping }))),
+      () => inFolder('ledger-c-', async (f) => void ledgerConcurrent.push(await measureConcurrentCommandRate(f, 64, Math.ceil((count * 4) / 64)))),
+      () =>
+        inFolder('ledger-ci-', async (f) => void ledgerConcurrentIntents.push(await measureConcurrentCommandRate(f, 64, Math.ceil((count * 4) / 64), { driver: effectfulBookkeeping }))),
       async () => store.push(await sqliteStoreAppendRate(dir, count)),
       async () => concurrent.push(await concurrentStoreAppendRate(dir, Math.ceil((count * 4) / 64), 64)),
     ];
@@ -189,6 +220,10 @@ async function appendSection(dir: string, rounds: number, count: number): Promis
     concurrent: median(concurrent.map((r) => r.appendsPerSecond)),
     ledgerP50Ms: median(ledger.map((r) => r.p50Ms)),
     ledgerP99Ms: median(ledger.map((r) => r.p99Ms)),
+    ledgerIntents: median(ledgerIntents.map((r) => r.commandsPerSecond)),
+    ledgerIntentsP50Ms: median(ledgerIntents.map((r) => r.p50Ms)),
+    ledgerConcurrent: median(ledgerConcurrent.map((r) => r.commandsPerSecond)),
+    ledgerConcurrentIntents: median(ledgerConcurrentIntents.map((r) => r.commandsPerSecond)),
   };
   return {
     rounds,
@@ -196,9 +231,18 @@ async function appendSection(dir: string, rounds: number, count: number): Promis
     raw,
     store,
     ledger,
+    ledgerIntents,
+    ledgerConcurrent,
+    ledgerConcurrentIntents,
     concurrent,
     median: m,
-    ratio: { ledger: round(m.ledger / m.raw), store: round(m.store / m.raw), concurrent: round(m.concurrent / m.raw) },
+    ratio: {
+      ledger: round(m.ledger / m.raw),
+      store: round(m.store / m.raw),
+      concurrent: round(m.concurrent / m.raw),
+      intents: round(m.ledgerIntents / m.ledger),
+      concurrentIntents: round(m.ledgerConcurrentIntents / m.ledgerConcurrent),
+    },
   };
 }
 
@@ -266,6 +310,24 @@ function rowsFor(results: Results): Row[] {
       met: a.value.ratio.ledger >= 0.5 ? 'yes' : 'NO',
     });
     rows.push({ section: 'a', what: '  ledger command latency p50 / p99', figure: `${fmt(m.ledgerP50Ms)} / ${fmt(m.ledgerP99Ms)} ms`, baseline: '', ratio: '', target: '', met: '' });
+    rows.push({
+      section: 'a',
+      what: '  the same with exactly-once intents (vs the ledger without)',
+      figure: `${fmt(m.ledgerIntents)} (p50 ${fmt(m.ledgerIntentsP50Ms)} ms)`,
+      baseline: fmt(m.ledger),
+      ratio: fmt(a.value.ratio.intents),
+      target: '',
+      met: '',
+    });
+    rows.push({
+      section: 'a',
+      what: '  64 domains in flight, with intents (vs without)',
+      figure: fmt(m.ledgerConcurrentIntents),
+      baseline: fmt(m.ledgerConcurrent),
+      ratio: fmt(a.value.ratio.concurrentIntents),
+      target: '',
+      met: '',
+    });
     rows.push({ section: 'a', what: '  vmledger store appends/s, one at a time', figure: fmt(m.store), baseline: fmt(m.raw), ratio: fmt(a.value.ratio.store), target: '', met: '' });
     rows.push({
       section: 'a',
