@@ -178,15 +178,7 @@ export async function measureConcurrentCommandRate(file: string, domains: number
   const elapsedMs = ms(start);
   await ledger.close();
   await store.close();
-  latencies.sort((a, b) => a - b);
-  const count = domains * perDomain;
-  return {
-    commands: count,
-    elapsedMs: Math.round(elapsedMs),
-    commandsPerSecond: Math.round((count / elapsedMs) * 1000),
-    p50Ms: round(percentile(latencies, 50), 3),
-    p99Ms: round(percentile(latencies, 99), 3),
-  };
+  return rateOf(domains * perDomain, elapsedMs, latencies);
 }
 
 export async function measureCommandRate(file: string, count: number, name: string, options: LedgerOptions = {}): Promise<CommandRate> {
@@ -213,6 +205,10 @@ export async function measureCommandRate(file: string, count: number, name: stri
   const elapsedMs = ms(start);
   await ledger.close();
   await store.close();
+  return rateOf(count, elapsedMs, latencies);
+}
+
+function rateOf(count: number, elapsedMs: number, latencies: number[]): CommandRate {
   latencies.sort((a, b) => a - b);
   return {
     commands: count,

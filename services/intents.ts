@@ -69,7 +69,10 @@ export function intentDataOf(event: RecordedEvent): IntentData | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The part of the ledger's loaded domain head the protocol reads and writes. */
+/**
+ * A loaded domain stream (the ledger's head): the state, the revision it reflects, the hash of its last record,
+ * the last checkpoint, and an open intent when there is one.
+ */
 export interface IntentHead {
   stream: string;
   state: DomainState;

@@ -2,10 +2,13 @@
 //
 //   parse (zod) → idempotency (first outcome again) → load the domain (checkpoint + tail, LRU) → decide with the
 //   host view → driver.perform → append with the loaded revision (optimistic concurrency, retried) → outcome
+//   (a driver whose effects land outside the ledger instead: intent appended at the loaded revision → perform
+//   once → result appended after the intent; services/intents.ts, which also settles intents left open)
 //
 // Storage layout, all in one event store:
 //   domain-<host>-<name>   a domain's facts (machines/events.ts), data = the fact without `type`, hash-chained
-//                          (the first fact of each decision carries the whole command, and the hash covers it)
+//                          (the first fact of each decision carries the whole command, and the hash covers it);
+//                          and the EffectIntended / EffectSettled records of exactly-once effects (no facts)
 //   refusals-<host>        one `CommandRefused` fact per refused command: the audit trail of refusals
 //   noops-<host>           one `CommandAccepted` per accepted command that changed nothing (suspend of a paused
 //                          domain, managedsave-remove without an image, a guest event with nothing to report):
@@ -51,7 +54,7 @@ import {
 } from './eventstore/types';
 import { canonicalJson, eventHash, factFromEvent, factHash, factToEventData } from './factHash';
 import type { CommandOutcome, Ledger, LoadedDomain } from './ledger-types';
-import { IntentProtocol, OpenIntentSchema, type IntentOptions, type IntentPort } from './intents';
+import { IntentProtocol, OpenIntentSchema, type IntentHead, type IntentOptions, type IntentPort } from './intents';
 import { runMigration, type MigrationOptions, type MigrationPort } from './migration';
 import { EFFECT_INTENDED, isEffectRecord } from '../projections/log';
 
@@ -285,16 +288,8 @@ class HostIndex implements HostView {
 
 // ---------------------------------------------------------------------------------------------------
 
-/** A loaded domain stream: the state, the revision it reflects, the hash of its last fact, the last checkpoint. */
-interface Head {
-  stream: string;
-  state: DomainState;
-  revision: number;
-  hash: string | undefined;
-  checkpointRevision: number;
-  /** The stream's last record, when it is an intent whose result is not recorded yet (services/intents.ts). */
-  intent?: RecordedEvent;
-}
+/** A loaded domain stream (defined beside the exactly-once protocol, which reads and writes it too). */
+type Head = IntentHead;
 
 /** `state`: the domain's state after an accepted append (for the driver's reports). */
 type Attempt = { outcome: CommandOutcome; save: boolean; state?: DomainState };
