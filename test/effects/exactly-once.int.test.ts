@@ -20,7 +20,7 @@ import { verifyChain } from '../../services/factHash';
 import { FAULT_ENV } from '../../services/intents';
 import { createLedger, type LedgerOptions } from '../../services/ledger';
 import type { Ledger } from '../../services/ledger-types';
-import { replayCheck } from '../../services/replay';
+import { replayCheck, stateAt, whatIf } from '../../services/replay';
 import { parseDomainXml } from '../../services/xml';
 import { auditEntries } from '../../projections/queries';
 import { EFFECT_INTENDED, EFFECT_SETTLED } from '../../projections/log';
@@ -105,6 +105,18 @@ describe('intent → perform → result', () => {
       ['start', true, [EFFECT_INTENDED]],
       ['start', false, ['DomainStarted']],
     ]);
+
+    // Time travel: at the intent the domain is as it was; at the result, as the hypervisor left it.
+    const [, , intent, result] = events;
+    const at = async (position: number) => (await stateAt(store, { position })).domains.find((d) => d.name === NAME)?.detail.active;
+    expect(await at(intent!.position)).toBe(false);
+    expect(await at(result!.position)).toBe(true);
+    // What-if: the intents add no decisions of their own; only the refused second start changes without its rule.
+    const again = await ledger.execute(cmd({ verb: 'start', domain: NAME }));
+    expect(again).toMatchObject({ ok: false, rule: 'STA-ACTIVE' });
+    const report = await whatIf(store, { without: ['STA-ACTIVE'] });
+    expect(report.commands).toBe(3);
+    expect(report.changes.map((c) => [c.verb, c.commandId])).toEqual([['start', again.commandId]]);
   });
 
   it('a command the rules refuse records no intent and never reaches the hypervisor', async () => {
