@@ -287,7 +287,9 @@ export class IntentProtocol {
         const prior = await this.port.recallOutcome(c.meta.commandId);
         return prior ? { outcome: prior, save: false } : 'reload';
       }
-      if (Date.now() >= deadline) return { outcome: this.port.refusedOutcome(c, jobBusyRefusal(data), head.revision), save: false };
+      // Past the job wait, or no point waiting: nobody alive will close it and this driver cannot settle it.
+      const hopeless = !this.canSettle(data) && this.recorderGone(data);
+      if (hopeless || Date.now() >= deadline) return { outcome: this.port.refusedOutcome(c, jobBusyRefusal(data), head.revision), save: false };
       await sleep(Math.min(pause, Math.max(1, deadline - Date.now())));
     }
   }
@@ -339,9 +341,18 @@ export class IntentProtocol {
     await envPause(point);
   }
 
-  /** Settling is up to us: our own driver's intent, and its recorder is this ledger, a dead process, or out of time. */
+  /** Settling is up to us: our own driver's intent, and its recorder is gone. */
   private recoverable(data: IntentData): boolean {
-    if (data.driver !== this.port.driver.name || !this.port.driver.settle) return false;
+    return this.canSettle(data) && this.recorderGone(data);
+  }
+
+  /** Only the driver that recorded an intent can see what its hypervisor did. */
+  private canSettle(data: IntentData): boolean {
+    return data.driver === this.port.driver.name && this.port.driver.settle !== undefined;
+  }
+
+  /** The recorder is this ledger (perform threw; we hold the domain's lock), a dead process, or out of time. */
+  private recorderGone(data: IntentData): boolean {
     const o = data.owner;
     if (o.instance === this.owner.instance) return true; // ours, and we hold the domain's lock: perform threw
     if (Date.parse(data.leaseUntil) < Date.now()) return true;
