@@ -14,7 +14,7 @@ import {
   type GuardId,
   type HostView,
 } from './guards';
-import { descendantsOf, type DomainState, type Snapshot, type SnapshotState } from './model';
+import { blockJobOn, descendantsOf, snapshotNamed, type DomainState, type Snapshot, type SnapshotState } from './model';
 import { GUARDS_BY_VERB, PERFORM_RECHECKS } from './verbs';
 
 export type Decision = { ok: true; facts: Fact[] } | { ok: false; refusal: Refusal };
@@ -177,7 +177,7 @@ function createSnapshot(s: DomainState, c: CommandOf<'snapshot-create'>): Fact[]
 /** SD-TREE */
 function deleteSnapshots(s: DomainState, c: CommandOf<'snapshot-delete'>): Fact[] {
   const target = c.snapshotname;
-  const parent = s.snapshots[target]?.parent ?? null;
+  const parent = snapshotNamed(s, target)?.parent ?? null;
   const below = descendantsOf(s, target);
   let deleted: string[];
   let reparented: { name: string; parent: string | null }[] = [];
@@ -208,7 +208,7 @@ function deleteSnapshots(s: DomainState, c: CommandOf<'snapshot-delete'>): Fact[
 
 /** SR-TREE: the resulting state per catalog §2.13. */
 function revertSnapshot(s: DomainState, c: CommandOf<'snapshot-revert'>): Fact[] {
-  const snap = s.snapshots[c.snapshotname]!;
+  const snap = snapshotNamed(s, c.snapshotname)!;
   const snapActive = snap.state === 'running' || snap.state === 'paused';
   const active = snapActive || c.running || c.paused;
   const paused = active && (c.paused || (snap.state === 'paused' && !c.running));
@@ -295,7 +295,7 @@ const EFFECTS: Effects = {
   ],
   blockjob: (s, c) => {
     const disk = findDisk(s, c.path)!;
-    const job = s.blockJobs[disk.target]!;
+    const job = blockJobOn(s, disk.target)!;
     return c.pivot
       ? [{ type: 'BlockJobEnded', disk: disk.target, outcome: 'pivot', source: job.destination }]
       : [{ type: 'BlockJobEnded', disk: disk.target, outcome: 'abort', source: disk.source }];
@@ -327,7 +327,7 @@ const EFFECTS: Effects = {
       case 'reboot':
         return [{ type: 'DomainRebooted' }];
       case 'blockjob-ready': {
-        const job = c.disk ? s.blockJobs[c.disk] : undefined;
+        const job = c.disk ? blockJobOn(s, c.disk) : undefined;
         return job && job.phase === 'copying' ? [{ type: 'BlockJobReady', disk: job.disk }] : [];
       }
     }

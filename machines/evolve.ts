@@ -1,6 +1,7 @@
 // evolve(state, fact) → state. Pure and total: replaying a stream's facts rebuilds the domain exactly.
 import type { Fact } from './events';
-import { initialDomainState, type DomainState } from './model';
+import { blockJobOn, initialDomainState, type BlockJob, type DomainState } from './model';
+import { ownEntry, withEntry, withoutEntries } from './names';
 
 /** A fresh life under this name: nothing of a previous (gone) domain survives. */
 function newLife(s: DomainState): DomainState {
@@ -72,17 +73,16 @@ export function evolve(s: DomainState, f: Fact): DomainState {
     case 'SnapshotCreated':
       return {
         ...s,
-        snapshots: { ...s.snapshots, [f.snapshot.name]: f.snapshot },
+        snapshots: withEntry(s.snapshots, f.snapshot.name, f.snapshot),
         current: f.current ? f.snapshot.name : s.current,
       };
     case 'SnapshotDisksChanged':
       return f.disks.reduce((acc, d) => (d.changed ? withDiskSource(acc, d.target, d.file) : acc), s);
     case 'SnapshotsDeleted': {
-      const snapshots = { ...s.snapshots };
-      for (const name of f.deleted) delete snapshots[name];
+      let snapshots = withoutEntries(s.snapshots, f.deleted);
       for (const r of f.reparented) {
-        const snap = snapshots[r.name];
-        if (snap) snapshots[r.name] = { ...snap, parent: r.parent };
+        const snap = ownEntry(snapshots, r.name);
+        if (snap) snapshots = withEntry(snapshots, r.name, { ...snap, parent: r.parent });
       }
       return { ...s, snapshots, current: f.current };
     }
@@ -96,15 +96,13 @@ export function evolve(s: DomainState, f: Fact): DomainState {
         reason: 'from snapshot',
       };
     case 'BlockJobStarted':
-      return { ...s, blockJobs: { ...s.blockJobs, [f.job.disk]: f.job } };
+      return { ...s, blockJobs: withEntry(s.blockJobs, f.job.disk, f.job) };
     case 'BlockJobReady': {
-      const job = s.blockJobs[f.disk];
-      return job ? { ...s, blockJobs: { ...s.blockJobs, [f.disk]: { ...job, phase: 'ready' } } } : s;
+      const job = blockJobOn(s, f.disk);
+      return job ? { ...s, blockJobs: withEntry<BlockJob>(s.blockJobs, f.disk, { ...job, phase: 'ready' }) } : s;
     }
     case 'BlockJobEnded': {
-      const blockJobs = { ...s.blockJobs };
-      delete blockJobs[f.disk];
-      return withDiskSource({ ...s, blockJobs }, f.disk, f.source);
+      return withDiskSource({ ...s, blockJobs: withoutEntries(s.blockJobs, [f.disk]) }, f.disk, f.source);
     }
     case 'BlockJobEndFailed':
       // MIR-PARTIAL: nothing moved on this disk; its job goes on.

@@ -11,7 +11,7 @@ import {
   requiredFlag,
   type Refusal,
 } from './errors';
-import { exists, snapshotCount, type DomainState } from './model';
+import { blockJobOn, exists, snapshotCount, snapshotNamed, type DomainState } from './model';
 
 /** What a decision may know beyond the domain itself: other domains on the same host (DEF-NAME). */
 export interface HostView {
@@ -156,7 +156,7 @@ export const SC_NAME: Guard<CommandOf<'snapshot-create'>> = (_s, c) => {
 export const SC_EXISTS: Guard<CommandOf<'snapshot-create'>> = (s, c) => {
   if (c.redefine || c.noMetadata) return undefined; // redefine may replace a snapshot's metadata
   const name = snapshotName(c);
-  return s.snapshots[name] ? refusal('SC-EXISTS', 'VIR_ERR_OPERATION_FAILED', `domain moment ${name} already exists`) : undefined;
+  return snapshotNamed(s, name) ? refusal('SC-EXISTS', 'VIR_ERR_OPERATION_FAILED', `domain moment ${name} already exists`) : undefined;
 };
 
 /** Disks a snapshot touches: the diskspecs given, or every disk of the domain. */
@@ -167,7 +167,7 @@ export function snapshotDiskTargets(s: DomainState, c: CommandOf<'snapshot-creat
 
 export const SC_BUSY_DISK: Guard<CommandOf<'snapshot-create'>> = (s, c) => {
   if (c.redefine) return undefined;
-  const busy = snapshotDiskTargets(s, c).find((t) => s.blockJobs[t]);
+  const busy = snapshotDiskTargets(s, c).find((t) => blockJobOn(s, t));
   return busy
     ? refusal('SC-BUSY-DISK', 'VIR_ERR_BLOCK_COPY_ACTIVE', `disk '${busy}' already in active block job`)
     : undefined;
@@ -184,12 +184,12 @@ export const SC_TREE: Guard<CommandOf<'snapshot-create'>> = (s, c) => {
   const parent = c.snapshot.parent;
   if (parent === undefined) return undefined;
   if (parent === name) return refusal('SC-TREE', 'VIR_ERR_INVALID_ARG', `cannot set moment ${name} as its own parent`);
-  if (!s.snapshots[parent]) return refusal('SC-TREE', 'VIR_ERR_INVALID_ARG', `parent ${parent} for moment ${name} not found`);
+  if (!snapshotNamed(s, parent)) return refusal('SC-TREE', 'VIR_ERR_INVALID_ARG', `parent ${parent} for moment ${name} not found`);
   // A parent below the snapshot itself would make the tree a cycle.
   let p: string | null | undefined = parent;
   while (p) {
     if (p === name) return refusal('SC-TREE', 'VIR_ERR_INVALID_ARG', `parent ${parent} would create cycle to ${name}`);
-    p = s.snapshots[p]?.parent;
+    p = snapshotNamed(s, p)?.parent;
   }
   return undefined;
 };
@@ -198,7 +198,7 @@ export const SD_EXCL: Guard<CommandOf<'snapshot-delete'>> = (_s, c) =>
   c.children && c.childrenOnly ? exclusiveFlags('SD-EXCL', `${SNAP_DELETE}CHILDREN`, `${SNAP_DELETE}CHILDREN_ONLY`) : undefined;
 
 export const SD_NOTFOUND: Guard<CommandOf<'snapshot-delete' | 'snapshot-revert'>> = (s, c) =>
-  s.snapshots[c.snapshotname]
+  snapshotNamed(s, c.snapshotname)
     ? undefined
     : refusal('SD-NOTFOUND', 'VIR_ERR_NO_DOMAIN_SNAPSHOT', `no domain snapshot with matching name '${c.snapshotname}'`);
 
@@ -210,14 +210,14 @@ function isActiveSnapshotState(state: string): boolean {
 }
 
 export const SR_TRANSIENT: Guard<CommandOf<'snapshot-revert'>> = (s, c) => {
-  const snap = s.snapshots[c.snapshotname];
+  const snap = snapshotNamed(s, c.snapshotname);
   if (snap && !s.persistent && !isActiveSnapshotState(snap.state) && !c.running && !c.paused)
     return operationInvalid('SR-TRANSIENT', 'transient domain needs to request run or pause to revert to inactive snapshot');
   return undefined;
 };
 
 export const SR_RISKY: Guard<CommandOf<'snapshot-revert'>> = (s, c) => {
-  const snap = s.snapshots[c.snapshotname];
+  const snap = snapshotNamed(s, c.snapshotname);
   if (snap && !isActiveSnapshotState(snap.state) && s.hasManagedSave && !c.force)
     return refusal(
       'SR-RISKY',
@@ -282,7 +282,7 @@ export const MIR_END: Guard = (s, c) => {
     if (!s.active) return operationInvalid('MIR-END', NOT_RUNNING);
     const disk = findDisk(s, c.path);
     if (!disk) return refusal('MIR-END', 'VIR_ERR_INVALID_ARG', `disk '${c.path}' not found in domain`);
-    const job = s.blockJobs[disk.target];
+    const job = blockJobOn(s, disk.target);
     if (!job) return refusal('MIR-END', 'VIR_ERR_INVALID_ARG', `disk ${disk.target} does not have an active block job`);
     if (!c.pivot && !c.abort) return invalidArg('MIR-END', 'blockjob needs --pivot or --abort to end a job');
     if (job.kind === 'snapshot-mirror')
@@ -299,10 +299,10 @@ export const MIR_END: Guard = (s, c) => {
 };
 
 function isAncestor(s: DomainState, ancestor: string, of: string): boolean {
-  let p = s.snapshots[of]?.parent;
+  let p = snapshotNamed(s, of)?.parent;
   while (p) {
     if (p === ancestor) return true;
-    p = s.snapshots[p]?.parent;
+    p = snapshotNamed(s, p)?.parent;
   }
   return false;
 }
@@ -323,7 +323,7 @@ export const MIR_BLOCKS: Guard = (s, c) => {
   if (c.verb === 'snapshot-create' && c.halt && s.active) return operationInvalid('MIR-BLOCKS', ACTIVE_BLOCK_JOB);
   if (c.verb === 'blockcopy' || c.verb === 'blockpull') {
     const disk = findDisk(s, c.path);
-    if (disk && s.blockJobs[disk.target])
+    if (disk && blockJobOn(s, disk.target))
       return refusal('MIR-BLOCKS', 'VIR_ERR_BLOCK_COPY_ACTIVE', `disk '${disk.target}' already in active block job`);
   }
   return undefined;

@@ -2,7 +2,30 @@
 // Plain data only (JSON round-trips), so state checkpoints can be stored and revived with zod.
 import { z } from 'zod';
 
+import { ownEntry } from './names';
+
 export const DEFAULT_HOST = 'local';
+
+/**
+ * A record keyed by user-given names (snapshots, block jobs). zod's own record drops a `__proto__` key; this keeps
+ * every key as an own property, so a snapshot named `__proto__` survives a checkpoint like any other.
+ */
+export function ownRecord<T extends z.ZodType>(value: T) {
+  return z
+    .custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), 'expected an object')
+    .transform((input, ctx) => {
+      const out: Record<string, z.output<T>> = {};
+      for (const [key, raw] of Object.entries(input)) {
+        const parsed = value.safeParse(raw);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: [key, ...issue.path] });
+          continue;
+        }
+        Object.defineProperty(out, key, { value: parsed.data, enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    });
+}
 
 /** Bounds on free-form strings, so no field can grow without limit (PATH_MAX for paths). */
 const path = z.string().min(1).max(4096);
@@ -110,9 +133,9 @@ export const DomainStateSchema = z.object({
   managedSavePaused: z.boolean(),
   autodestroy: z.boolean(),
   /** Snapshots with metadata, by name, in creation order. */
-  snapshots: z.record(z.string(), SnapshotSchema),
+  snapshots: ownRecord(SnapshotSchema),
   current: z.string().nullable(),
-  blockJobs: z.record(z.string(), BlockJobSchema),
+  blockJobs: ownRecord(BlockJobSchema),
   migration: MigrationJobSchema.nullable(),
   /** Why the domain last stopped, as `domstate --reason` shows it (`shutdown`, `destroyed`, `saved`, `from snapshot`, …). */
   reason: z.string(),
@@ -177,6 +200,16 @@ export function snapshotCount(s: DomainState): number {
   return Object.keys(s.snapshots).length;
 }
 
+/** The snapshot of this name, if the domain has one (never a property of Object.prototype). */
+export function snapshotNamed(s: DomainState, name: string): Snapshot | undefined {
+  return ownEntry(s.snapshots, name);
+}
+
+/** The block job on this disk, if there is one. */
+export function blockJobOn(s: DomainState, disk: string): BlockJob | undefined {
+  return ownEntry(s.blockJobs, disk);
+}
+
 export function childrenOf(s: DomainState, name: string): string[] {
   return Object.values(s.snapshots)
     .filter((snap) => snap.parent === name)
@@ -196,7 +229,4 @@ export function descendantsOf(s: DomainState, name: string): string[] {
   return out;
 }
 
-/** The stream a domain's facts live in: one per name on a host (the name is unique among existing domains). */
-export function domainStream(host: string, name: string): string {
-  return `domain-${host}-${name}`;
-}
+export { domainStream } from './names';

@@ -6,9 +6,10 @@ import type { Command } from '../machines/commands';
 import { commandDomainName } from '../machines/commands';
 import type { Fact } from '../machines/events';
 import type { ErrorCodeName } from '../machines/errors';
+import { DOMAIN_STREAM_PREFIX, domainStream, parseDomainStream } from '../machines/names';
 import type { RecordedEvent } from '../services/eventstore/types';
 
-export const DOMAIN_STREAM_PREFIX = 'domain-';
+export { DOMAIN_STREAM_PREFIX } from '../machines/names';
 export const REFUSAL_STREAM_PREFIX = 'refusals-';
 /** `noops-<host>`: one `CommandAccepted` per accepted command that changed nothing (the domain stream did not move). */
 export const NOOP_STREAM_PREFIX = 'noops-';
@@ -91,15 +92,15 @@ export function commandTarget(command: Command): { host: string; name: string } 
 }
 
 /**
- * Host and name of a domain stream. `domain-<host>-<name>` is ambiguous when the host contains '-', so the
- * identity is learned from what the stream says about itself: the host/domain metadata the ledger stamps on
- * every fact, else the command of a decision, else the config every new life starts with (DomainDefined,
- * DomainCreated, DomainMigratedIn). Returns undefined when this event does not tell.
+ * Host and name of a domain stream, from what the stream says about itself: the host/domain metadata the ledger
+ * stamps on every fact, else the command of a decision, else the config every new life starts with (DomainDefined,
+ * DomainCreated, DomainMigratedIn), checked against the stream's name (machines/names.ts). Returns undefined when
+ * this event does not tell.
  */
 export function streamIdentityFrom(event: RecordedEvent): { host: string; name: string } | undefined {
   // The ledger stamps every fact with the host and domain it belongs to.
   const { host, domain } = event.metadata;
-  if (typeof host === 'string' && typeof domain === 'string' && event.stream === `${DOMAIN_STREAM_PREFIX}${host}-${domain}`) {
+  if (typeof host === 'string' && typeof domain === 'string' && event.stream === domainStream(host, domain)) {
     return { host, name: domain };
   }
   const command = commandOf(event);
@@ -109,11 +110,8 @@ export function streamIdentityFrom(event: RecordedEvent): { host: string; name: 
   }
   const config = (event.data as { config?: { name?: unknown } } | null)?.config;
   if (config && typeof config.name === 'string') {
-    const suffix = `-${config.name}`;
-    if (event.stream.startsWith(DOMAIN_STREAM_PREFIX) && event.stream.endsWith(suffix)) {
-      const host = event.stream.slice(DOMAIN_STREAM_PREFIX.length, event.stream.length - suffix.length);
-      if (host.length > 0) return { host, name: config.name };
-    }
+    const parsed = parseDomainStream(event.stream);
+    if (parsed && parsed.name === config.name) return parsed;
   }
   return undefined;
 }
@@ -127,11 +125,9 @@ function safeDomainName(command: Command): string | undefined {
   }
 }
 
-/** Best guess when nothing in the stream named its host: split at the first '-' after the prefix. */
+/** When nothing in the stream named its host: read it from the stream's name (the host part has no '-'). */
 export function streamIdentityGuess(stream: string): { host: string; name: string } {
-  const rest = stream.slice(DOMAIN_STREAM_PREFIX.length);
-  const dash = rest.indexOf('-');
-  return dash === -1 ? { host: '', name: rest } : { host: rest.slice(0, dash), name: rest.slice(dash + 1) };
+  return parseDomainStream(stream) ?? { host: '', name: stream.slice(DOMAIN_STREAM_PREFIX.length) };
 }
 
 /** Parses `--since`/`--at` values: a global position (digits) or an ISO-8601 time. */

@@ -6,7 +6,8 @@
 // partial state instead of restating the tree rules; test/projections.test.ts checks it against the full fold.
 import { z } from 'zod';
 
-import { initialDomainState, SnapshotSchema, type DomainState, type Snapshot } from '../machines/model';
+import { initialDomainState, ownRecord, SnapshotSchema, type DomainState, type Snapshot } from '../machines/model';
+import { ownEntry } from '../machines/names';
 import type { RecordedEvent } from '../services/eventstore/types';
 import { evolveKnown } from './domainList';
 import { factOf, isDomainStream, streamIdentityFrom, streamIdentityGuess } from './log';
@@ -18,7 +19,7 @@ export const SnapshotSliceSchema = z.object({
   life: z.enum(['none', 'exists', 'gone']),
   active: z.boolean(),
   persistent: z.boolean(),
-  snapshots: z.record(z.string(), SnapshotSchema),
+  snapshots: ownRecord(SnapshotSchema),
   current: z.string().nullable(),
   position: z.number().int(),
 });
@@ -129,7 +130,7 @@ export function buildSnapshotTree(slice: Pick<SnapshotSlice, 'host' | 'name' | '
     };
   };
   // A parent that is not (or no longer) known makes a root, as `snapshot-list --tree` shows it.
-  const roots = snaps.filter((s) => s.parent === null || slice.snapshots[s.parent] === undefined).map(node);
+  const roots = snaps.filter((s) => s.parent === null || ownEntry(slice.snapshots, s.parent) === undefined).map(node);
   // Whatever is left sits on a parent loop: start a root at the first of each loop.
   for (const snap of snaps) if (!placed.has(snap.name)) roots.push(node(snap));
   return { host: slice.host, name: slice.name, current: slice.current, count: snaps.length, roots };

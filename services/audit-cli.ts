@@ -19,6 +19,7 @@ import { parseLogPoint, type LogPoint } from '../projections/log';
 import { renderSnapshotTree } from '../projections/snapshotTree';
 import { DEFAULT_STORE_FILE, openEventStore } from './eventstore/index';
 import type { EventStore } from './eventstore/types';
+import { terminalField, terminalText } from './terminalText';
 import {
   assertSwitchableRules,
   replayCheck,
@@ -69,8 +70,9 @@ export async function openStoreForReading(spec: string): Promise<EventStore> {
 // ---------------------------------------------------------------------------------------------------
 // Text rendering
 
-/** Columns padded to their widest cell; the last column is not padded. */
-export function table(header: string[], rows: string[][]): string {
+/** Columns padded to their widest cell; the last column is not padded. Every cell is escaped for the terminal. */
+export function table(header: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map(terminalField));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -166,7 +168,7 @@ export function formatStateAt(at: StateAt): string {
   );
   for (const d of at.domains) {
     if (d.tree.count === 0) continue;
-    text += `\nsnapshots of ${d.host}/${d.name}:\n` + renderSnapshotTree(d.tree).map((l) => `  ${l}\n`).join('');
+    text += `\nsnapshots of ${terminalField(`${d.host}/${d.name}`)}:\n` + renderSnapshotTree(d.tree).map((l) => `  ${terminalField(l)}\n`).join('');
   }
   return text;
 }
@@ -249,7 +251,7 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps = {})
       store = await open(spec);
       exit(await work(store));
     } catch (error) {
-      stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+      stderr.write(`error: ${terminalField(error instanceof Error ? error.message : String(error))}\n`);
       exit(errorCode);
     } finally {
       await store?.close().catch(() => undefined);
@@ -280,7 +282,7 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps = {})
           ...(since ? { since } : {}),
           ...(limit !== undefined ? { limit } : {}),
         });
-        stdout.write(json ? JSON.stringify(entries, null, 2) + '\n' : formatAuditTable(entries));
+        stdout.write(json ? JSON.stringify(entries, null, 2) + '\n' : terminalText(formatAuditTable(entries)));
         return EXIT_OK;
       });
     });
@@ -300,7 +302,7 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps = {})
       const without = opts.without ?? [];
       await withStore(spec, EXIT_ERROR, async (store) => {
         if (opts.at !== undefined && without.length > 0) throw new Error('--at and --without cannot be combined');
-        const print = (value: unknown, text: string) => stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text);
+        const print = (value: unknown, text: string) => stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : terminalText(text));
         if (opts.at !== undefined) {
           const at = await stateAt(store, parseLogPoint(opts.at));
           print(at, formatStateAt(at));

@@ -34,13 +34,14 @@ import { createHash } from 'node:crypto';
 
 import { z } from 'zod';
 
-import { CommandSchema, commandDomainName, type Command } from '../machines/commands';
+import { ClientCommandSchema, CommandSchema, commandDomainName, isCoordinatorVerb, type Command } from '../machines/commands';
 import { decide } from '../machines/decide';
 import { ERROR_CODES, refusal as makeRefusal, type ErrorCodeName, type Refusal } from '../machines/errors';
 import type { Fact } from '../machines/events';
 import { evolve } from '../machines/evolve';
 import type { HostView } from '../machines/guards';
 import { DomainStateSchema, domainStream, initialDomainState, type DomainState } from '../machines/model';
+import { hostNeedsEncoding } from '../machines/names';
 import { bookkeepingDriver, type HypervisorDriver } from './drivers/types';
 import { openEventStore } from './eventstore/index';
 import {
@@ -73,6 +74,8 @@ export const COMMAND_ACCEPTED = 'CommandAccepted';
 export const CONCURRENCY_RULE = 'CONCURRENCY';
 /** Rule id of a command that does not parse. */
 export const VALIDATION_RULE = 'VALIDATION';
+/** Rule id of a coordinator verb (machines/commands.ts COORDINATOR_VERBS) sent by a client. */
+export const COORDINATOR_ONLY_RULE = 'COORDINATOR-ONLY';
 
 export function refusalStream(host: string): string {
   return `refusals-${host}`;
@@ -213,6 +216,29 @@ function indexKey(host: string, uuid: string): string {
   return `${host}\u0000${uuid}`;
 }
 
+/**
+ * Thrown when the store holds streams named the way vmledger named them before stream names were made unambiguous
+ * (`domain-<host>-<name>` with a raw host): only hosts containing '-' or '%' were named differently then.
+ */
+export class OldStreamLayoutError extends Error {
+  constructor(stream: string, host: string, name: string) {
+    super(
+      `the store holds stream '${stream}' for domain '${name}' on host '${host}', named as before hosts containing ` +
+        `'-' or '%' were encoded (now '${domainStream(host, name)}'): under the old names host 'a' with domain 'b-c' ` +
+        `and host 'a-b' with domain 'c' were one stream, so this store is not written to; ` +
+        `read it with 'vmledger audit' and 'vmledger replay', and define that host's domains again in a new store`,
+    );
+    this.name = 'OldStreamLayoutError';
+  }
+}
+
+/** Refuses a stream named by the old layout (see OldStreamLayoutError); other mismatches are not the index's to judge. */
+function assertCurrentLayout(stream: string, host: string, name: string): void {
+  if (hostNeedsEncoding(host) && stream === `domain-${host}-${name}` && stream !== domainStream(host, name)) {
+    throw new OldStreamLayoutError(stream, host, name);
+  }
+}
+
 function entryOf(state: DomainState, revision: number): IndexEntry {
   return {
     host: state.host,
@@ -264,6 +290,7 @@ class HostIndex implements HostView {
     const host = typeof e.metadata.host === 'string' ? e.metadata.host : old?.host;
     const name = typeof e.metadata.domain === 'string' ? e.metadata.domain : old?.name;
     if (host === undefined || name === undefined) return;
+    assertCurrentLayout(e.stream, host, name);
     let fact;
     try {
       fact = factFromEvent(e);
@@ -281,7 +308,10 @@ class HostIndex implements HostView {
   }
 
   load(doc: z.infer<typeof IndexDocSchema>): void {
-    for (const [stream, entry] of Object.entries(doc.entries)) this.set(stream, entry);
+    for (const [stream, entry] of Object.entries(doc.entries)) {
+      assertCurrentLayout(stream, entry.host, entry.name);
+      this.set(stream, entry);
+    }
     this.position = doc.position;
   }
 }
@@ -334,6 +364,29 @@ export function validationOutcome(input: unknown, error: z.ZodError): CommandOut
     code: ERROR_CODES.VIR_ERR_INVALID_ARG,
     codeName: 'VIR_ERR_INVALID_ARG',
     message: `invalid command: ${problems.join('; ')}`,
+  };
+}
+
+/** A coordinator verb from a client: refused as libvirt refuses what a connection may not do (code 29), not recorded. */
+export function coordinatorOnlyOutcome(input: unknown): CommandOutcome {
+  const raw = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  const meta = (raw.meta && typeof raw.meta === 'object' ? raw.meta : {}) as Record<string, unknown>;
+  const config = (raw.config && typeof raw.config === 'object' ? raw.config : {}) as Record<string, unknown>;
+  const denied = makeRefusal(
+    COORDINATOR_ONLY_RULE,
+    'VIR_ERR_OPERATION_DENIED',
+    `'${str(raw.verb)}' is a step of a migration and only the ledger's migration coordinator issues it; send 'migrate'`,
+  );
+  return {
+    ok: false,
+    command: str(raw.verb),
+    host: str(raw.host) || 'local',
+    domain: str(raw.domain) || str(config.name),
+    commandId: str(meta.commandId),
+    events: [],
+    revision: -1,
+    ...denied,
   };
 }
 
@@ -576,7 +629,9 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   async execute(input: unknown): Promise<CommandOutcome> {
     await this.ready;
     if (this.closed) throw new Error('ledger is closed');
-    const parsed = CommandSchema.safeParse(input);
+    // Clients: no coordinator verb, no command id in the ledger's own namespace (machines/names.ts).
+    if (isCoordinatorVerb((input as { verb?: unknown } | null)?.verb)) return coordinatorOnlyOutcome(input);
+    const parsed = ClientCommandSchema.safeParse(input);
     if (!parsed.success) return validationOutcome(input, parsed.error);
     const command = parsed.data;
     if (command.verb === 'migrate') {

@@ -28,6 +28,7 @@ import { firstRefusal } from '../machines/decide';
 import { ERROR_CODES, refusal as makeRefusal, type ErrorCodeName, type Refusal } from '../machines/errors';
 import type { HostView } from '../machines/guards';
 import type { DomainState } from '../machines/model';
+import { internalCommandId } from '../machines/names';
 import { PERFORM_RECHECKS } from '../machines/verbs';
 import type { HypervisorDriver } from './drivers/types';
 import type { CommandOutcome, LoadedDomain } from './ledger-types';
@@ -78,7 +79,7 @@ export async function runMigration(
   const correlationId = c.meta.correlationId ?? id;
   const meta = (step: string) => ({
     ...c.meta,
-    commandId: `${id}/${step}`,
+    commandId: internalCommandId(id, step),
     correlationId,
     expectedRevision: undefined,
   });
@@ -135,7 +136,7 @@ export async function runMigration(
 
   let source = (await port.load(c.host, c.domain)).state;
   const job = source.migration;
-  const incomingId = `${id}/incoming`;
+  const incomingId = internalCommandId(id, 'incoming');
   const incoming = (s: DomainState): CommandOf<'migrate-incoming'> => ({
     verb: 'migrate-incoming',
     host: c.desthost,

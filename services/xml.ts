@@ -3,7 +3,8 @@
 // as libvirt ignores what a driver does not use. Every failure is an XmlError (VIR_ERR_XML_ERROR, 27).
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { z } from 'zod';
-import { NAME_MAX, SnapshotDefinitionSchema, type SnapshotDefinition } from '../machines/commands';
+import { SnapshotDefinitionSchema, type SnapshotDefinition } from '../machines/commands';
+import { nameProblem } from '../machines/names';
 import { ERROR_CODES, renderMessage } from '../machines/errors';
 import {
   DomainConfigSchema,
@@ -260,9 +261,9 @@ export function parseDomainXml(xml: string, uuidForMissing?: () => string): Doma
   const root = parseDocument(xml, 'domain');
   const name = textOf(child(root, 'name'));
   if (name === undefined) throw new XmlError('missing domain name');
-  // The same rule as command names (machines/commands.ts): a name virsh could not type is refused here.
-  if (/[\u0000-\u001f\u007f]/.test(name)) throw new XmlError('invalid domain name: must not contain control characters');
-  if (name.length > NAME_MAX) throw new XmlError(`invalid domain name: must be at most ${NAME_MAX} characters`);
+  // The same rule as command names (machines/names.ts): a name virsh could not type is refused here.
+  const problem = nameProblem(name);
+  if (problem) throw new XmlError(`invalid domain name: ${problem}`);
 
   const uuidText = textOf(child(root, 'uuid'));
   let uuid: string;

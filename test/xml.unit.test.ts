@@ -189,7 +189,7 @@ describe('parseDomainXml', () => {
   it.each([
     ['no name', withBody('', ''), 'XML error: missing domain name'],
     ['an empty name', withBody('', '<name></name>'), 'XML error: missing domain name'],
-    ['a newline in the name', withBody('', '<name>a&#10;b</name>'), 'XML error: invalid domain name: must not contain control characters'],
+    ['a newline in the name', withBody('', '<name>a&#10;b</name>'), 'XML error: invalid domain name: invalid char in name: 0x0a'],
     ['a name too long', withBody('', `<name>${'n'.repeat(256)}</name>`), 'XML error: invalid domain name: must be at most 255 characters'],
     ['a malformed uuid', `<domain><name>x</name><uuid>not-a-uuid</uuid></domain>`, "XML error: malformed uuid element 'not-a-uuid'"],
     ['a disk without target', withBody("<devices><disk type='file'><source file='/a'/></disk></devices>"), 'XML error: missing target information for device /a'],
@@ -261,7 +261,7 @@ describe('parseSnapshotXml', () => {
     ['a disk without name', snap("<disks><disk snapshot='internal'/></disks>"), 'XML error: missing name from disk snapshot element'],
     ['an unknown disk setting', snap("<disks><disk name='vda' snapshot='sideways'/></disks>"), "XML error: unknown disk snapshot setting 'sideways'"],
     ['a disk given twice', snap("<disks><disk name='vda'/><disk name='vda'/></disks>"), "XML error: disk 'vda' specified twice"],
-    ['a control character in the name', snap('<name>a&#9;b</name>'), 'XML error: invalid snapshot definition: name: must not contain control characters'],
+    ['a control character in the name', snap('<name>a&#9;b</name>'), 'XML error: invalid snapshot definition: name: invalid char in name: 0x09'],
   ])('refuses %s', (_what, xml, message) => {
     expect(xmlError(() => parseSnapshotXml(xml)).message).toBe(message);
   });

@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 
 import type { Command } from 'commander';
 
+import { terminalText } from '../terminalText';
 import { VirshSession, type CommandReport, type SessionLedger } from '../virsh/session';
 import { LazyLedger } from './lazyLedger';
 import { CliError, cliGlobals } from './program';
@@ -19,8 +20,9 @@ function printer(json: boolean) {
       process.stdout.write(`${JSON.stringify(r.json)}\n`);
       return;
     }
-    if (r.stderr) process.stderr.write(r.stderr);
-    if (r.stdout) process.stdout.write(r.stdout);
+    // Whatever a stored name or message holds, it reaches the terminal escaped (services/terminalText.ts).
+    if (r.stderr) process.stderr.write(terminalText(r.stderr));
+    if (r.stdout) process.stdout.write(terminalText(r.stdout));
   };
 }
 

@@ -41,7 +41,7 @@ import {
 } from 'nats';
 import type { z } from 'zod';
 
-import { type Verb, VERBS } from '../../machines/commands';
+import { CLIENT_VERBS, type Verb } from '../../machines/commands';
 import { ERROR_CODES, refusal } from '../../machines/errors';
 import { domainStream } from '../../machines/model';
 import { StoreFullError } from '../eventstore/types';
@@ -189,7 +189,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
   }
 
   const requestSubjects = [
-    ...VERBS.map(commandSubject),
+    ...CLIENT_VERBS.map(commandSubject),
     QUERY_SUBJECTS.domains,
     QUERY_SUBJECTS.domain,
     QUERY_SUBJECTS.snapshots,
@@ -394,7 +394,8 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     return { body: outcome };
   };
 
-  for (const verb of VERBS) {
+  // Coordinator verbs (a migration's steps) have no public subject: only the in-process coordinator issues them.
+  for (const verb of CLIENT_VERBS) {
     endpoint(
       verb,
       commandSubject(verb),

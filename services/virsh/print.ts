@@ -3,9 +3,11 @@
 // domstate --reason. Each function returns the command's own output; the session adds virsh's newline after
 // every command.
 import { childrenOf, descendantsOf, domstateText, type DomainState, type Snapshot } from '../../machines/model';
+import { terminalField } from '../terminalText';
 
 /** vshTable: a leading space, columns padded to their widest cell and separated by three spaces, dashes under the header. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((r) => r.map(terminalField));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     ' ' + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('   ');

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { CommandInput, CommandOf, SnapshotDefinition } from '../../machines/commands';
 import { ERROR_CODES } from '../../machines/errors';
 import { snapshotName } from '../../machines/guards';
-import type { DomainState, Snapshot, SnapshotDisk } from '../../machines/model';
+import { blockJobOn, snapshotNamed, type DomainState, type Snapshot, type SnapshotDisk } from '../../machines/model';
 import type { RecordedEvent } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
 import { XmlError, formatDomainXml, formatSnapshotXml, parseDomainXml, parseSnapshotXml } from '../xml';
@@ -637,7 +637,7 @@ export class VirshSession {
         const picked = await this.pickSnapshot(o, dom);
         if ('error' in picked) return picked.error;
         const name = picked.name;
-        if (!picked.state.snapshots[name]) return noSnapshot(name); // virsh looks the snapshot up first
+        if (!snapshotNamed(picked.state, name)) return noSnapshot(name); // virsh looks the snapshot up first
         o.set('snapshotname', name);
         if (verb === 'snapshot-delete') {
           return exec(
@@ -665,7 +665,7 @@ export class VirshSession {
         const target = str(o, 'snapshotname');
         if (target !== undefined) {
           // virsh sets the current snapshot by redefining it with --current (T70); the domain itself is untouched.
-          const snap = state.snapshots[target];
+          const snap = snapshotNamed(state, target);
           if (!snap) return noSnapshot(target);
           const snapshot: SnapshotDefinition = {
             name: snap.name,
@@ -684,7 +684,7 @@ export class VirshSession {
           const line = `domain '${dom}' has no current snapshot`;
           return fail([line], ERROR_CODES.VIR_ERR_NO_DOMAIN_SNAPSHOT, null, line, 'VIR_ERR_NO_DOMAIN_SNAPSHOT');
         }
-        const snap = state.snapshots[state.current]!;
+        const snap = snapshotNamed(state, state.current)!;
         const result = { name: snap.name };
         if (flag(o, 'name')) return { ok: true, out: snap.name, result, message: null };
         return { ok: true, out: formatSnapshotXml(snap, state.config), result: snap, message: null };
@@ -692,7 +692,7 @@ export class VirshSession {
       case 'snapshot-parent': {
         const picked = await this.pickSnapshot(o, dom);
         if ('error' in picked) return picked.error;
-        const snap = picked.state.snapshots[picked.name];
+        const snap = snapshotNamed(picked.state, picked.name);
         if (!snap) return noSnapshot(picked.name);
         if (snap.parent === null) {
           const line = `snapshot '${snap.name}' has no parent`;
@@ -703,7 +703,7 @@ export class VirshSession {
       case 'snapshot-info': {
         const picked = await this.pickSnapshot(o, dom);
         if ('error' in picked) return picked.error;
-        const snap = picked.state.snapshots[picked.name];
+        const snap = snapshotNamed(picked.state, picked.name);
         if (!snap) return noSnapshot(picked.name);
         return { ok: true, out: snapshotInfo(picked.state, snap), result: { ...snap, current: picked.state.current === snap.name }, message: null };
       }
@@ -711,7 +711,7 @@ export class VirshSession {
         const state = await this.domain(dom);
         if (!state) return notFound(dom);
         const name = str(o, 'snapshotname')!;
-        const snap = state.snapshots[name];
+        const snap = snapshotNamed(state, name);
         if (!snap) return noSnapshot(name);
         return { ok: true, out: formatSnapshotXml(snap, state.config), result: snap, message: null };
       }
@@ -726,7 +726,7 @@ export class VirshSession {
           }
           from = state.current;
         }
-        if (from !== undefined && !state.snapshots[from]) return noSnapshot(from);
+        if (from !== undefined && !snapshotNamed(state, from)) return noSnapshot(from);
         const snaps = selectSnapshots(state, {
           roots: flag(o, 'roots'),
           leaves: flag(o, 'leaves'),
@@ -854,7 +854,7 @@ export class VirshSession {
           if (!state) return notFound(dom);
           const path = str(o, 'path')!;
           const disk = state.config?.disks.find((d) => d.target === path || d.source === path);
-          const job = disk ? state.blockJobs[disk.target] : undefined;
+          const job = disk ? blockJobOn(state, disk.target) : undefined;
           if (!job) return { ok: true, out: `No current block job for ${path}\n`, result: null, message: null };
           const kind = job.kind === 'pull' ? 'Block Pull' : job.kind === 'commit' ? 'Block Commit' : 'Block Copy';
           return { ok: true, out: `${kind}: [${job.phase === 'ready' ? '100' : '  0'} %]\n`, result: job, message: null };

@@ -4,9 +4,11 @@
 // moving it to the destination (--persistent / --undefinesource; a transient domain stays transient).
 import { afterEach, describe, expect, test } from 'vitest';
 
+import type { CommandOf } from '../../machines/commands';
 import type { Fact } from '../../machines/events';
 import { initialDomainState, topState, type DomainConfig } from '../../machines/model';
 import type { MigrationFaultPhase } from '../../services/drivers/faults';
+import type { MigrationPort } from '../../services/migration';
 import { replayCheck } from '../../services/replay';
 import { disk, factsOf, rig, twoHostViolations, type Rig, type RigOptions } from './harness';
 
@@ -231,16 +233,19 @@ describe('checks', () => {
 
   test("at Prepare, what the XML alone shows: the destination's check refuses host devices", async () => {
     r = await rig();
-    const o = await r.run({
+    // Prepare's check is the coordinator's (MigrationPort.checkIncoming); a client cannot send migrate-incoming.
+    const port = r.ledger as unknown as MigrationPort;
+    const refusal = await port.checkIncoming({
       verb: 'migrate-incoming',
       host: 'dst',
       source: 'local',
-      config: { ...CONFIG, hostdevs: [{ mode: 'subsystem', type: 'pci' }] },
+      config: { ...CONFIG, hostdevs: [{ mode: 'subsystem', type: 'pci' }], disks: CONFIG.disks ?? [] },
       persistent: false,
       active: true,
       paused: false,
-    });
-    expect(o).toMatchObject({ ok: false, rule: 'MIG-HOSTDEV', code: 84 });
+      meta: { commandId: 'prep/incoming', actor: 'test', time: '2026-11-22T00:00:00Z' },
+    } as CommandOf<'migrate-incoming'>);
+    expect(refusal).toMatchObject({ rule: 'MIG-HOSTDEV', code: 84 });
     expect(await r.state('vm', 'dst')).toEqual(initialDomainState('dst', 'vm'));
   });
 

@@ -108,6 +108,8 @@ export interface MutatedOptions {
   /** Command ids; default a counter (`fz-<n>`), so that a valid command is never taken for a retry. */
   nextId?: () => string;
   maxMutations?: number;
+  /** Verbs to start from (default every verb, the coordinator's too). */
+  verbs?: readonly Verb[];
 }
 
 /** A valid command of a random verb (on a few domains, so states build up) with 0..maxMutations mutations. */
@@ -116,7 +118,7 @@ export function mutatedCommandArb(options: MutatedOptions = {}): fc.Arbitrary<Mu
   const nextId = options.nextId ?? (() => `fz-${counter++}`);
   return fc
     .record({
-      verb: fc.constantFrom(...VERBS),
+      verb: fc.constantFrom(...(options.verbs ?? VERBS)),
       domain: fc.constantFrom(...(options.domains ?? ['vm1', 'vm2', 'vm3'])),
       host: fc.constantFrom(...(options.hosts ?? ['local', 'dst'])),
       snapshot: fc.constantFrom(...(options.snapshots ?? ['s1', 's2'])),
