@@ -64,7 +64,7 @@ export async function openStoreForReading(spec: string): Promise<EventStore> {
     const path = resolve(spec.slice('sqlite:'.length));
     if (!existsSync(path)) throw new Error(`no ledger at '${path}' (give --store sqlite:PATH, or set $VMLEDGER_STORE)`);
   }
-  return openEventStore(spec);
+  return openEventStore(spec, { purpose: 'read' });
 }
 
 // ---------------------------------------------------------------------------------------------------

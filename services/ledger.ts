@@ -45,6 +45,7 @@ import { hostNeedsEncoding } from '../machines/names';
 import { bookkeepingDriver, type HypervisorDriver } from './drivers/types';
 import { openEventStore } from './eventstore/index';
 import {
+  StoreCorruptError,
   WrongExpectedRevisionError,
   type AppendResult,
   type DocWrite,
@@ -552,8 +553,16 @@ class EmbeddedLedger implements Ledger, MigrationPort {
             `${(error as Error).message.split('\n')[0]}`,
         );
       }
+      // The hash chain is checked before anything is appended after it: a changed fact is not built upon.
+      const expected = eventHash(hash, e);
+      if (typeof e.metadata.hash === 'string' && e.metadata.hash !== expected) {
+        throw new StoreCorruptError(
+          `stream '${e.stream}' revision ${e.revision} (position ${e.position}) does not match its hash chain: the fact was changed; ` +
+            `nothing is written to this domain (run 'vmledger replay' to see what changed)`,
+        );
+      }
       state = evolve(state, fact);
-      hash = typeof e.metadata.hash === 'string' ? e.metadata.hash : eventHash(hash, e);
+      hash = typeof e.metadata.hash === 'string' ? e.metadata.hash : expected;
       revision = e.revision;
     }
     if (first) return undefined; // the checkpointed fact is gone
@@ -920,7 +929,8 @@ class EmbeddedLedger implements Ledger, MigrationPort {
 
   /** A refusal appends nothing to the domain stream; one `CommandRefused` fact goes to `refusals-<host>`. */
   private refuse(c: Command, r: Refusal, revision: number, saveDoc = true): Promise<Attempt> {
-    const data = jsonClone({ command: c, rule: r.rule, code: r.code, codeName: r.codeName, message: r.message });
+    // The domain's revision it was refused at goes into the hashed data: the replay re-decides it on that state.
+    const data = jsonClone({ command: c, rule: r.rule, code: r.code, codeName: r.codeName, message: r.message, domainRevision: revision });
     return this.appendRecord(refusalStream(c.host), COMMAND_REFUSED, c, data, this.refusedOutcome(c, r, revision), revision, saveDoc);
   }
 

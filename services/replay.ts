@@ -31,13 +31,15 @@ import {
   isNoopStream,
   isRefusalStream,
   type RecordedNoop,
+  type RecordedRefusal,
   refusalOf,
   timeMs,
   type LogPoint,
 } from '../projections/log';
 import type { DomainView } from '../projections/queries';
 import { buildSnapshotTree } from '../projections/snapshotTree';
-import type { EventStore, RecordedEvent } from './eventstore/types';
+import { DamagedRecordError } from './eventstore/shared';
+import { StoreCorruptError, type EventStore, type RecordedEvent } from './eventstore/types';
 
 // ---------------------------------------------------------------------------------------------------
 // The host as decide sees it: which existing domain holds a UUID (DEF-NAME), kept current as states change.
@@ -222,7 +224,7 @@ export interface ReplayViolation {
   message: string;
 }
 
-export type TamperProblem = 'changed' | 'removed' | 'reordered' | 'unchained' | 'missing-hash' | 'truncated';
+export type TamperProblem = 'changed' | 'removed' | 'reordered' | 'unchained' | 'missing-hash' | 'truncated' | 'damaged';
 
 export interface TamperFinding {
   stream: string;
@@ -301,6 +303,8 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
   let decisions = 0;
   let refusals = 0;
   let noops = 0;
+  /** Refusals decided on a domain revision the pass had already gone past (a writer got in between). */
+  const laterRefusals: { event: RecordedEvent; refused: RecordedRefusal; target: { host: string; name: string }; revision: number }[] = [];
   /** No-op records decided on a domain revision the pass had already gone past (a writer got in between). */
   const laterNoops: { event: RecordedEvent; noop: RecordedNoop; target: { host: string; name: string } }[] = [];
   let hypervisorReports = 0;
@@ -328,141 +332,165 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
       message: refusal.message,
     });
 
-  for await (const event of store.readAll(0)) {
-    facts++;
+  // A record whose bytes no longer parse is named and skipped; a damaged page ends the read there (both: exit 2).
+  const damagedStreams = new Set<string>();
+  if (store.damage !== undefined) tampered.push({ stream: '', revision: -1, position: null, problem: 'damaged', detail: store.damage });
+  let readFrom = 0;
+  for (;;) {
+    try {
+      for await (const event of store.readAll(readFrom)) {
+        readFrom = event.position;
+        facts++;
 
-    // Global positions are gap-free: a hole is a deleted fact (named by the stream's revision gap below).
-    if (event.position !== lastPosition + 1) positionGaps.push([lastPosition + 1, event.position - 1]);
-    lastPosition = event.position;
-    if (anchor && event.position === anchor.position) {
-      anchorSeen = true;
-      if (event.stream !== anchor.stream || event.revision !== anchor.revision || event.metadata.hash !== anchor.hash) {
-        tampered.push({
-          stream: event.stream,
-          revision: event.revision,
-          position: event.position,
-          problem: 'changed',
-          detail: `position ${anchor.position} held ${anchor.stream} revision ${anchor.revision} when the log was last verified; the fact there now is another`,
-        });
-      }
-    }
+        // Global positions are gap-free: a hole is a deleted fact (named by the stream's revision gap below).
+        if (event.position !== lastPosition + 1) positionGaps.push([lastPosition + 1, event.position - 1]);
+        lastPosition = event.position;
+        if (anchor && event.position === anchor.position) {
+          anchorSeen = true;
+          if (event.stream !== anchor.stream || event.revision !== anchor.revision || event.metadata.hash !== anchor.hash) {
+            tampered.push({
+              stream: event.stream,
+              revision: event.revision,
+              position: event.position,
+              problem: 'changed',
+              detail: `position ${anchor.position} held ${anchor.stream} revision ${anchor.revision} when the log was last verified; the fact there now is another`,
+            });
+          }
+        }
 
-    // Hash chain of the stream: each fact's hash chains to the hash recorded on the fact before it. Anything
-    // irregular only flags the stream here; checkStream() reads it again in revision order and names the facts.
-    let chain = chains.get(event.stream);
-    if (!chain) chains.set(event.stream, (chain = { revision: -1, position: 0, hash: '' }));
-    const recordedHash = typeof event.metadata.hash === 'string' ? event.metadata.hash : undefined;
-    if (
-      event.revision !== chain.revision + 1 ||
-      recordedHash === undefined ||
-      eventHash(chain.hash, event) !== recordedHash
-    ) {
-      suspicious.add(event.stream);
-    }
-    chain.revision = event.revision;
-    chain.position = event.position;
-    chain.hash = recordedHash ?? '';
-    const carried = commandOf(event);
-    const mismatch = carried !== undefined ? metadataMismatch(event, carried) : undefined;
-    if (mismatch) {
-      mismatches.push({ stream: event.stream, revision: event.revision, position: event.position, problem: 'changed', detail: mismatch });
-    }
+        // Hash chain of the stream: each fact's hash chains to the hash recorded on the fact before it. Anything
+        // irregular only flags the stream here; checkStream() reads it again in revision order and names the facts.
+        let chain = chains.get(event.stream);
+        if (!chain) chains.set(event.stream, (chain = { revision: -1, position: 0, hash: '' }));
+        const recordedHash = typeof event.metadata.hash === 'string' ? event.metadata.hash : undefined;
+        if (
+          event.revision !== chain.revision + 1 ||
+          recordedHash === undefined ||
+          eventHash(chain.hash, event) !== recordedHash
+        ) {
+          suspicious.add(event.stream);
+        }
+        chain.revision = event.revision;
+        chain.position = event.position;
+        chain.hash = recordedHash ?? '';
+        const carried = commandOf(event);
+        const mismatch = carried !== undefined ? metadataMismatch(event, carried) : undefined;
+        if (mismatch) {
+          mismatches.push({ stream: event.stream, revision: event.revision, position: event.position, problem: 'changed', detail: mismatch });
+        }
 
-    if (isDomainStream(event.stream)) {
-      const before = folds[event.stream] ?? newStreamFold(event);
-      const command = commandOf(event);
-      const commandId = String(event.metadata.commandId ?? '');
-      const intentOf = openIntents.get(event.stream);
-      if (intentOf !== undefined && intentOf !== commandId) {
-        violation(event, command ? String(command.verb) : 'hypervisor', before.state.host, before.state.name, {
-          rule: 'JOB-BUSY',
-          code: 68,
-          message: `recorded while the effect of command ${intentOf} was intended and not yet settled`,
-        });
-      }
-      if (event.type === EFFECT_INTENDED) openIntents.set(event.stream, commandId);
-      else openIntents.delete(event.stream);
-      if (isEffectRecord(event.type)) {
-        // An intent or its settlement: no fact; the decision is checked on the result's first fact as always.
-        if (event.type === EFFECT_INTENDED) intents++;
-        open = { stream: event.stream, commandId: event.metadata.commandId };
-      } else if (!knownFacts.has(event.type)) {
-        violation(event, command ? String(command.verb) : 'hypervisor', before.state.host, before.state.name, {
-          rule: 'FACT-UNKNOWN',
-          code: 1,
-          message: `the machine knows no fact of type '${event.type}'`,
-        });
-      } else if (command) {
-        decisions++;
-        open = { stream: event.stream, commandId: event.metadata.commandId };
-        const target = safeTarget(command);
-        const inOwnStream = target !== undefined && domainStream(target.host, target.name) === event.stream;
-        if (!inOwnStream) {
-          violation(event, String(command.verb), before.state.host, before.state.name, {
-            rule: 'REPLAY-ERROR',
-            code: 1,
-            message: `the recorded command names ${target ? domainStream(target.host, target.name) : 'no domain'}, not the stream it is stored in`,
-          });
+        if (isDomainStream(event.stream)) {
+          const before = folds[event.stream] ?? newStreamFold(event);
+          const command = commandOf(event);
+          const commandId = String(event.metadata.commandId ?? '');
+          const intentOf = openIntents.get(event.stream);
+          if (intentOf !== undefined && intentOf !== commandId) {
+            violation(event, command ? String(command.verb) : 'hypervisor', before.state.host, before.state.name, {
+              rule: 'JOB-BUSY',
+              code: 68,
+              message: `recorded while the effect of command ${intentOf} was intended and not yet settled`,
+            });
+          }
+          if (event.type === EFFECT_INTENDED) openIntents.set(event.stream, commandId);
+          else openIntents.delete(event.stream);
+          if (isEffectRecord(event.type)) {
+            // An intent or its settlement: no fact; the decision is checked on the result's first fact as always.
+            if (event.type === EFFECT_INTENDED) intents++;
+            open = { stream: event.stream, commandId: event.metadata.commandId };
+          } else if (!knownFacts.has(event.type)) {
+            violation(event, command ? String(command.verb) : 'hypervisor', before.state.host, before.state.name, {
+              rule: 'FACT-UNKNOWN',
+              code: 1,
+              message: `the machine knows no fact of type '${event.type}'`,
+            });
+          } else if (command) {
+            decisions++;
+            open = { stream: event.stream, commandId: event.metadata.commandId };
+            const target = safeTarget(command);
+            const inOwnStream = target !== undefined && domainStream(target.host, target.name) === event.stream;
+            if (!inOwnStream) {
+              violation(event, String(command.verb), before.state.host, before.state.name, {
+                rule: 'REPLAY-ERROR',
+                code: 1,
+                message: `the recorded command names ${target ? domainStream(target.host, target.name) : 'no domain'}, not the stream it is stored in`,
+              });
+            } else {
+              const decision = safeDecide(before.state, command, hosts);
+              if (!decision.ok) violation(event, String(command.verb), target.host, target.name, decision.refusal);
+            }
+          } else if (!(open && open.stream === event.stream && open.commandId === event.metadata.commandId)) {
+            hypervisorReports++;
+            open = { stream: event.stream, commandId: event.metadata.commandId };
+            const guestEvent = guestEventFor(event, before.state);
+            if (guestEvent) {
+              const decision = safeDecide(before.state, guestEvent, hosts);
+              if (!decision.ok) violation(event, 'guest-event', before.state.host, before.state.name, decision.refusal);
+            }
+          }
+          if (before.revision < 0) domains++;
+          folds[event.stream] = before;
+          const after = foldDomainEvent(folds, event)!;
+          hosts.update(before.state, after.state);
+        } else if (isNoopStream(event.stream)) {
+          // An accepted no-op: re-decided on the domain state it names (the revision it was decided on), whose hash
+          // it quotes. Usually that is where the pass stands; if another writer got in between, checked afterwards.
+          open = undefined;
+          const noop = acceptedNoopOf(event);
+          const target = noop && safeTarget(noop.command);
+          if (noop && target) {
+            noops++;
+            const fold = folds[domainStream(target.host, target.name)];
+            if ((fold?.revision ?? -1) === noop.domainRevision) {
+              const hash = chains.get(domainStream(target.host, target.name))?.hash;
+              const finding = noopChecks(event, noop, target, fold?.state ?? initialDomainState(target.host, target.name), hash, hosts, violation);
+              if (finding) mismatches.push(finding);
+            } else {
+              laterNoops.push({ event, noop, target });
+            }
+          }
+        } else if (isRefusalStream(event.stream)) {
+          open = undefined;
+          const refused = refusalOf(event);
+          const target = refused && safeTarget(refused.command);
+          if (refused && target) {
+            refusals++;
+            // Re-decided on the domain as it was when refused (the revision recorded with the refusal): under racing
+            // writers the log may already hold later facts of that domain here.
+            const stream = domainStream(target.host, target.name);
+            const at = refusedAt(event);
+            const fold = folds[stream];
+            if (at === undefined || (fold?.revision ?? -1) === at) {
+              const drift = refusalDriftOf(event, refused, target, fold?.state ?? initialDomainState(target.host, target.name), fold?.revision ?? -1, hosts);
+              if (drift) refusalDrift.push(drift);
+            } else {
+              laterRefusals.push({ event, refused, target, revision: at });
+            }
+          }
         } else {
-          const decision = safeDecide(before.state, command, hosts);
-          if (!decision.ok) violation(event, String(command.verb), target.host, target.name, decision.refusal);
+          open = undefined;
         }
-      } else if (!(open && open.stream === event.stream && open.commandId === event.metadata.commandId)) {
-        hypervisorReports++;
-        open = { stream: event.stream, commandId: event.metadata.commandId };
-        const guestEvent = guestEventFor(event, before.state);
-        if (guestEvent) {
-          const decision = safeDecide(before.state, guestEvent, hosts);
-          if (!decision.ok) violation(event, 'guest-event', before.state.host, before.state.name, decision.refusal);
-        }
-      }
-      if (before.revision < 0) domains++;
-      folds[event.stream] = before;
-      const after = foldDomainEvent(folds, event)!;
-      hosts.update(before.state, after.state);
-    } else if (isNoopStream(event.stream)) {
-      // An accepted no-op: re-decided on the domain state it names (the revision it was decided on), whose hash
-      // it quotes. Usually that is where the pass stands; if another writer got in between, checked afterwards.
-      open = undefined;
-      const noop = acceptedNoopOf(event);
-      const target = noop && safeTarget(noop.command);
-      if (noop && target) {
-        noops++;
-        const fold = folds[domainStream(target.host, target.name)];
-        if ((fold?.revision ?? -1) === noop.domainRevision) {
-          const hash = chains.get(domainStream(target.host, target.name))?.hash;
-          const finding = noopChecks(event, noop, target, fold?.state ?? initialDomainState(target.host, target.name), hash, hosts, violation);
-          if (finding) mismatches.push(finding);
-        } else {
-          laterNoops.push({ event, noop, target });
-        }
-      }
-    } else if (isRefusalStream(event.stream)) {
-      open = undefined;
-      const refused = refusalOf(event);
-      const target = refused && safeTarget(refused.command);
-      if (refused && target) {
-        refusals++;
-        const stream = domainStream(target.host, target.name);
-        const state = folds[stream]?.state ?? initialDomainState(target.host, target.name);
-        const now = outcomeOf(safeDecide(state, refused.command, hosts), refused.command);
-        if (now.outcome === 'accepted' || now.rule !== refused.rule) {
-          refusalDrift.push({
-            position: event.position,
-            commandId: String(event.metadata.commandId ?? ''),
-            verb: String(refused.command.verb),
-            host: target.host,
-            domain: target.name,
-            recorded: { rule: refused.rule, message: refused.message },
-            now,
-          });
-        }
-      }
-    } else {
-      open = undefined;
-    }
 
-    if (options.onProgress && facts % progressEvery === 0) options.onProgress(progressOf(facts, total, started));
+        if (options.onProgress && facts % progressEvery === 0) options.onProgress(progressOf(facts, total, started));
+      }
+      break;
+    } catch (error) {
+      if (error instanceof DamagedRecordError) {
+        tampered.push({ stream: error.stream, revision: error.revision, position: error.position, problem: 'damaged', detail: error.message });
+        damagedStreams.add(error.stream);
+        facts++;
+        readFrom = lastPosition = error.position;
+        continue;
+      }
+      if (!isCorruption(error)) throw error;
+      tampered.push({
+        stream: '',
+        revision: -1,
+        position: readFrom + 1,
+        problem: 'damaged',
+        detail: `the log cannot be read past position ${readFrom}: ${(error as Error).message}`,
+      });
+      break;
+    }
   }
 
   if (anchor && !anchorSeen) {
@@ -489,9 +517,21 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
     const finding = noopChecks(event, noop, target, at.state, at.hash, hosts, violation);
     if (finding) mismatches.push(finding);
   }
+  for (const { event, refused, target, revision } of laterRefusals) {
+    // A revision the stream does not reach is the hash chains' to report; the refusal is then decided on the last state.
+    const last = folds[domainStream(target.host, target.name)];
+    const at = await domainAt(store, domainStream(target.host, target.name), target, revision);
+    const drift = at
+      ? refusalDriftOf(event, refused, target, at.state, revision, hosts)
+      : refusalDriftOf(event, refused, target, last?.state ?? initialDomainState(target.host, target.name), last?.revision ?? -1, hosts);
+    if (drift) refusalDrift.push(drift);
+  }
+  refusalDrift.sort((a, b) => a.position - b.position);
   violations.sort((a, b) => a.position - b.position);
   const claimed = new Set<number>();
-  for (const stream of suspicious) tampered.push(...(await checkStream(store, stream, positionGaps, claimed)));
+  for (const stream of suspicious) {
+    if (!damagedStreams.has(stream)) tampered.push(...(await checkStream(store, stream, positionGaps, claimed)));
+  }
   for (const m of mismatches) {
     if (!tampered.some((t) => t.stream === m.stream && t.revision === m.revision)) tampered.push(m);
   }
@@ -568,8 +608,61 @@ function noopChecks(
   return undefined;
 }
 
+/** The domain revision a refusal was decided at (in its hashed data; older records: in its metadata), if recorded. */
+function refusedAt(event: RecordedEvent): number | undefined {
+  const inData = (event.data as { domainRevision?: unknown } | null)?.domainRevision;
+  const at = typeof inData === 'number' ? inData : event.metadata.domainRevision;
+  return typeof at === 'number' && Number.isSafeInteger(at) && at >= -1 ? at : undefined;
+}
+
+/**
+ * A recorded refusal decided again on the domain state it was refused at (`revision`: that state's revision): the
+ * caller's expected revision first (CONCURRENCY), then the rules. Returns the drift when it comes out differently.
+ */
+function refusalDriftOf(
+  event: RecordedEvent,
+  refused: RecordedRefusal,
+  target: { host: string; name: string },
+  state: DomainState,
+  revision: number,
+  hosts: HostView,
+): RefusalDrift | undefined {
+  const expected = (refused.command.meta as { expectedRevision?: unknown } | undefined)?.expectedRevision;
+  let now: Outcome;
+  if (typeof expected === 'number' && expected !== revision) {
+    now = { outcome: 'refused', rule: 'CONCURRENCY', message: `expected revision ${expected}, actual ${revision}` };
+  } else {
+    now = outcomeOf(safeDecide(state, refused.command, hosts), refused.command);
+  }
+  if (now.outcome === 'refused' && now.rule === refused.rule) return undefined;
+  return {
+    position: event.position,
+    commandId: String(event.metadata.commandId ?? ''),
+    verb: String(refused.command.verb),
+    host: target.host,
+    domain: target.name,
+    recorded: { rule: refused.rule, message: refused.message },
+    now,
+  };
+}
+
 /** A domain's state and last hash at a revision, folded from its stream; undefined when the stream does not reach it. */
 async function domainAt(store: EventStore, stream: string, target: { host: string; name: string }, revision: number) {
+  try {
+    return await domainAtUnchecked(store, stream, target, revision);
+  } catch (error) {
+    if (isCorruption(error)) return undefined; // reported where the pass met the damage
+    throw error;
+  }
+}
+
+/** A damaged store: our own errors, or SQLite's when a page does not parse. */
+function isCorruption(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof StoreCorruptError || (typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB'));
+}
+
+async function domainAtUnchecked(store: EventStore, stream: string, target: { host: string; name: string }, revision: number) {
   let state = initialDomainState(target.host, target.name);
   let hash: string | undefined;
   let reached = revision < 0;

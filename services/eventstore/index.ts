@@ -17,8 +17,13 @@ export { openSqliteEventStore, type GroupCommitStats, type SqliteEventStore, typ
 /** File name used when the configuration names no store: `sqlite:vmledger.sqlite` in the working directory. */
 export const DEFAULT_STORE_FILE = 'vmledger.sqlite';
 
+/** How a store is opened: 'read' (audit, replay) opens a damaged store read-only instead of refusing it. */
+export interface OpenStoreOptions {
+  purpose?: 'write' | 'read';
+}
+
 /** Opens a store from a spec whose scheme the opener was registered for; receives the whole spec. */
-export type StoreOpener = (spec: string) => EventStore | Promise<EventStore>;
+export type StoreOpener = (spec: string, options?: OpenStoreOptions) => EventStore | Promise<EventStore>;
 
 interface SchemeEntry {
   opener: StoreOpener;
@@ -51,7 +56,7 @@ registerStoreScheme('memory', (spec) => {
   return createMemoryEventStore();
 }, 'memory');
 
-registerStoreScheme('sqlite', (spec) => {
+registerStoreScheme('sqlite', (spec, options) => {
   const path = spec.slice('sqlite:'.length);
   if (path.trim() === '') {
     throw new Error(`bad store spec '${spec}': the path is missing; write sqlite:PATH, e.g. sqlite:${DEFAULT_STORE_FILE}`);
@@ -62,25 +67,25 @@ registerStoreScheme('sqlite', (spec) => {
         `or sqlite:/var/lib/vmledger/${DEFAULT_STORE_FILE} (no '//')`,
     );
   }
-  return openSqliteEventStore(resolve(path));
+  return openSqliteEventStore(resolve(path), options?.purpose === 'read' ? { whenDamaged: 'read-only' } : {});
 }, 'sqlite:PATH');
 
 /** Opens the store a spec names, or throws an error that says which specs exist. */
-export async function openEventStore(spec: string): Promise<EventStore> {
+export async function openEventStore(spec: string, options: OpenStoreOptions = {}): Promise<EventStore> {
   if (typeof spec !== 'string' || spec.trim() === '') {
     throw new Error(`no store spec given; ${describeSchemes()}`);
   }
   const colon = spec.indexOf(':');
   const scheme = colon === -1 ? spec : spec.slice(0, colon);
   const entry = schemes.get(scheme);
-  if (entry) return entry.opener(spec);
+  if (entry) return entry.opener(spec, options);
 
   // Backends with their own client libraries are loaded on first use; importing one registers its scheme.
   const external = EXTERNAL_SCHEMES[scheme];
   if (external) {
     await external.load();
     const loaded = schemes.get(scheme);
-    if (loaded) return loaded.opener(spec);
+    if (loaded) return loaded.opener(spec, options);
     throw new Error(`store spec '${spec}': the '${scheme}' backend (${external.usage}) did not register itself; ${describeSchemes()}`);
   }
   const hint = colon === -1 ? ` (for a SQLite file write sqlite:${spec})` : '';

@@ -2,6 +2,7 @@
 // argument checks, the expected-revision rule, JSON encoding, and the loop that follows the global log.
 
 import {
+  StoreCorruptError,
   WrongExpectedRevisionError,
   type AppendOptions,
   type AppendResult,
@@ -213,14 +214,39 @@ export interface StoredEventRow {
   metadata: string;
 }
 
+/** Thrown when a stored record's bytes no longer parse: names the record, so replay can report it as damaged. */
+export class DamagedRecordError extends StoreCorruptError {
+  constructor(
+    readonly stream: string,
+    readonly revision: number,
+    readonly position: number,
+    detail: string,
+  ) {
+    super(`the fact at position ${position} (stream '${stream}' revision ${revision}) is damaged: ${detail}`);
+    this.name = 'DamagedRecordError';
+  }
+}
+
+function parseColumn(row: StoredEventRow, column: 'data' | 'metadata'): unknown {
+  try {
+    return JSON.parse(row[column]) as unknown;
+  } catch (error) {
+    throw new DamagedRecordError(row.stream, row.revision, row.position, `its ${column} is not JSON (${(error as Error).message})`);
+  }
+}
+
 export function decodeEvent(row: StoredEventRow): RecordedEvent {
+  const metadata = parseColumn(row, 'metadata');
+  if (!metadata || typeof metadata !== 'object' || Array.isArray(metadata)) {
+    throw new DamagedRecordError(row.stream, row.revision, row.position, 'its metadata is not a JSON object');
+  }
   return {
     stream: row.stream,
     revision: row.revision,
     position: row.position,
     type: row.type,
-    data: JSON.parse(row.data) as unknown,
-    metadata: JSON.parse(row.metadata) as RecordedEvent['metadata'],
+    data: parseColumn(row, 'data'),
+    metadata: metadata as RecordedEvent['metadata'],
   };
 }
 

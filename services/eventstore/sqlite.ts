@@ -58,12 +58,18 @@ export interface SqliteEventStoreOptions {
    */
   pollIntervalMs?: number;
   /**
-   * Check done on open. 'header' (default) checks the SQLite header and reads the schema, which catches a file
-   * that is not SQLite and a damaged header. 'quick' also runs `PRAGMA quick_check`, which reads every page:
-   * about 0.25 s per million facts (220 MB) with a warm page cache on this machine, so it is opt-in (for
-   * verification commands, not for every start).
+   * Check done on open. 'header' checks the SQLite header and reads the schema, which catches a file that is not
+   * SQLite and a damaged header. 'quick' (default) also runs `PRAGMA quick_check`, which reads every page and
+   * catches a damaged page (4 KiB of junk mid-file) before anything is written. 'full' runs `PRAGMA
+   * integrity_check`, which also checks every index against its table (README: the time each takes on a
+   * million facts). Neither sees bytes changed inside a record's JSON: the hash chains do (services/replay.ts).
    */
-  integrityCheck?: 'header' | 'quick';
+  integrityCheck?: 'header' | 'quick' | 'full';
+  /**
+   * What a failed integrity check does: 'refuse' (default) throws StoreCorruptError; 'read-only' opens the store
+   * for reading (audit, replay), with `damage` saying what the check found, and every write refused.
+   */
+  whenDamaged?: 'refuse' | 'read-only';
   /** How long (ms) an append waits for another process's write lock before failing. Default 5000. */
   busyTimeoutMs?: number;
   /** Caps the file size in pages (`PRAGMA max_page_count`); lets tests take the disk-full path. */
@@ -150,16 +156,26 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
       }
       db.pragma('synchronous = FULL');
       if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.floor(options.maxPageCount)}`);
-      if (options.integrityCheck === 'quick') runQuickCheck(file, db);
     });
   } catch (error) {
     db.close();
     throw error;
   }
-  return new SqliteStore(file, db, pollIntervalMs, {
+  let damage: string | undefined;
+  const check = options.integrityCheck ?? 'quick';
+  if (check !== 'header') {
+    damage = integrityProblems(file, db, check);
+    if (damage !== undefined && (options.whenDamaged ?? 'refuse') === 'refuse') {
+      db.close();
+      throw new StoreCorruptError(`${damage}; it was not opened, so nothing was written to it (read it with 'vmledger replay')`);
+    }
+  }
+  const store = new SqliteStore(file, db, pollIntervalMs, {
     maxWrites: Math.max(1, Math.floor(options.maxBatchWrites ?? DEFAULT_MAX_BATCH_WRITES)),
     maxBytes: Math.max(1, Math.floor(options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES)),
   });
+  if (damage !== undefined) store.damage = damage;
+  return store;
 }
 
 /** The folder must exist (we do not guess where a ledger should live) and the path must not be a folder. */
@@ -279,11 +295,18 @@ function initialise(file: string, db: Database.Database): void {
   run.immediate();
 }
 
-function runQuickCheck(file: string, db: Database.Database): void {
-  const problems = db.prepare<[], string>('PRAGMA quick_check(5)').pluck().all();
-  if (problems.length !== 1 || problems[0] !== 'ok') {
-    throw new StoreCorruptError(`'${file}' is a damaged vmledger store: quick_check found ${problems.join('; ')}`);
+/** What SQLite's own check finds wrong with the file (naming the pages), or undefined when it says ok. */
+function integrityProblems(file: string, db: Database.Database, check: 'quick' | 'full'): string | undefined {
+  const pragma = check === 'quick' ? 'quick_check' : 'integrity_check';
+  let problems: string[];
+  try {
+    problems = db.prepare<[], string>(`PRAGMA ${pragma}(5)`).pluck().all();
+  } catch (error) {
+    if (!corruptionFor(file, error)) throw error;
+    problems = [(error as Error).message];
   }
+  if (problems.length === 1 && problems[0] === 'ok') return undefined;
+  return `'${file}' is a damaged vmledger store: ${pragma} found ${problems.join('; ')}`;
 }
 
 function sqliteCode(error: unknown): string | undefined {
@@ -359,6 +382,8 @@ class SqliteStore implements SqliteEventStore {
   private flushScheduled = false;
   /** Figures of the group commit, for benchmarks and tests. */
   readonly groupCommitStats: GroupCommitStats = { transactions: 0, writes: 0, largestBatch: 0, commitMs: 0 };
+  /** Set when the store was opened read-only because its integrity check failed: what it found. */
+  damage: string | undefined;
 
   constructor(
     private readonly file: string,
@@ -410,6 +435,7 @@ class SqliteStore implements SqliteEventStore {
 
   async append(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
+    this.assertWritable();
     assertStreamName(stream);
     assertAppendOptions(options);
     // Encoded now: a fact or doc JSON cannot carry is this caller's TypeError, before anything is queued.
@@ -564,8 +590,10 @@ class SqliteStore implements SqliteEventStore {
     let last = after;
     let remaining = limit;
     while (remaining > 0) {
-      const page = this.readLogPage(last, Math.min(READ_PAGE_SIZE, remaining));
-      for (const event of page) yield event;
+      this.assertOpen();
+      // Decoded one by one, so a damaged record is met (DamagedRecordError) after every fact before it was read.
+      const page = this.statements.logPage.all(last, Math.min(READ_PAGE_SIZE, remaining));
+      for (const row of page) yield decodeEvent(row);
       if (page.length < Math.min(READ_PAGE_SIZE, remaining)) return;
       last = page.at(-1)!.position;
       remaining -= page.length;
@@ -607,6 +635,7 @@ class SqliteStore implements SqliteEventStore {
 
   async putDoc(collection: string, key: string, value: unknown): Promise<void> {
     this.assertOpen();
+    this.assertWritable();
     const doc: EncodedDoc = { collection, key, value: toJson(value, `doc '${collection}/${key}'`) };
     // Queued like an append: durable when it resolves, and it shares the fsync of writes in flight.
     await new Promise<AppendResult | undefined>((resolve, reject) => {
@@ -674,5 +703,9 @@ class SqliteStore implements SqliteEventStore {
 
   private assertOpen(): void {
     if (this.closed) throw new Error(`event store '${this.file}' is closed`);
+  }
+
+  private assertWritable(): void {
+    if (this.damage !== undefined) throw new StoreCorruptError(`${this.damage}; opened for reading only, nothing is written to it`);
   }
 }

@@ -139,4 +139,9 @@ export interface EventStore {
   getDoc(collection: string, key: string): Promise<unknown | undefined>;
   putDoc(collection: string, key: string, value: unknown): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Set when the store was opened for reading although its integrity check failed (SQLite `whenDamaged:
+   * 'read-only'`): what the check found. Every write is then refused.
+   */
+  readonly damage?: string | undefined;
 }
