@@ -350,17 +350,8 @@ export function validationOutcome(input: unknown, error: z.ZodError): CommandOut
     const missing = issue.code === 'invalid_type' && at(issue.path) === undefined;
     return `${path}: ${missing ? 'Required' : issue.message}`;
   });
-  const str = (v: unknown) => (typeof v === 'string' ? v : '');
-  const meta = (raw.meta && typeof raw.meta === 'object' ? raw.meta : {}) as Record<string, unknown>;
-  const config = (raw.config && typeof raw.config === 'object' ? raw.config : {}) as Record<string, unknown>;
   return {
-    ok: false,
-    command: str(raw.verb),
-    host: str(raw.host) || 'local',
-    domain: str(raw.domain) || str(config.name),
-    commandId: str(meta.commandId),
-    events: [],
-    revision: -1,
+    ...unparsedRefusal(raw),
     rule: VALIDATION_RULE,
     code: ERROR_CODES.VIR_ERR_INVALID_ARG,
     codeName: 'VIR_ERR_INVALID_ARG',
@@ -368,17 +359,11 @@ export function validationOutcome(input: unknown, error: z.ZodError): CommandOut
   };
 }
 
-/** A coordinator verb from a client: refused as libvirt refuses what a connection may not do (code 29), not recorded. */
-export function coordinatorOnlyOutcome(input: unknown): CommandOutcome {
-  const raw = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
+/** What a refusal of input that was not (or not yet) parsed can say about it: verb, host, domain, command id. */
+function unparsedRefusal(raw: Record<string, unknown>): Omit<CommandOutcome, 'rule' | 'code' | 'codeName' | 'message'> {
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   const meta = (raw.meta && typeof raw.meta === 'object' ? raw.meta : {}) as Record<string, unknown>;
   const config = (raw.config && typeof raw.config === 'object' ? raw.config : {}) as Record<string, unknown>;
-  const denied = makeRefusal(
-    COORDINATOR_ONLY_RULE,
-    'VIR_ERR_OPERATION_DENIED',
-    `'${str(raw.verb)}' is a step of a migration and only the ledger's migration coordinator issues it; send 'migrate'`,
-  );
   return {
     ok: false,
     command: str(raw.verb),
@@ -387,8 +372,17 @@ export function coordinatorOnlyOutcome(input: unknown): CommandOutcome {
     commandId: str(meta.commandId),
     events: [],
     revision: -1,
-    ...denied,
   };
+}
+
+/** A coordinator verb from a client: refused as libvirt refuses what a connection may not do (code 29), not recorded. */
+export function coordinatorOnlyOutcome(input: { verb: string } & Record<string, unknown>): CommandOutcome {
+  const denied = makeRefusal(
+    COORDINATOR_ONLY_RULE,
+    'VIR_ERR_OPERATION_DENIED',
+    `'${input.verb}' is a step of a migration and only the ledger's migration coordinator issues it; send 'migrate'`,
+  );
+  return { ...unparsedRefusal(input), ...denied };
 }
 
 function isClaim(c: Command): boolean {
@@ -639,7 +633,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     await this.ready;
     if (this.closed) throw new Error('ledger is closed');
     // Clients: no coordinator verb, no command id in the ledger's own namespace (machines/names.ts).
-    if (isCoordinatorVerb((input as { verb?: unknown } | null)?.verb)) return coordinatorOnlyOutcome(input);
+    if (isCoordinatorVerb((input as { verb?: unknown } | null)?.verb)) return coordinatorOnlyOutcome(input as { verb: string });
     const parsed = ClientCommandSchema.safeParse(input);
     if (!parsed.success) return validationOutcome(input, parsed.error);
     const command = parsed.data;
