@@ -26,7 +26,8 @@ beforeAll(async () => {
   server = await startNatsServer();
   tmp = tempDir('vmledger-hostile-replay-');
   file = join(tmp.dir, 'raced.sqlite');
-  const serves = [await spawnServe(server.url, file), await spawnServe(server.url, file)];
+  // Generous start-up: the whole suite shares two cores.
+  const serves = [await spawnServe(server.url, file, { startTimeoutMs: 120_000 }), await spawnServe(server.url, file, { startTimeoutMs: 120_000 })];
   const load = startLoad({
     url: server.url,
     clients: CLIENTS,
