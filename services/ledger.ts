@@ -1166,6 +1166,18 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   }
 }
 
+/**
+ * Runs a report of the in-process hypervisor (a `guest-event` from HypervisorDriver.pendingGuestEvents) on an
+ * embedded ledger: its command id is in the ledger's own namespace, which `execute` refuses from clients.
+ */
+export async function reportFromHypervisor(ledger: Ledger, input: unknown): Promise<CommandOutcome> {
+  if (!(ledger instanceof EmbeddedLedger)) throw new TypeError('hypervisor reports run on an embedded ledger only');
+  const parsed = CommandSchema.safeParse(input);
+  if (!parsed.success) return validationOutcome(input, parsed.error);
+  if (parsed.data.verb !== 'guest-event') throw new TypeError(`a hypervisor report is a guest-event, not '${parsed.data.verb}'`);
+  return ledger.step(parsed.data, { save: true });
+}
+
 /** The embedded ledger over an event store. The store stays the caller's: close it after `ledger.close()`. */
 export function createLedger(store: EventStore, options: LedgerOptions = {}): Ledger {
   return new EmbeddedLedger(store, options);

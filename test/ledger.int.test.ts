@@ -384,7 +384,7 @@ describe('hypervisor reports (driver.pendingReports)', () => {
     const stream = domainStream('local', 'vm');
     const ready = (await collect(store.readStream(stream))).filter((e) => e.type === 'BlockJobReady');
     expect(ready).toHaveLength(1);
-    expect(ready[0]!.metadata).toMatchObject({ actor: 'hypervisor', commandId: `hv-ready-${stream}-vda-${copy.events[0]!.position}` });
+    expect(ready[0]!.metadata).toMatchObject({ actor: 'hypervisor', commandId: `hv/ready-${stream}-vda-${copy.events[0]!.position}` });
     // A retry (here, or in another process) appends no second report.
     expect(await ledger.execute(cmd({ verb: 'blockcopy', domain: 'vm', path: 'vda', dest: '/data/copy.qcow2' }, 'copy-1'))).toMatchObject({ duplicate: true });
     const otherStore = openSqliteEventStore(file);

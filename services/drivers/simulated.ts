@@ -40,6 +40,7 @@ import { refusal, type Refusal } from '../../machines/errors';
 import type { Fact, FactOf } from '../../machines/events';
 import { findDisk } from '../../machines/guards';
 import { domainStream, type DomainState } from '../../machines/model';
+import { internalCommandId } from '../../machines/names';
 import { foldDomainEvent, type StreamFold } from '../../projections/domainList';
 import { commandOf, factOf, isDomainStream, isEffectRecord } from '../../projections/log';
 import { WrongExpectedRevisionError, type EventStore, type RecordedEvent } from '../eventstore/types';
@@ -722,7 +723,8 @@ export function createSimulatedDriver(options: SimulatedDriverOptions = {}): Sim
           domain: s.name,
           event: 'blockjob-ready',
           disk: job.disk,
-          meta: { commandId: `hv-ready-${stream}-${job.disk}-${started?.position ?? 0}`, actor: 'hypervisor', time },
+          // In the ledger's own id namespace (machines/names.ts): no client can send this id first and take its outcome.
+          meta: { commandId: internalCommandId('hv', `ready-${stream}-${job.disk}-${started?.position ?? 0}`), actor: 'hypervisor', time },
         });
       }
     }

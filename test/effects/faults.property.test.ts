@@ -16,7 +16,7 @@ import { type DomainState } from '../../machines/model';
 import type { FaultsInput } from '../../services/drivers/faults';
 import { createSimulatedDriver, OVERLAY_SIZE, type SimulatedWorldInput } from '../../services/drivers/simulated';
 import { createMemoryEventStore } from '../../services/eventstore/index';
-import { createLedger } from '../../services/ledger';
+import { createLedger, reportFromHypervisor } from '../../services/ledger';
 import { replayCheck } from '../../services/replay';
 import { factOf, twoHostViolations } from './harness';
 
@@ -274,7 +274,7 @@ test('random sequences with faults keep the invariants', async () => {
           const before = await states();
           let command: (DistributiveOmit<Body, 'host'> & { host: string }) | undefined;
           if (step.kind === 'flush') {
-            await driver.flushGuestEvents((c) => ledger.execute(c));
+            await driver.flushGuestEvents((c) => reportFromHypervisor(ledger, c));
           } else if (step.kind === 'precreate') {
             // `qemu-img create -f qcow2 -o backing_file=…` of the overlays and mirrors, relative names (seed 002).
             for (const d of ['vda', 'vdb']) {

@@ -13,7 +13,7 @@ import type { HypervisorDriver } from '../../services/drivers/types';
 import { createSimulatedDriver, runsOnHost, type SimulatedDriver, type SimulatedDriverOptions } from '../../services/drivers/simulated';
 import { foldDomainEvent, type StreamFold } from '../../projections/domainList';
 import { createMemoryEventStore, openSqliteEventStore, type EventStore, type RecordedEvent } from '../../services/eventstore/index';
-import { createLedger, type LedgerOptions } from '../../services/ledger';
+import { createLedger, reportFromHypervisor, type LedgerOptions } from '../../services/ledger';
 import type { CommandOutcome, Ledger } from '../../services/ledger-types';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -79,7 +79,7 @@ export async function rig(options: RigOptions = {}): Promise<Rig> {
       expect(o.ok, `${spec.verb} refused: ${o.rule} ${o.message}`).toBe(true);
       return o;
     },
-    flush: () => driver.flushGuestEvents((c) => ledger.execute(c)),
+    flush: () => driver.flushGuestEvents((c) => reportFromHypervisor(ledger, c)),
     async state(name, host = 'local') {
       return (await ledger.loadDomain(host, name)).state;
     },

@@ -56,7 +56,7 @@ describe('block copy (MIR-COPY, MIR-END)', () => {
     for await (const e of r.store.readStream('domain-local-vm')) events.push(e);
     const ready = events.find((e) => e.type === 'BlockJobReady')!;
     const started = events.find((e) => e.type === 'BlockJobStarted')!;
-    expect(ready.metadata).toMatchObject({ actor: 'hypervisor', commandId: `hv-ready-domain-local-vm-vda-${started.position}` });
+    expect(ready.metadata).toMatchObject({ actor: 'hypervisor', commandId: `hv/ready-domain-local-vm-vda-${started.position}` });
     expect(ready.metadata.command).toMatchObject({ verb: 'guest-event', event: 'blockjob-ready', disk: 'vda' });
     // So the caller can pivot at once.
     await r.ok({ verb: 'blockjob', domain: 'vm', path: 'vda', pivot: true });

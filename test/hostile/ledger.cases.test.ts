@@ -119,6 +119,23 @@ describe('case 2: saga step ids are not the client’s to take', () => {
   }
 });
 
+describe('case 2, the same class: the hypervisor report ids are the ledger’s own', () => {
+  it("a client cannot send a blockjob-ready report's id first: the copy still becomes ready", async () => {
+    const store = createMemoryEventStore();
+    const { createSimulatedDriver } = await import('../../services/drivers/simulated');
+    const driver = createSimulatedDriver({ store });
+    const ledger = createLedger(store, { driver });
+    await ok(ledger, { verb: 'create', config: config('vm') });
+    const copy = await ok(ledger, { verb: 'blockcopy', domain: 'vm', path: 'vda', dest: '/copy.qcow2' });
+    const report = (await store.readStream('domain-local-vm', copy.revision + 1)[Symbol.asyncIterator]().next()).value;
+    expect(report?.type).toBe('BlockJobReady');
+    const id = String(report!.metadata.commandId);
+    expect(id).toContain('/');
+    const squat = await ledger.execute(cmd({ verb: 'suspend', domain: 'vm' }, { commandId: id }));
+    expect(squat).toMatchObject({ ok: false, rule: 'VALIDATION' });
+  });
+});
+
 describe('case 3: coordinator verbs are not accepted from clients', () => {
   it('migrate-incoming from a client is refused and changes nothing', async () => {
     const { store, ledger } = fresh();
