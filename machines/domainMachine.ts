@@ -156,6 +156,9 @@ const ACTIVE_OUTCOMES = ['willBeRunning', 'willBePaused', 'willBeTransientRunnin
 // An inactive domain is persistent (MIG-PERSIST keeps a non-persistent one from arriving shut off).
 const PERSISTENT_ACTIVE_OUTCOMES = ['willBeRunning', 'willBePaused'] as const;
 
+/** The diagram draws the states of one `meta.group` inside one box: here, the states a job holds. */
+export const JOB_GROUP = 'job states: a migration or block job holds the domain';
+
 export const domainMachine = domainSetup.createMachine({
   id: 'domain',
   context: ({ input }) => initialDomainState(input.host, input.name),
@@ -271,6 +274,7 @@ export const domainMachine = domainSetup.createMachine({
 
     migrating: {
       description: 'an outgoing migration job holds the domain',
+      meta: { group: JOB_GROUP },
       on: {
         // JOB-BUSY: the migration holds the domain; only destroy and its own phases pass.
         // A live migration fails when the guest stops (MIG-PHASES); an offline one goes on.
@@ -283,6 +287,7 @@ export const domainMachine = domainSetup.createMachine({
 
     mirroring: {
       description: 'a mirrored snapshot or a block copy is active on at least one disk',
+      meta: { group: JOB_GROUP },
       on: {
         define: accept('define'),
         suspend: accept('suspend'),
@@ -346,6 +351,8 @@ export interface MachineStateInfo {
   parent: string | null;
   type: 'atomic' | 'compound' | 'final';
   description?: string;
+  /** `meta.group`: states drawn together in one box (they share a role, not a parent state). */
+  group?: string;
   children: string[];
 }
 
@@ -374,6 +381,7 @@ export function machineStates(machine: typeof domainMachine = domainMachine): Ma
       parent: n.parent && n.parent !== machine.root ? pathOf(n.parent) : null,
       type,
       description: n.description,
+      ...(typeof (n.meta as { group?: unknown } | undefined)?.group === 'string' ? { group: (n.meta as { group: string }).group } : {}),
       children: (Object.values(n.states) as AnyStateNode[]).map(pathOf),
     });
   });

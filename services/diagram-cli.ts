@@ -1,6 +1,7 @@
 // `vmledger diagram`, `vmledger diagram-diff` and `vmledger ui`: the state diagram for reviewers.
 //
-//   vmledger diagram [--format mermaid|dot|svg|json] [--output FILE] [--direction LR|TB] [--no-legend]
+//   vmledger diagram [--format mermaid|dot|svg|json] [--view overview|full] [--focus STATE|VERB|RULE-ID]
+//                    [--output FILE] [--direction LR|TB] [--no-legend]
 //   vmledger diagram-diff OLD.json [NEW.json] [--json] [--exit-code]
 //   vmledger ui [--store SPEC] [--port N] [--host ADDRESS]
 //
@@ -18,7 +19,9 @@ import { Option, type Command } from 'commander';
 
 import { openStoreForReading } from './audit-cli';
 import { cliGlobals, fail, storeOption } from './cli/program';
-import { diagramModel, diffDiagrams, renderDiagram, type DiagramDiff, type DiagramEdge, type DiagramFormat } from './diagram';
+import { diagramModel, diffDiagrams, type DiagramDiff, type DiagramEdge, type DiagramFormat } from './diagram';
+import { renderDiagramView, type DiagramView } from './diagramViewRender';
+import { parseFocus, type FocusSpec } from './diagramViews';
 import type { EventStore } from './eventstore/types';
 import { parseDiagramJson, reguardNote } from './ui/diffView';
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUiServer, type UiServer } from './ui/server';
@@ -39,6 +42,7 @@ export interface DiagramCliDeps {
 }
 
 export const DIAGRAM_FORMATS = ['mermaid', 'dot', 'svg', 'json'] as const satisfies readonly DiagramFormat[];
+export const DIAGRAM_VIEWS = ['overview', 'full', 'focus'] as const satisfies readonly DiagramView[];
 
 // ---------------------------------------------------------------------------------------------------
 // Text form of a diff
@@ -146,8 +150,25 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
     .option('-o, --output <file>', 'write the diagram to FILE instead of stdout')
     .addOption(new Option('--direction <dir>', 'layout direction').choices(['LR', 'TB']).default('LR'))
     .option('--no-legend', 'leave the rule legend out')
-    .action(async (opts: { format: DiagramFormat; output?: string; direction: 'LR' | 'TB'; legend: boolean }) => {
-      let text = await renderDiagram(opts.format, { direction: opts.direction, legend: opts.legend });
+    .addOption(
+      new Option('--view <view>', 'overview: one edge per pair of states; full: every edge with its guards; focus: see --focus')
+        .choices(DIAGRAM_VIEWS)
+        .default('overview'),
+    )
+    .option('--focus <what>', 'only the exits of a state, or the edges of a verb or a rule id, each verb with its guards in order')
+    .action(async (opts: { format: DiagramFormat; output?: string; direction: 'LR' | 'TB'; legend: boolean; view: DiagramView; focus?: string }) => {
+      const model = diagramModel();
+      let focus: FocusSpec | undefined;
+      if (opts.focus !== undefined) {
+        if (opts.view === 'full') fail('--focus draws a focus view; leave out --view full');
+        try {
+          focus = parseFocus(model, opts.focus);
+        } catch (error) {
+          fail((error as Error).message);
+        }
+      } else if (opts.view === 'focus') fail('--view focus needs --focus STATE|VERB|RULE-ID');
+      const view = focus ? 'focus' : opts.view;
+      let text = await renderDiagramView(opts.format, { diagram: model, view, ...(focus ? { focus } : {}), direction: opts.direction, legend: opts.legend });
       if (!text.endsWith('\n')) text += '\n';
       if (opts.output !== undefined) {
         try {

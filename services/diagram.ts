@@ -23,6 +23,8 @@ export interface DiagramState {
   key: string;
   type: 'atomic' | 'compound' | 'final';
   description?: string;
+  /** States of one group are drawn in one box (machine `meta.group`, e.g. the job states). */
+  group?: string;
   children: DiagramState[];
 }
 
@@ -97,6 +99,7 @@ export function diagramModel(
         key: s.key,
         type: s.type,
         ...(s.description ? { description: s.description } : {}),
+        ...(s.group ? { group: s.group } : {}),
         children: tree(s.path),
       }));
   return {
@@ -120,12 +123,12 @@ export function diagramModel(
   };
 }
 
-function flatten(states: readonly DiagramState[]): DiagramState[] {
+export function flatten(states: readonly DiagramState[]): DiagramState[] {
   return states.flatMap((s) => [s, ...flatten(s.children)]);
 }
 
 /** The top-level state a path belongs to (`running.paused` → `running`). */
-function topOf(path: string): string {
+export function topOf(path: string): string {
   return path.split('.')[0]!;
 }
 
@@ -151,12 +154,12 @@ export function renderDiagram(format: DiagramFormat, options: DiagramOptions = {
 
 // Mermaid -------------------------------------------------------------------------------------------
 
-function mermaidId(path: string): string {
+export function mermaidId(path: string): string {
   return `s_${path.replace(/[^A-Za-z0-9]/g, '_')}`;
 }
 
 /** Mermaid entity codes: `#` first, then what would end the line or be read as markup. */
-function mermaidText(text: string): string {
+export function mermaidText(text: string): string {
   return text.replace(/#/g, '#35;').replace(/;/g, '#59;').replace(/</g, '#lt;').replace(/>/g, '#gt;').replace(/\n/g, ' ');
 }
 
@@ -242,11 +245,11 @@ function anchorId(path: string): string {
   return `"${path}.*"`;
 }
 
-function dotString(text: string): string {
+export function dotString(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 }
 
-function htmlText(text: string): string {
+export function htmlText(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
@@ -344,7 +347,7 @@ export async function loadGraphviz(): Promise<GraphvizLike> {
   return graphviz;
 }
 
-async function renderSvg(dot: string): Promise<string> {
+export async function renderSvg(dot: string): Promise<string> {
   return (await loadGraphviz()).dot(dot);
 }
 

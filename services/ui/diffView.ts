@@ -13,6 +13,7 @@ const DiagramStateSchema: z.ZodType<DiagramState> = z.lazy(() =>
     key: z.string(),
     type: z.enum(['atomic', 'compound', 'final']),
     description: z.string().optional(),
+    group: z.string().optional(),
     children: z.array(DiagramStateSchema),
   }),
 );
