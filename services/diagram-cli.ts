@@ -2,7 +2,7 @@
 //
 //   vmledger diagram [--format mermaid|dot|svg|json] [--view overview|full] [--focus STATE|VERB|RULE-ID]
 //                    [--output FILE] [--direction LR|TB] [--no-legend]
-//   vmledger diagram-diff OLD.json [NEW.json] [--json] [--exit-code]
+//   vmledger diagram-diff OLD.json [NEW.json] [--json | --format svg|dot|mermaid [-o FILE]] [--exit-code]
 //   vmledger ui [--store SPEC] [--port N] [--host ADDRESS]
 //
 // `diagram` prints the diagram generated from the machine (Mermaid by default). `--format json` is the model every
@@ -19,9 +19,9 @@ import { Option, type Command } from 'commander';
 
 import { openStoreForReading } from './audit-cli';
 import { cliGlobals, fail, storeOption } from './cli/program';
-import { diagramModel, diffDiagrams, type DiagramDiff, type DiagramEdge, type DiagramFormat } from './diagram';
-import { renderDiagramView, type DiagramView } from './diagramViewRender';
-import { parseFocus, type FocusSpec } from './diagramViews';
+import { diagramModel, diffDiagrams, type DiagramDiff, type DiagramEdge, type DiagramFormat, type DiagramJson } from './diagram';
+import { renderDiagramView, renderViewDot, renderViewMermaid, renderViewSvg, type DiagramView } from './diagramViewRender';
+import { diffView, parseFocus, type FocusSpec } from './diagramViews';
 import type { EventStore } from './eventstore/types';
 import { parseDiagramJson, reguardNote } from './ui/diffView';
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUiServer, type UiServer } from './ui/server';
@@ -43,6 +43,8 @@ export interface DiagramCliDeps {
 
 export const DIAGRAM_FORMATS = ['mermaid', 'dot', 'svg', 'json'] as const satisfies readonly DiagramFormat[];
 export const DIAGRAM_VIEWS = ['overview', 'full', 'focus'] as const satisfies readonly DiagramView[];
+const DIFF_PICTURES = ['svg', 'dot', 'mermaid'] as const;
+type DiffPicture = (typeof DIFF_PICTURES)[number];
 
 // ---------------------------------------------------------------------------------------------------
 // Text form of a diff
@@ -96,6 +98,13 @@ export function formatDiagramDiff(diff: DiagramDiff, labels: { old: string; new:
   return lines.join('\n') + '\n';
 }
 
+/** The diff drawn on the newer machine's overview, with its legend of changes. */
+function renderDiffPicture(format: DiffPicture, older: DiagramJson, newer: DiagramJson): string | Promise<string> {
+  const graph = diffView(older, newer);
+  const options = { model: newer };
+  return format === 'svg' ? renderViewSvg(graph, options) : format === 'dot' ? renderViewDot(graph, options) : renderViewMermaid(graph, options);
+}
+
 function readExport(path: string, what: string) {
   let text: string;
   try {
@@ -140,6 +149,20 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
   const stderr = deps.stderr ?? process.stderr;
   const exit = deps.exit ?? ((code: number) => void (process.exitCode = code));
 
+  /** Writes a diagram to `--output FILE`, or to stdout. */
+  const writeOut = (diagram: string, output: string | undefined): void => {
+    const text = diagram.endsWith('\n') ? diagram : diagram + '\n';
+    if (output === undefined) {
+      stdout.write(text);
+      return;
+    }
+    try {
+      writeFileSync(output, text);
+    } catch (error) {
+      fail(`cannot write '${output}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  };
+
   program
     .command('diagram')
     .description(
@@ -168,15 +191,7 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
         }
       } else if (opts.view === 'focus') fail('--view focus needs --focus STATE|VERB|RULE-ID');
       const view = focus ? 'focus' : opts.view;
-      let text = await renderDiagramView(opts.format, { diagram: model, view, ...(focus ? { focus } : {}), direction: opts.direction, legend: opts.legend });
-      if (!text.endsWith('\n')) text += '\n';
-      if (opts.output !== undefined) {
-        try {
-          writeFileSync(opts.output, text);
-        } catch (error) {
-          fail(`cannot write '${opts.output}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-        }
-      } else stdout.write(text);
+      writeOut(await renderDiagramView(opts.format, { diagram: model, view, ...(focus ? { focus } : {}), direction: opts.direction, legend: opts.legend }), opts.output);
       exit(0);
     });
 
@@ -189,14 +204,22 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
     .argument('<old.json>', 'the older export')
     .argument('[new.json]', 'the newer export (default: the current machine)')
     .option('--json', 'print the diff as JSON')
+    .addOption(
+      new Option('--format <format>', 'draw the diff instead: the newer machine with the changed edges in colour (svg, dot, mermaid)').choices(
+        DIFF_PICTURES,
+      ),
+    )
+    .option('-o, --output <file>', 'with --format: write the picture to FILE')
     .option('--exit-code', 'exit with status 1 when there are differences (as `git diff --exit-code`)')
-    .action((oldPath: string, newPath: string | undefined, opts: { json?: boolean; exitCode?: boolean }) => {
+    .action(async (oldPath: string, newPath: string | undefined, opts: { json?: boolean; exitCode?: boolean; format?: DiffPicture; output?: string }) => {
       const older = readExport(oldPath, 'the older export');
       const newer = newPath === undefined ? diagramModel() : readExport(newPath, 'the newer export');
       const diff = diffDiagrams(older, newer);
-      stdout.write(
-        opts.json ? JSON.stringify(diff, null, 2) + '\n' : formatDiagramDiff(diff, { old: oldPath, new: newPath ?? 'the current machine' }),
-      );
+      if (opts.format !== undefined) writeOut(await renderDiffPicture(opts.format, older, newer), opts.output);
+      else
+        stdout.write(
+          opts.json ? JSON.stringify(diff, null, 2) + '\n' : formatDiagramDiff(diff, { old: oldPath, new: newPath ?? 'the current machine' }),
+        );
       const differs =
         diff.added.length + diff.removed.length + diff.reguarded.length + diff.statesAdded.length + diff.statesRemoved.length +
           diff.rulesAdded.length + diff.rulesRemoved.length + diff.rulesChanged.length > 0;

@@ -123,6 +123,11 @@ export function diagramModel(
   };
 }
 
+/** An id-safe form of a state path or edge id (`running.paused` → `running-paused`). */
+export function slug(text: string): string {
+  return text.replace(/[^A-Za-z0-9_-]+/g, '-');
+}
+
 export function flatten(states: readonly DiagramState[]): DiagramState[] {
   return states.flatMap((s) => [s, ...flatten(s.children)]);
 }

@@ -13,11 +13,12 @@ import {
   diagramModel,
   dotString,
   flatten,
-  renderDiagram,
   htmlText,
   mermaidId,
   mermaidText,
+  renderDiagram,
   renderSvg,
+  slug,
   topOf,
   wrapLabel,
   type DiagramFormat,
@@ -69,12 +70,7 @@ function edgeLabel(e: ViewEdge, width: number): string {
 export function renderViewDot(view: ViewGraph, options: ViewRenderOptions = {}): string {
   const all = flatten(view.states as never) as unknown as ViewState[];
   const composite = new Set(all.filter((s) => s.children.length > 0).map((s) => s.path));
-  const ids = new Map<string, string>();
-  let n = 0;
-  const idOf = (path: string) => {
-    if (!ids.has(path)) ids.set(path, String(n++));
-    return ids.get(path)!;
-  };
+  const idOf = (path: string) => `-${slug(path)}`;
   const anchor = (path: string) => `"${path}.*"`;
   const out: string[] = [
     'digraph domain {',
@@ -104,7 +100,8 @@ export function renderViewDot(view: ViewGraph, options: ViewRenderOptions = {}):
     out.push(`${indent}  ${anchor(s.path)} [id="vh${idOf(s.path)}", shape=plain, style="", label=${label(s, 30)}, tooltip="${dotString(`${s.path}: any of its sub-states`)}"];`);
     for (const child of s.children) declare(child, indent + '  ');
     // The header above (before, left to right) its sub-states.
-    for (const child of s.children) out.push(`${indent}  ${anchor(s.path)} -> ${composite.has(child.path) ? anchor(child.path) : JSON.stringify(child.path)} [style=invis];`);
+    for (const child of s.children)
+      out.push(`${indent}  ${anchor(s.path)} -> ${composite.has(child.path) ? anchor(child.path) : JSON.stringify(child.path)} [id="vi${idOf(child.path)}", style=invis];`);
     out.push(`${indent}}`);
   };
   // Top-level states of one group share a box; the others stand alone.
@@ -115,7 +112,7 @@ export function renderViewDot(view: ViewGraph, options: ViewRenderOptions = {}):
     if (!s.group) declare(s, '  ');
     else if (groups.get(s.group)![0] === s) {
       out.push(`  subgraph "cluster_group_${g++}" {`);
-      out.push(`    id="vg${g}"; label="${dotString(s.group)}"; labeljust=l; style="dashed,rounded"; color="#9aa5b8"; fontcolor="#555555";`);
+      out.push(`    id="vg${g - 1}"; label="${dotString(s.group)}"; labeljust=l; style="dashed,rounded"; color="#9aa5b8"; fontcolor="#555555";`);
       for (const member of groups.get(s.group)!) declare(member, '    ');
       out.push('  }');
     }
@@ -131,7 +128,12 @@ export function renderViewDot(view: ViewGraph, options: ViewRenderOptions = {}):
     }
     out.push(`  ${tail} -> ${head} [${attrs.join(', ')}];`);
   });
-  if (options.legend !== false) out.push(...legendDot(view, options));
+  if (options.legend !== false) {
+    const legend = legendDot(view, options);
+    out.push(...legend);
+    // After the final states (rightmost in LR, lowest in TB) rather than before the initial one.
+    if (legend.length > 0) for (const s of all) if (s.type === 'final') out.push(`  ${JSON.stringify(s.path)} -> legend [style=invis];`);
+  }
   out.push('}');
   return out.join('\n') + '\n';
 }
@@ -225,6 +227,7 @@ export function renderViewMermaid(view: ViewGraph, options: ViewRenderOptions = 
   if (options.legend !== false) {
     const rules = new Map((options.model?.rules ?? []).map((r) => [r.id, r.text]));
     out.push(`  %% ${view.title}`);
+    for (const c of view.legend.changes ?? []) out.push(`  %% ${CHANGE_STYLE[c.change].word}: ${c.count} edge(s), states they leave from outlined in ${CHANGE_STYLE[c.change].color}`);
     for (const c of view.legend.common)
       out.push(`  %% ${c.id} (named once, on no label${c.except.length ? `; every verb but ${c.except.join(', ')}` : ''}): ${(rules.get(c.id) ?? '').replace(/\n/g, ' ')}`);
     for (const v of view.legend.verbs) out.push(`  %% ${v.verb}: ${v.rules.join(', ') || '—'}`);

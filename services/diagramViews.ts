@@ -367,6 +367,9 @@ function addLineTo(map: Map<string, ViewLine[]>, path: string, line: ViewLine): 
   addLine(map.get(path)!, line);
 }
 
+/** Removed edges keep their id behind this prefix in a diff view (they are not edges of the newer machine). */
+export const REMOVED_PREFIX = 'removed:';
+
 const edgeKey = (e: { from: string; to: string; event: string }) => `${e.from}\u0000${e.event}\u0000${e.to}`;
 
 /**
@@ -378,11 +381,11 @@ export function diffView(older: DiagramJson, newer: DiagramJson): ViewGraph {
   const states = new Set(flatten(newer.states).map((s) => s.path));
   const added = new Set(diff.added.map((e) => e.id));
   const reguarded = new Map(diff.reguarded.map((r) => [edgeKey(r), r]));
-  const removed = diff.removed.filter((e) => states.has(e.from) && states.has(e.to)).map((e) => ({ ...e, id: `removed:${e.id}` }));
+  const removed = diff.removed.filter((e) => states.has(e.from) && states.has(e.to)).map((e) => ({ ...e, id: `${REMOVED_PREFIX}${e.id}` }));
   const overview = overviewLine(newer);
   const lineOf: LineOf = (e) => {
     if (added.has(e.id)) return { ...fullLine(e), text: `+ ${fullLine(e).text}` };
-    if (e.id.startsWith('removed:')) return { ...fullLine(e), text: `− ${fullLine(e).text}` };
+    if (e.id.startsWith(REMOVED_PREFIX)) return { ...fullLine(e), text: `− ${fullLine(e).text}` };
     const r = reguarded.get(edgeKey(e));
     if (r) {
       const what = [...r.rulesAdded.map((x) => `+${x}`), ...r.rulesRemoved.map((x) => `−${x}`), ...(r.reordered ? ['new order'] : [])];
@@ -391,7 +394,7 @@ export function diffView(older: DiagramJson, newer: DiagramJson): ViewGraph {
     return overview(e);
   };
   const changeOf = (e: DiagramEdge): Change | undefined =>
-    added.has(e.id) ? 'added' : e.id.startsWith('removed:') ? 'removed' : reguarded.has(edgeKey(e)) ? 'reguarded' : undefined;
+    added.has(e.id) ? 'added' : e.id.startsWith(REMOVED_PREFIX) ? 'removed' : reguarded.has(edgeKey(e)) ? 'reguarded' : undefined;
   const all = [...newer.edges, ...removed];
   const merged: DiagramJson = { ...newer, edges: all };
   const { pairs, stays } = build(

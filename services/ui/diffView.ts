@@ -1,10 +1,12 @@
 // The reviewer's diff of two versions of the machine diagram: the diff itself (services/diagram.ts diffDiagrams),
-// a row per change for a table, and one SVG that draws the newer machine plus the removed edges, each changed edge
-// marked with a class (`diff-added`, `diff-removed`, `diff-reguarded`).
+// a row per change for a table, and one SVG that draws the newer machine as an overview plus the removed edges, each
+// changed edge drawn apart in its colour and marked with a class (`diff-added`, `diff-removed`, `diff-reguarded`).
 import { z } from 'zod';
 
-import { diagramModel, diffDiagrams, renderDiagram, type DiagramDiff, type DiagramEdge, type DiagramJson, type DiagramState } from '../diagram';
-import { annotateDiagramSvg } from './svg';
+import { diagramModel, diffDiagrams, type DiagramDiff, type DiagramJson, type DiagramState } from '../diagram';
+import { renderViewSvg } from '../diagramViewRender';
+import { diffView, REMOVED_PREFIX } from '../diagramViews';
+import { annotateViewSvg } from './viewSvg';
 
 // What an uploaded export must look like before it is compared (diffDiagrams trusts its input's shape).
 const DiagramStateSchema: z.ZodType<DiagramState> = z.lazy(() =>
@@ -81,7 +83,6 @@ export interface DiffView {
   summary: { added: number; removed: number; reguarded: number; unchanged: number };
 }
 
-const REMOVED_PREFIX = 'removed:';
 
 function flatPaths(states: readonly DiagramState[]): Set<string> {
   const out = new Set<string>();
@@ -114,19 +115,9 @@ export async function buildDiffView(older: DiagramJson, newer: DiagramJson = dia
   const diff = diffDiagrams(older, newer);
   const states = flatPaths(newer.states);
   const drawable = diff.removed.filter((e) => states.has(e.from) && states.has(e.to));
-  const merged: DiagramJson = {
-    ...newer,
-    edges: [...newer.edges, ...drawable.map((e): DiagramEdge => ({ ...e, id: `${REMOVED_PREFIX}${e.id}` }))],
-  };
-
-  const classes = new Map<string, string[]>();
-  const mark = (id: string, cls: string) => classes.set(id, [...(classes.get(id) ?? []), 'diff', cls]);
-  for (const e of diff.added) mark(e.id, 'diff-added');
-  for (const e of drawable) mark(`${REMOVED_PREFIX}${e.id}`, 'diff-removed');
   const byKey = new Map<string, string[]>();
   for (const e of newer.edges) byKey.set(key(e), [...(byKey.get(key(e)) ?? []), e.id]);
   const reguardedIds = diff.reguarded.map((r) => byKey.get(key(r)) ?? []);
-  reguardedIds.flat().forEach((id) => mark(id, 'diff-reguarded'));
 
   const rows: DiffRow[] = [
     ...diff.added.map((e): DiffRow => ({ change: 'added', edge: e.id, from: e.from, to: e.to, event: e.event, before: null, after: e.rules, note: e.outcome ? `outcome ${e.outcome}` : '' })),
@@ -152,8 +143,10 @@ export async function buildDiffView(older: DiagramJson, newer: DiagramJson = dia
     })),
   ];
 
-  const rendered = await renderDiagram('svg', { model: merged, legend: false });
-  const { svg } = annotateDiagramSvg(rendered, merged, { idPrefix: 'd-', edgeClasses: classes, title: 'State diagram: changes against the other version' });
+  // The picture: the newer machine as an overview, each changed edge drawn apart in its colour and style.
+  const graph = diffView(older, newer);
+  const rendered = await renderViewSvg(graph, { model: newer, legend: false });
+  const { svg } = annotateViewSvg(rendered, graph, { idPrefix: 'd-', title: 'State diagram: changes against the other version' });
   return {
     diff,
     rows,

@@ -4,7 +4,9 @@
 // JSON export.
 //
 //   GET  /                          the page (assets/index.html, app.css, app.js)
-//   GET  /api/diagram.svg           the diagram (renderDiagram('svg')), states and edges carrying ids, classes, data-*
+//   GET  /api/diagram.svg[?view=overview|full|focus&focus=STATE|VERB|RULE]
+//                                   the diagram (default: the overview), states and edges carrying ids, classes, data-*
+//   GET  /api/view.json[?view=…]    the view drawn (its edges, boxes and legend: services/diagramViews.ts)
 //   GET  /api/diagram.json          the diagram model, i.e. `vmledger diagram --format json` (save it to diff later)
 //   GET  /api/rules                 the rule catalog: id, section, kind, text, whether an edge carries it
 //   GET  /api/domains               every domain stream (gone ones too): host, name, state
@@ -23,11 +25,14 @@ import { resolve } from 'node:path';
 import { DEFAULT_HOST } from '../../machines/model';
 import { openViews, type LedgerViews } from '../../projections/queries';
 import { diagramModel, renderDiagram, type DiagramJson } from '../diagram';
+import { renderViewSvg, viewGraph, type DiagramView } from '../diagramViewRender';
+import { parseFocus, type FocusSpec } from '../diagramViews';
 import type { EventStore } from '../eventstore/types';
 import type { Ledger } from '../ledger-types';
 import { buildDiffView, parseDiagramJson } from './diffView';
 import { buildHistory } from './history';
 import { annotateDiagramSvg } from './svg';
+import { annotateViewSvg } from './viewSvg';
 
 export const DEFAULT_UI_HOST = '127.0.0.1';
 export const DEFAULT_UI_PORT = 7070;
@@ -124,12 +129,28 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const assets = loadAssets();
   const model: DiagramJson = diagramModel();
 
-  let diagramSvg: Promise<string> | undefined;
-  const diagram = () =>
-    (diagramSvg ??= renderDiagram('svg', { model, legend: false }).then((svg) => annotateDiagramSvg(svg, model, { idPrefix: 'm-' }).svg).catch((error: unknown) => {
-      diagramSvg = undefined;
-      throw error;
-    }));
+  // Rendered once per view asked for (a focus per state, verb or rule: a few dozen at most).
+  const svgs = new Map<string, Promise<string>>();
+  const diagram = (url: URL): Promise<string> => {
+    const { view, focus, key } = badRequest(() => viewOf(url, model));
+    if (!svgs.has(key)) {
+      const rendered =
+        view === 'full'
+          ? renderDiagram('svg', { model, legend: false }).then((svg) => annotateDiagramSvg(svg, model, { idPrefix: 'm-' }).svg)
+          : (async () => {
+              const graph = viewGraph(model, view, focus);
+              return annotateViewSvg(await renderViewSvg(graph, { model, legend: false }), graph, { idPrefix: 'm-' }).svg;
+            })();
+      svgs.set(
+        key,
+        rendered.catch((error: unknown) => {
+          svgs.delete(key);
+          throw error;
+        }),
+      );
+    }
+    return svgs.get(key)!;
+  };
 
   let views: Promise<LedgerViews> | undefined;
   /** The read views, caught up with the log. */
@@ -157,8 +178,12 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   };
 
   const routes: Record<string, (url: URL, req: IncomingMessage) => Promise<{ type: string; body: string }>> = {
-    '/api/diagram.svg': async () => ({ type: 'image/svg+xml; charset=utf-8', body: await diagram() }),
+    '/api/diagram.svg': async (url) => ({ type: 'image/svg+xml; charset=utf-8', body: await diagram(url) }),
     '/api/diagram.json': async () => json(model),
+    '/api/view.json': async (url) => {
+      const { view, focus } = badRequest(() => viewOf(url, model));
+      return json(view === 'full' ? { kind: 'vmledger-diagram-view', view: 'full', edges: model.edges.length } : viewGraph(model, view, focus));
+    },
     '/api/rules': async () => json({ rules: model.rules, nonEdgeRules: model.nonEdgeRules, uncataloguedRules: model.uncataloguedRules }),
     '/api/domains': async () => {
       const v = await freshViews();
@@ -274,6 +299,17 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       await v?.close();
     },
   };
+}
+
+/** `?view=` and `?focus=` of a diagram request; a focus alone means the focus view. */
+function viewOf(url: URL, model: DiagramJson): { view: DiagramView; focus?: FocusSpec; key: string } {
+  const asked = url.searchParams.get('view') ?? (url.searchParams.get('focus') ? 'focus' : 'overview');
+  if (asked !== 'overview' && asked !== 'full' && asked !== 'focus') throw new Error(`unknown view '${asked}' (overview, full or focus)`);
+  if (asked !== 'focus') return { view: asked, key: asked };
+  const what = url.searchParams.get('focus');
+  if (!what) throw new Error('the focus view needs ?focus=STATE, VERB or RULE-ID');
+  const focus = parseFocus(model, what);
+  return { view: 'focus', focus, key: `focus:${JSON.stringify(focus)}` };
 }
 
 function json(value: unknown): { type: string; body: string } {

@@ -11,7 +11,7 @@
 // Node titles are state paths (`running.*` is a composite's anchor point); an edge is known by its tooltip, which
 // services/diagram.ts sets to the machine edge id (`from:event:index`), so two edges between the same states on
 // different events stay distinct.
-import type { DiagramEdge, DiagramJson, DiagramState } from '../diagram';
+import { slug, type DiagramEdge, type DiagramJson, type DiagramState } from '../diagram';
 
 export interface AnnotateOptions {
   /** Prefixed to every id in the SVG, so that two diagrams can live in one page. Default `m-`. */
@@ -44,10 +44,7 @@ export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** An id-safe form of a state path or edge id (`running.paused` → `running-paused`). */
-export function slug(text: string): string {
-  return text.replace(/[^A-Za-z0-9_-]+/g, '-');
-}
+export { slug };
 
 function flatten(states: readonly DiagramState[]): DiagramState[] {
   return states.flatMap((s) => [s, ...flatten(s.children)]);
@@ -114,7 +111,7 @@ export function annotateDiagramSvg(svg: string, model: DiagramJson, options: Ann
         foundEdges.push(edge.id);
         const classes = ['edge', 'transition', ...(edge.targetless ? ['targetless'] : []), ...(options.edgeClasses?.get(edge.id) ?? [])];
         out +=
-          `<g id="edge-${slug(edge.id)}" class="${classes.join(' ')}" data-edge="${escapeXml(edge.id)}" data-from="${escapeXml(edge.from)}"` +
+          `<g id="edge-${slug(edge.id)}" class="${classes.join(' ')}" data-edge="${escapeXml(edge.id)}" data-edges="${escapeXml(edge.id)}" data-from="${escapeXml(edge.from)}"` +
           ` data-to="${escapeXml(edge.to)}" data-event="${escapeXml(edge.event)}" data-rules="${escapeXml(edge.rules.join(' '))}">`;
         // A readable title for the whole edge (Graphviz's is `tail->head`, which repeats for parallel edges).
         const readable = `${edge.label}: ${edge.from} → ${edge.targetless ? `${edge.from} (stays)` : edge.to}`;
