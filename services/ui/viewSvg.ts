@@ -41,7 +41,7 @@ export function annotateViewSvg(svg: string, view: ViewGraph, options: { idPrefi
     let segment = body.slice(m.index + m[0].length, end);
     out += body.slice(last, m.index);
     last = end;
-    const id = m[1]!;
+    const id = decodeEntities(m[1]!); // Graphviz writes '-' as &#45;
     const kind = /^(vs|vh|vc|vg|ve|vi)(.*)$/.exec(id);
     const state = kind && ['vs', 'vh', 'vc'].includes(kind[1]!) ? states.get(kind[2]!.slice(1)) : undefined;
     const stays = (s: ViewState) => escapeXml(s.stays.flatMap((l) => l.edgeIds).join(' '));

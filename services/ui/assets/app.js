@@ -115,8 +115,13 @@ class Diagram {
     return this.svg && this.svg.querySelector(`[data-state="${cssEscape(path)}"]`);
   }
 
+  /** The drawn edge carrying a machine edge (a view edge carries several), or the box that lists it. */
   edge(id) {
-    return this.svg && this.svg.querySelector(`[data-edge="${cssEscape(id)}"]`);
+    return this.svg && this.svg.querySelector(`.edge[data-edges~="${cssEscape(id)}"]`);
+  }
+
+  box(id) {
+    return this.svg && this.svg.querySelector(`[data-stays~="${cssEscape(id)}"]`);
   }
 
   clear(...classes) {
@@ -128,9 +133,20 @@ class Diagram {
   badge(node, text, cls) {
     this.svg.querySelectorAll('.step-badge').forEach((b) => b.remove());
     if (!node || !text) return;
+    this.label(node, text, `step-badge ${cls || ''}`);
+  }
+
+  /** A label on an edge, next to its own label: what a refused command would have taken, and the rule. */
+  edgeBadge(edge, text, cls) {
+    this.svg.querySelectorAll('.edge-badge').forEach((b) => b.remove());
+    if (!edge || !text) return;
+    this.label(edge.querySelector('text') || edge, text, `edge-badge ${cls || ''}`);
+  }
+
+  label(node, text, cls) {
     const box = node.getBBox();
     const g = document.createElementNS(SVG_NS, 'g');
-    g.setAttribute('class', `step-badge ${cls || ''}`);
+    g.setAttribute('class', cls);
     g.setAttribute('aria-hidden', 'true');
     const rect = document.createElementNS(SVG_NS, 'rect');
     rect.setAttribute('class', 'badge-box');
@@ -138,7 +154,7 @@ class Diagram {
     const label = document.createElementNS(SVG_NS, 'text');
     label.textContent = text;
     g.append(rect, label);
-    node.parentNode.append(g);
+    (node.closest('svg > g') || node.parentNode).append(g);
     const t = label.getBBox();
     const x = box.x + box.width / 2 - t.width / 2;
     const y = box.y - 10;
@@ -317,6 +333,7 @@ function highlight(s) {
   const d = diagrams.diagram;
   if (!d || !d.svg) return;
   d.clear('current', 'current-parent', 'previous', 'refused', 'taken', 'refused-edge');
+  d.svg.querySelectorAll('.edge-badge').forEach((b) => b.remove());
   d.svg.classList.add('focus');
   const node = d.state(s.after.leaf);
   if (node) node.classList.add('current');
@@ -330,22 +347,30 @@ function highlight(s) {
     if (prev) prev.classList.add('previous');
   }
   if (s.edge) {
-    const edge = d.edge(s.edge);
+    // An edge that keeps the state is listed in the state's box in the overview: the box is marked then.
+    const edge = d.edge(s.edge) || d.box(s.edge);
     if (edge) edge.classList.add('taken');
   }
   if (s.outcome === 'refused') {
     if (node) node.classList.add('refused');
+    const would = [];
     for (const id of s.refusedEdges) {
       const edge = d.edge(id);
-      if (edge) edge.classList.add('refused-edge');
+      if (edge) {
+        edge.classList.add('refused-edge');
+        if (!would.includes(edge)) would.push(edge);
+      }
     }
+    // The edge the command would have taken, with the rule that blocked it.
+    if (would[0]) d.edgeBadge(would[0], `${s.verb} ✗ ${s.rule}`, 'refused');
     d.badge(node, `step ${s.index}: ${s.verb} ✗ refused by ${s.rule} (stays ${s.after.leaf})`, 'refused');
   } else if (s.kind === 'initial') {
     d.badge(node, `step 0: ${s.after.leaf} (before the first command)`, '');
   } else {
     d.badge(node, `step ${s.index}: ${s.verb} → ${s.after.leaf}`, '');
   }
-  if (d.zoom < 0.6) d.setZoom(0.85);
+  // The overview is legible as it fits; the full edge list is not, so it zooms in on the state.
+  if (d.view === 'full' && d.zoom < 0.6) d.setZoom(0.85);
   d.centreOn(node);
 }
 
@@ -561,17 +586,10 @@ async function main() {
   document.getElementById('rule-filter').addEventListener('input', filterRules);
   document.getElementById('diff-form').addEventListener('submit', runDiff);
 
-  const [svg, model, catalog] = await Promise.all([
-    fetch('/api/diagram.svg').then((r) => {
-      if (!r.ok) throw new Error(`diagram: ${r.status} ${r.statusText}`);
-      return r.text();
-    }),
-    getJson('/api/diagram.json'),
-    getJson('/api/rules'),
-  ]);
-  const d = diagrams.diagram;
-  d.load(svg);
-  d.fit(); // an overview first; stepping through a history zooms in on the current state
+  const [model, catalog] = await Promise.all([getJson('/api/diagram.json'), getJson('/api/rules'), loadView('overview', '')]);
+  fillFocusPicker(model);
+  document.getElementById('diagram-view').addEventListener('change', onViewChange);
+  document.getElementById('diagram-focus').addEventListener('change', onViewChange);
   document.getElementById('model-summary').textContent =
     `${countStates(model.states)} states · ${model.edges.length} edges · ${model.rules.length} rules (${model.nonEdgeRules.length} not on any edge)` +
     (model.uncataloguedRules.length ? ` · on edges but not in the catalog: ${model.uncataloguedRules.join(', ')}` : '');
@@ -579,6 +597,86 @@ async function main() {
   renderRules(catalog.rules);
   await loadDomains();
   document.body.dataset.ready = 'true';
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Views: the overview (default), every edge, or a focus on a state, verb or rule
+
+/** Loads a view into the main diagram, fitted, with its legend; the current step stays highlighted. */
+async function loadView(view, focus) {
+  const q = view === 'focus' ? `?view=focus&focus=${encodeURIComponent(focus)}` : `?view=${view}`;
+  const [svg, graph] = await Promise.all([
+    fetch(`/api/diagram.svg${q}`).then(async (r) => {
+      if (!r.ok) throw new Error(`diagram: ${(await r.json().catch(() => ({}))).error || `${r.status} ${r.statusText}`}`);
+      return r.text();
+    }),
+    getJson(`/api/view.json${q}`),
+  ]);
+  const d = diagrams.diagram;
+  d.view = view;
+  d.load(svg);
+  d.fit();
+  renderLegend(graph);
+  document.body.dataset.view = view === 'focus' ? `focus:${focus}` : view;
+  const s = state.history && state.history.steps[state.step];
+  if (s) highlight(s);
+}
+
+async function onViewChange() {
+  const view = document.getElementById('diagram-view').value;
+  const picker = document.getElementById('diagram-focus');
+  picker.disabled = view !== 'focus';
+  if (view === 'focus' && !picker.value) return picker.focus();
+  document.body.dataset.view = 'loading';
+  try {
+    await loadView(view, picker.value);
+  } catch (error) {
+    document.getElementById('diagram-legend').replaceChildren(h('p', { class: 'status error', role: 'alert' }, error.message));
+    document.body.dataset.view = 'error';
+  }
+}
+
+function fillFocusPicker(model) {
+  const picker = document.getElementById('diagram-focus');
+  const paths = [];
+  const walk = (list) => list.forEach((s) => (paths.push(s.path), walk(s.children)));
+  walk(model.states);
+  const verbs = [...new Set(model.edges.map((e) => e.event))];
+  const rules = model.rules.filter((r) => r.onEdges).map((r) => r.id);
+  const group = (label, values, prefix) => h('optgroup', { label }, values.map((v) => h('option', { value: v }, `${prefix}${v}`)));
+  picker.append(group('States (their exits)', paths, ''), group('Verbs', verbs, ''), group('Rules', rules, ''));
+}
+
+/** The view's legend: the guards named once instead of on every label, and each verb's other guards. */
+function renderLegend(graph) {
+  const box = document.getElementById('diagram-legend');
+  const parts = [h('p', { class: 'legend-title' }, graph.title || 'Every edge, each labelled verb [RULE-ID, …]')];
+  const legend = graph.legend;
+  if (legend && legend.common.length > 0) {
+    parts.push(
+      h(
+        'p',
+        {},
+        'On no label, checked first: ',
+        ...legend.common.map((c, i) => [
+          i > 0 ? '; ' : '',
+          h('strong', { class: 'mono' }, c.id),
+          c.except.length ? ` (every verb but ${c.except.join(', ')})` : ' (every verb)',
+        ]),
+        '. ↺ lists the verbs that leave a state as it is.',
+      ),
+    );
+  }
+  if (legend && legend.verbs.length > 0) {
+    parts.push(
+      h(
+        'dl',
+        { class: 'verb-guards' },
+        legend.verbs.map((v) => [h('dt', { class: 'mono' }, v.verb), h('dd', { class: 'mono' }, v.rules.join(', ') || '—')]),
+      ),
+    );
+  }
+  box.replaceChildren(...parts);
 }
 
 function countStates(states) {
