@@ -182,8 +182,9 @@ interface Pair {
 const pairKey = (from: string, to: string, change?: Change) => `${from}\u0000${to}\u0000${change ?? ''}`;
 
 /**
- * Folds edges into pairs and boxes. `lineOf` says how a verb is written; `change` tags an edge in a diff. An edge
- * that ends where it starts (or a composite's edge into its own sub-state, once collapsed) goes into the box.
+ * Folds edges into pairs and boxes. `lineOf` says how a verb is written; `change` tags an edge in a diff. An
+ * unchanged edge that ends where it starts (or a composite's edge into its own sub-states, once collapsed) goes into
+ * the box.
  */
 function build(
   model: DiagramJson,
@@ -204,8 +205,9 @@ function build(
   };
   for (const { edge, change } of edges) {
     const line: ViewLine = { ...lineOf(edge), edgeIds: [edge.id], ...(change ? { change } : {}) };
-    if (edge.targetless || edge.from === edge.to) stay(edge.from, line);
-    else put(pairs, edge.from, edge.to, change, [line]);
+    // A changed edge that keeps its state is drawn as a loop, so that the change shows as an edge in its colour.
+    if ((edge.targetless || edge.from === edge.to) && !change) stay(edge.from, line);
+    else put(pairs, edge.from, edge.targetless ? edge.from : edge.to, change, [line]);
   }
 
   // Collapse: a source reaching every sub-state of a composite by the same lines gets one edge to the composite

@@ -13,6 +13,7 @@ import type { CommandInput } from '../machines/commands';
 import { machineStates } from '../machines/domainMachine';
 import { diagramModel, diffDiagrams, renderDiagram, type DiagramEdge, type DiagramJson } from '../services/diagram';
 import { formatDiagramDiff, registerDiagramCommands } from '../services/diagram-cli';
+import { renderDiagramView } from '../services/diagramViewRender';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import { createLedger } from '../services/ledger';
 
@@ -63,19 +64,22 @@ function olderModel(): { older: DiagramJson; added: DiagramEdge; reguarded: Diag
 }
 
 describe('vmledger diagram', () => {
-  it('prints Mermaid by default: the diagram generated from the machine', () => {
+  it('prints the overview in Mermaid by default: the diagram generated from the machine', () => {
     const run = vmledger(['diagram']);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
-    expect(run.stdout).toBe(renderDiagram('mermaid'));
+    expect(run.stdout).toBe(renderDiagramView('mermaid'));
     expect(run.stdout.startsWith('stateDiagram-v2\n')).toBe(true);
+    // Every edge with its guards on request.
+    expect(vmledger(['diagram', '--view', 'full']).stdout).toBe(renderDiagram('mermaid'));
   });
 
   it('prints Graphviz DOT and the JSON model with --format', () => {
     const dot = vmledger(['diagram', '--format', 'dot']);
     expect(dot.status).toBe(0);
-    expect(dot.stdout).toBe(renderDiagram('dot'));
+    expect(dot.stdout).toBe(renderDiagramView('dot'));
     expect(dot.stdout).toMatch(/^digraph domain \{/);
+    expect(vmledger(['diagram', '--format', 'dot', '--view', 'full']).stdout).toBe(renderDiagram('dot'));
 
     const json = vmledger(['diagram', '--format', 'json']);
     expect(json.status).toBe(0);
@@ -95,6 +99,23 @@ describe('vmledger diagram', () => {
       expect(svg, s.path).toContain(`<title>${title}</title>`);
     }
     expect(svg).toContain('UND&#45;SNAPSHOTS'); // the legend and the edge labels (Graphviz writes '-' as &#45;)
+  });
+
+  it('focuses on a state, a verb or a rule id with --focus, and says what it does not know', () => {
+    const run = vmledger(['diagram', '--format', 'dot', '--focus', 'mirroring']);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe(renderDiagramView('dot', { view: 'focus', focus: { state: 'mirroring' } }));
+    // Every exit of mirroring is on it with its guards, nothing else leaves another state.
+    const exits = diagramModel().edges.filter((e) => e.from === 'mirroring' && !e.targetless && e.to !== 'mirroring');
+    const unwrapped = run.stdout.replace(/\\n/g, ' ');
+    for (const e of exits) expect(unwrapped, e.id).toContain(`${e.event} [${e.rules.join(', ')}]`);
+    const tails = [...run.stdout.matchAll(/^\s*"([^"]+)" -> "[^"]+" \[id="ve/gm)].map((m) => m[1]);
+    expect(tails.length).toBeGreaterThan(0);
+    expect(new Set(tails)).toEqual(new Set(['mirroring']));
+    const bad = vmledger(['diagram', '--focus', 'nowhere']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/nothing to focus on called 'nowhere': give a state \(undefined, inactive, /);
+    expect(vmledger(['diagram', '--view', 'focus']).stderr).toMatch(/--view focus needs --focus/);
   });
 
   it('refuses an unknown format in one line', () => {
@@ -122,6 +143,23 @@ describe('vmledger diagram-diff', () => {
     expect(out).toContain(`      after:  [${reguarded.rules.join(', ')}]`);
     expect(out).toContain(`  ~ running.running --shutdown--> ${reordered.to}  same rules, new order (another rule now wins)`);
     expect(out).toContain('Rule catalog:\n  ~ UND-ATOMIC (new text)');
+  });
+
+  it('draws the diff on the overview with --format: each change in its colour, with a legend', () => {
+    const { older, added, reguarded } = olderModel();
+    const oldFile = join(dir, 'older-picture.json');
+    writeFileSync(oldFile, JSON.stringify(older));
+    const run = vmledger(['diagram-diff', oldFile, '--format', 'dot']);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const line = (e: DiagramEdge) => run.stdout.split('\n').find((l) => l.includes(`label="`) && l.replace(/\\n/g, ' ').includes(`${e.event} [${e.rules.join(', ')}]`));
+    expect(line(added)).toMatch(/color="#1b7f3b".*style=bold/);
+    expect(line(reguarded)).toMatch(/color="#b45f06"/);
+    expect(run.stdout).toMatch(/style=dashed, penwidth/); // the removed edge
+    expect(run.stdout).toContain('Changes</b>');
+    const svg = join(dir, 'diff.svg');
+    expect(vmledger(['diagram-diff', oldFile, '--format', 'svg', '-o', svg]).status).toBe(0);
+    expect(readFileSync(svg, 'utf8')).toContain('stroke="#1b7f3b"');
   });
 
   it('compares two files; --json is the diff; --exit-code says whether they differ', () => {
@@ -180,8 +218,8 @@ describe('formatDiagramDiff and registerDiagramCommands (in-process)', () => {
     });
     expect(program.commands.map((c) => c.name())).toEqual(['diagram', 'diagram-diff', 'ui']);
     await program.parseAsync(['node', 'vmledger', 'diagram', '--format', 'mermaid', '--direction', 'TB', '--no-legend']);
-    expect(stdout).toBe(renderDiagram('mermaid', { direction: 'TB', legend: false }));
-    expect(stdout).not.toContain('%% Legend');
+    expect(stdout).toBe(renderDiagramView('mermaid', { direction: 'TB', legend: false }));
+    expect(stdout).not.toContain('%%');
     expect(codes).toEqual([0]);
   });
 });

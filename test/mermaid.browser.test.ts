@@ -43,10 +43,13 @@ async function render(text: string): Promise<Rendered> {
     try {
       await mermaid.parse(source);
       const { svg } = await mermaid.render(`d${Math.random().toString(36).slice(2)}`, source);
-      const host = document.createElement('div');
+      // The test is compiled without the DOM's types: what it uses of the page's document, typed here.
+      type El = { innerHTML: string; textContent: string | null; querySelectorAll(s: string): ArrayLike<El> };
+      const doc = (globalThis as unknown as { document: { createElement(tag: string): El; body: { append(el: El): void } } }).document;
+      const host = doc.createElement('div');
       host.innerHTML = svg;
-      document.body.append(host);
-      const texts = [...host.querySelectorAll('text, span, p')].map((e) => e.textContent ?? '');
+      doc.body.append(host);
+      const texts = Array.from(host.querySelectorAll('text, span, p')).map((e) => e.textContent ?? '');
       const transitions = host.querySelectorAll('path.transition').length;
       return { svg, texts, transitions };
     } catch (error) {

@@ -109,13 +109,20 @@ describe('the ui server', () => {
   });
 
   it('serves the diagram with every state and every edge addressable', async () => {
-    const res = await get('/api/diagram.svg');
+    const res = await get('/api/diagram.svg?view=full');
     expect(res.headers.get('content-type')).toContain('image/svg+xml');
     const svg = await res.text();
     for (const s of machineStates()) expect(svg, s.path).toContain(`data-state="${s.path}"`);
     const edges = machineEdges();
     const drawn = [...svg.matchAll(/data-edge="([^"]+)"/g)].map((m) => m[1]);
     expect(new Set(drawn)).toEqual(new Set(edges.map((e) => e.id)));
+    // The overview (the default): every machine edge on a drawn edge or in a state's box.
+    const overview = await (await get('/api/diagram.svg')).text();
+    for (const s of machineStates()) expect(overview, s.path).toContain(`data-state="${s.path}"`);
+    const shown = [...overview.matchAll(/data-(?:edges|stays)="([^"]*)"/g)].flatMap((m) => m[1]!.split(' ').filter(Boolean));
+    expect(shown.sort()).toEqual(edges.map((e) => e.id).sort());
+    expect((await get('/api/diagram.svg?view=sideways')).status).toBe(400);
+    expect((await get('/api/diagram.svg?focus=nowhere')).status).toBe(400);
   });
 
   it('serves the rule catalog, the domains (gone ones too) and a history per domain', async () => {
@@ -144,7 +151,7 @@ describe('the ui server', () => {
     const view = (await res.json()) as { summary: { added: number }; rows: { change: string; edge: string }[]; svg: string };
     expect(view.summary.added).toBe(1);
     expect(view.rows).toEqual([expect.objectContaining({ change: 'added', edge: 'inactive:start:0' })]);
-    expect(view.svg).toMatch(/class="edge transition diff diff-added" data-edge="inactive:start:0"/);
+    expect(view.svg).toMatch(/class="edge transition view-edge diff diff-added" data-edge="[^"]+" data-edges="inactive:start:0"/);
     const bad = await get('/api/diff', { method: 'POST', body: '{"kind":"something else"}' });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/not a vmledger diagram/);
@@ -251,12 +258,13 @@ describe('the page in chromium', () => {
         expect(await page.locator('#diagram svg .state.refused').count()).toBe(0);
         expect(badge).toContain(expected);
         if (step > 0) {
-          // The edge the command took ends where the domain now is (a targetless edge stays in its state).
-          const taken = page.locator('#diagram svg .edge.taken');
+          // The edge the command took ends where the domain now is (or at its composite); one that keeps the state
+          // is listed in the box of the state (or of its composite), which is marked instead.
+          const taken = page.locator('#diagram svg .taken');
           expect(await taken.count(), `step ${step}`).toBe(1);
-          const [to, from, targetless] = await taken.evaluate((e) => [e.getAttribute('data-to'), e.getAttribute('data-from'), e.classList.contains('targetless')]);
-          if (targetless) expect(expected.startsWith(String(from)), `step ${step}`).toBe(true);
-          else expect(to, `step ${step}`).toBe(expected);
+          const [to, box] = await taken.evaluate((e) => [e.getAttribute('data-to'), e.getAttribute('data-state') ?? e.getAttribute('data-state-header')]);
+          const at = (path: string | null) => path !== null && (expected === path || expected.startsWith(`${path}.`));
+          expect(to !== null ? at(to) : at(box), `step ${step}: ${to ?? box}`).toBe(true);
         }
       }
     }
@@ -278,9 +286,14 @@ describe('the page in chromium', () => {
 
   it('shows the edges a rule guards', async () => {
     await page.click('#rule-table tr[data-rule="UND-SNAPSHOTS"] button');
-    const hits = await page.locator('#diagram svg .edge.rule-hit').evaluateAll((els) => els.map((e) => e.getAttribute('data-edge')));
-    const expected = machineEdges().filter((e) => e.rules.includes('UND-SNAPSHOTS')).map((e) => e.id);
-    expect(hits.sort()).toEqual(expected.sort());
+    // The overview's edges that carry one of the rule's machine edges (a box's verbs are not drawn as edges).
+    const hits = await page.locator('#diagram svg .edge.rule-hit').evaluateAll((els) =>
+      els.map((e) => ({ edges: (e.getAttribute('data-edges') ?? '').split(' '), rules: (e.getAttribute('data-rules') ?? '').split(' ') })),
+    );
+    const expected = machineEdges().filter((e) => e.rules.includes('UND-SNAPSHOTS') && !e.targetless).map((e) => e.id);
+    expect(hits.length).toBeGreaterThan(0);
+    for (const h of hits) expect(h.rules).toContain('UND-SNAPSHOTS');
+    expect(hits.flatMap((h) => h.edges).filter((id) => expected.includes(id)).sort()).toEqual(expected.sort());
     expect(await page.locator('#rule-status').textContent()).toContain('UND-SNAPSHOTS');
   });
 
@@ -304,13 +317,13 @@ describe('the page in chromium', () => {
       ['removed', 'suspend', 'migrating', 'migrating'],
       ['re-guarded', 'undefine', 'inactive', 'gone'],
     ]);
-    const marked = async (cls: string) => page.locator(`#diff-diagram svg .edge.${cls}`).evaluateAll((els) => els.map((e) => e.getAttribute('data-edge')));
+    const marked = async (cls: string) => page.locator(`#diff-diagram svg .edge.${cls}`).evaluateAll((els) => els.map((e) => e.getAttribute('data-edges')));
     expect(await marked('diff-added')).toEqual([added]);
     expect(await marked('diff-removed')).toEqual(['removed:migrating:suspend:0']);
     expect(await marked('diff-reguarded')).toEqual(['inactive:undefine:0']);
 
     await page.locator('#diff-table tbody tr.removed').click();
-    expect(await page.locator('#diff-diagram svg .edge.selected').getAttribute('data-edge')).toBe('removed:migrating:suspend:0');
+    expect(await page.locator('#diff-diagram svg .edge.selected').getAttribute('data-edges')).toBe('removed:migrating:suspend:0');
     const shot = join(shotDir, 'ui-diff.png');
     await page.locator('#diff').screenshot({ path: shot });
     console.log(`ui screenshot (diff view): ${shot}`);
