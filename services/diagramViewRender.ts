@@ -141,7 +141,7 @@ export function renderViewDot(view: ViewGraph, options: ViewRenderOptions = {}):
 function legendDot(view: ViewGraph, options: ViewRenderOptions): string[] {
   const rules = new Map((options.model?.rules ?? []).map((r) => [r.id, r.text]));
   const rows: string[] = [];
-  const cell = (text: string) => `<td align="left" balign="left">${wrapLabel(text, 90).map(htmlText).join('<br/>')}</td>`;
+  const cell = (text: string) => `<td align="left" balign="left">${wrapLabel(text, 56).map(htmlText).join('<br/>')}</td>`;
   const section = (title: string) => rows.push(`<tr><td colspan="2" align="left" bgcolor="#e3e8f2"><b>${htmlText(title)}</b></td></tr>`);
   const { legend } = view;
   if (legend.changes) {
