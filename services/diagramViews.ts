@@ -279,11 +279,7 @@ function viewStates(model: DiagramJson, stays: ReadonlyMap<string, ViewLine[]>, 
     list
       .filter((s) => !wanted || wanted.has(s.path))
       .map((s) => ({
-        path: s.path,
-        key: s.key,
-        type: s.type,
-        ...(s.description ? { description: s.description } : {}),
-        ...(s.group ? { group: s.group } : {}),
+        ...s,
         stays: stays.get(s.path) ?? [],
         // A drawn composite keeps only the sub-states the view needs (all of them when nothing is picked).
         children: map(s.children),

@@ -21,18 +21,7 @@ import type { EventStore } from '../services/eventstore/types';
 import { createLedger } from '../services/ledger';
 import type { CommandOutcome, Ledger } from '../services/ledger-types';
 import { startUiServer, type UiServer } from '../services/ui/server';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium';
 
 const CONFIG = {
   name: 'test',
