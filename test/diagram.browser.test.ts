@@ -113,6 +113,20 @@ describe('the overview, as the page first shows it at 1500×1000', () => {
     const smallest = heights.reduce((a, b) => (b.height < a.height ? b : a));
     console.log(`overview: ${heights.length} labels, the smallest ${smallest.height.toFixed(1)} px high ('${smallest.text}')`);
     expect(smallest.height, `'${smallest.text}'`).toBeGreaterThanOrEqual(10);
+    // No label runs into another state's or edge's label.
+    const overlaps = await page.locator('#diagram svg').evaluate((svg) => {
+      const texts = [...svg.querySelectorAll('text')].map((t) => ({ text: t.textContent, owner: t.closest('g.node, g.edge, g.cluster'), r: t.getBoundingClientRect() }));
+      const out: string[] = [];
+      texts.forEach((a, i) =>
+        texts.slice(i + 1).forEach((b) => {
+          const x = Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left);
+          const y = Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top);
+          if (a.owner !== b.owner && x > 1 && y > 1) out.push(`'${a.text}' over '${b.text}'`);
+        }),
+      );
+      return out;
+    });
+    expect(overlaps).toEqual([]);
     // It fits: no scrolling needed to see all of it.
     const fit = await page.locator('#diagram').evaluate((box) => {
       const svg = box.querySelector('svg')!.getBoundingClientRect();
