@@ -157,7 +157,7 @@ const ACTIVE_OUTCOMES = ['willBeRunning', 'willBePaused', 'willBeTransientRunnin
 const PERSISTENT_ACTIVE_OUTCOMES = ['willBeRunning', 'willBePaused'] as const;
 
 /** The diagram draws the states of one `meta.group` inside one box: here, the states a job holds. */
-export const JOB_GROUP = 'job states: a migration or block job holds the domain';
+export const JOB_GROUP = 'job states: a job holds the domain';
 
 export const domainMachine = domainSetup.createMachine({
   id: 'domain',

@@ -61,9 +61,9 @@ function boxText(lines: readonly ViewLine[], width: number): string {
 }
 
 function edgeLabel(e: ViewEdge, width: number): string {
-  // A label of short verbs wraps into a few lines; one with guard lists gets a line per verb.
+  // A label of short verbs wraps into a few narrow lines; one with guard lists gets wider lines, from one per verb.
   const withRules = e.lines.some((l) => l.text.includes('['));
-  const lines = withRules ? e.lines.flatMap((l) => wrapLabel(l.text, width)) : wrapLabel(e.lines.map((l) => l.text).join(', '), width);
+  const lines = withRules ? e.lines.flatMap((l) => wrapLabel(l.text, width * 2)) : wrapLabel(e.lines.map((l) => l.text).join(', '), width);
   return lines.map(dotString).join('\\n');
 }
 
@@ -77,8 +77,8 @@ export function renderViewDot(view: ViewGraph, options: ViewRenderOptions = {}):
     `  graph [rankdir=${options.direction ?? 'LR'}, fontname="Helvetica", fontsize=${FONT.cluster}, nodesep=0.25, ranksep=0.45, margin=0.1, pad=0.1];`,
     `  node [shape=box, style="rounded,filled", fillcolor="#f4f6fb", color="#7a869a", fontname="Helvetica", fontsize=${FONT.state}, margin="0.08,0.04"];`,
     `  edge [fontname="Helvetica", fontsize=${FONT.edge}, color="${UNCHANGED_COLOR}", fontcolor="#333333", arrowsize=0.7];`,
-    '  "[*]" [shape=circle, style=filled, fillcolor=black, label="", width=0.16];',
   ];
+  if (all.some((s) => s.path === view.initial)) out.push('  "[*]" [shape=circle, style=filled, fillcolor=black, label="", width=0.16];');
   const label = (s: ViewState, width: number) => {
     const title = s.children.length > 0 ? `<font point-size="${FONT.cluster}"><b>${htmlText(s.key)}</b></font>` : `<b>${htmlText(s.key)}</b>`;
     const box = boxText(s.stays, width);

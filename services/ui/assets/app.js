@@ -87,7 +87,8 @@ class Diagram {
   fit() {
     const w = this.container.clientWidth - 8;
     const hgt = this.container.clientHeight - 8;
-    this.setZoom(Math.min(w / (this.width * 4 / 3), hgt / (this.height * 4 / 3)));
+    // A small view (a focus) is not blown up past 125%.
+    this.setZoom(Math.min(1.25, w / (this.width * 4 / 3), hgt / (this.height * 4 / 3)));
     this.container.scrollLeft = this.padX;
     this.container.scrollTop = this.padY;
   }
