@@ -166,8 +166,9 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
   program
     .command('diagram')
     .description(
-      'print the domain state diagram generated from the machine: every state, every edge labelled `verb [RULE-ID, …]`, ' +
-        'and a legend of the rules (json: the model, for diagram-diff and the ui)',
+      'print the domain state diagram generated from the machine: by default an overview (one edge per pair of states ' +
+        'with its verbs, the guards most edges share in the legend); --view full labels every edge `verb [RULE-ID, …]`; ' +
+        '--focus draws a state\'s exits or a verb\'s or rule\'s edges (json: the model, for diagram-diff and the ui)',
     )
     .addOption(new Option('--format <format>', 'mermaid, dot (Graphviz), svg (rendered offline) or json').choices(DIAGRAM_FORMATS).default('mermaid'))
     .option('-o, --output <file>', 'write the diagram to FILE instead of stdout')
