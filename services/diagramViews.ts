@@ -193,10 +193,7 @@ function build(
 ): { pairs: Pair[]; stays: Map<string, ViewLine[]> } {
   const tree = treeOf(model);
   const stays = new Map<string, ViewLine[]>();
-  const stay = (path: string, line: ViewLine) => {
-    if (!stays.has(path)) stays.set(path, []);
-    addLine(stays.get(path)!, line);
-  };
+  const stay = (path: string, line: ViewLine) => addLineTo(stays, path, line);
   let pairs = new Map<string, Pair>();
   const put = (map: Map<string, Pair>, from: string, to: string, change: Change | undefined, lines: readonly ViewLine[]) => {
     const k = pairKey(from, to, change);
@@ -221,13 +218,12 @@ function build(
     const used = new Set<string>();
     const byGroup = (side: 'from' | 'to') => {
       const groups = new Map<string, Pair[]>();
-      for (const [k, p] of pairs) {
+      for (const p of pairs.values()) {
         if (!kids.includes(p[side])) continue;
         const other = side === 'to' ? p.from : p.to;
         const g = `${other}\u0000${p.change ?? ''}`;
         if (!groups.has(g)) groups.set(g, []);
         groups.get(g)!.push(p);
-        void k;
       }
       return groups;
     };
@@ -360,6 +356,7 @@ export function focusView(model: DiagramJson, focus: FocusSpec): ViewGraph {
   };
 }
 
+/** Adds a line to a state's box. */
 function addLineTo(map: Map<string, ViewLine[]>, path: string, line: ViewLine): void {
   if (!map.has(path)) map.set(path, []);
   addLine(map.get(path)!, line);
