@@ -117,6 +117,6 @@ describe('mermaid renders what `vmledger diagram --format mermaid` prints', () =
       if (everyArrow) expect(drawn.transitions).toBe(arrows(text).length);
       else expect(drawn.transitions).toBeGreaterThan(0);
       expect(problems).toEqual([]);
-    });
+    }, 180_000); // one start of the executable and one mermaid layout: slow on a loaded machine
   }
 });
