@@ -372,7 +372,10 @@ function highlight(s) {
   }
   // The overview is legible as it fits; the full edge list is not, so it zooms in on the state.
   if (d.view === 'full' && d.zoom < 0.6) d.setZoom(0.85);
-  d.centreOn(node);
+  // A diagram that fits stays where it is (centring would push part of it out of view).
+  const r = d.svg.getBoundingClientRect();
+  if (r.width > d.container.clientWidth || r.height > d.container.clientHeight) d.centreOn(node);
+  else d.fit();
 }
 
 // ---------------------------------------------------------------------------------------------------
