@@ -174,6 +174,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       return get(name).isolated;
     },
   });
+  const log = () => names.map((n) => `--- ${n}\n${get(n).server.log().slice(-4_000)}`).join('\n');
   const firstRunning = () => names.find((n) => get(n).running && !get(n).isolated) ?? names[0]!;
 
   /** A short-lived connection to one node only (no reconnects to others). */
@@ -224,7 +225,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
         }
         await new Promise((r) => setTimeout(r, 200));
       }
-      throw new Error(`JetStream of the cluster did not answer within ${timeoutMs} ms: ${String(last)}\n${this.log()}`);
+      throw new Error(`JetStream of the cluster did not answer within ${timeoutMs} ms: ${String(last)}\n${log()}`);
     },
     async streamLeader(stream, via, timeoutMs = 15_000) {
       // Right after a node joins or a leader dies, the API may answer 503 for a while: ask again until it knows.
@@ -258,6 +259,6 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       }
       rmSync(configDir, { recursive: true, force: true });
     },
-    log: () => names.map((n) => `--- ${n}\n${get(n).server.log().slice(-4_000)}`).join('\n'),
+    log,
   };
 }

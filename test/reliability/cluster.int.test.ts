@@ -1,0 +1,226 @@
+// vmledger on a three-node JetStream cluster under faults (test/support/natsCluster.ts): the log stream and both
+// buckets with 3 replicas, two `vmledger serve --store jetstream://…` processes on different nodes in one queue
+// group, and 12 clients spread over the three nodes racing on 8 shared domains. Under that load:
+//   1. kill -9 the node leading the log stream; later start it again;
+//   2. kill -9 one service instance (and start another);
+//   3. cut one node off from the other two (its routes; it keeps running, with its clients and one service
+//      instance), so it is a minority of one; later heal it.
+// Afterwards every acknowledged command is in the log exactly once and where its reply said, nothing is in the
+// log that no reply accounts for, the idempotency records (KV) give every acknowledged command its first result,
+// a resend gets that result without appending, the rules held on the fold and replay is clean; and while the node
+// was cut off, its clients were refused in so many words (STORE-UNAVAILABLE), never acknowledged.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createVmledgerClient } from '../../services/client';
+import { openEventStore } from '../../services/eventstore/index';
+import { DEFAULT_COMMANDS_BUCKET, DEFAULT_DOCS_BUCKET, DEFAULT_STREAM_NAME, parseJetStreamSpec } from '../../services/eventstore/jetstream';
+import type { EventStore } from '../../services/eventstore/types';
+import type { CommandOutcome } from '../../services/ledger-types';
+import { connectLikeProduction, waitFor } from '../nats/fixtures';
+import { startNatsCluster, type NatsClusterHandle } from '../support/natsCluster';
+import { checkLog, describeRun, killServeChildren, mixedCommand, runSeed, sleep, spawnServe, startLoad, type ServeProcess } from '../support/reliability';
+
+const CLIENTS = 12;
+const DOMAINS = Array.from({ length: 8 }, (_, i) => `cl-${i}`);
+const ACCEPTED_PER_PHASE = 80;
+const PARTITION_MS = 8_000;
+/** Store settings for a cluster: each request 2 s, give up (STORE-UNAVAILABLE) after 4 s, below the client's 6 s. */
+const STORE_QUERY = 'replicas=3&timeout=2000&retry=4000';
+
+let cluster: NatsClusterHandle;
+
+beforeAll(async () => {
+  cluster = await startNatsCluster();
+  await cluster.waitForJetStream();
+}, 60_000);
+
+afterAll(async () => {
+  await killServeChildren();
+  await cluster?.stop();
+});
+
+const storeSpec = (node: string) => `jetstream://${cluster.node(node).url.replace('nats://', '')}?${STORE_QUERY}`;
+
+/** The longest time between two consecutive acknowledgements in [from, to] (the edges count as acknowledgements). */
+function longestGap(times: number[], from: number, to: number): number {
+  const inside = [from, ...times.filter((t) => t > from && t < to).sort((a, b) => a - b), to];
+  let gap = 0;
+  for (let i = 1; i < inside.length; i++) gap = Math.max(gap, inside[i]! - inside[i - 1]!);
+  return gap;
+}
+
+describe('store spec for a cluster', () => {
+  it('takes replicas, timeout and retry, and names what is wrong', () => {
+    expect(parseJetStreamSpec('jetstream://h1:1,h2:2?replicas=3&timeout=2000&retry=4000')).toEqual({
+      servers: ['nats://h1:1', 'nats://h2:2'],
+      replicas: 3,
+      requestTimeoutMs: 2000,
+      retryBudgetMs: 4000,
+    });
+    expect(() => parseJetStreamSpec('jetstream://h:1?replicas=0')).toThrow(/replicas must be an integer from 1 to 5, got '0'/);
+    expect(() => parseJetStreamSpec('jetstream://h:1?replicas=three')).toThrow(/replicas must be an integer/);
+    expect(() => parseJetStreamSpec('jetstream://h:1?timeout=-5')).toThrow(/timeout must be an integer from 100/);
+    expect(() => parseJetStreamSpec('jetstream://h:1?retry=1e3')).toThrow(/retry must be an integer/);
+  });
+});
+
+describe('three-node JetStream cluster under faults', () => {
+  it('loses and duplicates nothing acknowledged through a leader kill, a service kill and a partition', async () => {
+    const seed = runSeed();
+    const started = Date.now();
+    // n1 and n2 each get a service instance; n3 none. n2 is the one cut off later.
+    const serves: ServeProcess[] = [];
+    serves.push(await spawnServe(cluster.node('n1').url, storeSpec('n1'), { startTimeoutMs: 60_000 }));
+    serves.push(await spawnServe(cluster.node('n2').url, storeSpec('n2'), { startTimeoutMs: 60_000 }));
+
+    // The log and both buckets are replicated three times.
+    for (const stream of [DEFAULT_STREAM_NAME, `KV_${DEFAULT_COMMANDS_BUCKET}`, `KV_${DEFAULT_DOCS_BUCKET}`]) {
+      const { leader, replicas } = await cluster.streamLeader(stream);
+      expect([leader, ...replicas.map((r) => r.name)].sort(), stream).toEqual(['n1', 'n2', 'n3']);
+    }
+
+    const urlOf = (c: number) => cluster.nodes[c % 3]!.url;
+    const nodeOfClient = (id: string) => cluster.nodes[Number(id.split('-')[1]) % 3]!.name;
+    const load = startLoad({
+      url: cluster.urls[0]!,
+      urlFor: urlOf,
+      clients: CLIENTS,
+      idPrefix: 'cl',
+      seed,
+      next: (rand) => mixedCommand(rand, { domains: DOMAINS }),
+      requestTimeoutMs: 6_000,
+      commandDeadlineMs: 60_000,
+      retryPauseMs: 200,
+      retryRules: ['STORE-UNAVAILABLE'],
+    });
+    const accepted = async (n: number, what: string) => {
+      const target = load.stats.okWithFacts + n;
+      await waitFor(() => load.stats.okWithFacts >= target, 60_000, `${n} accepted commands ${what}`);
+    };
+
+    try {
+      await accepted(ACCEPTED_PER_PHASE, 'before the faults');
+
+      // 1. kill -9 the leader of the log stream; the others elect a new one; then it comes back.
+      const { leader } = await cluster.streamLeader(DEFAULT_STREAM_NAME);
+      expect(leader).toBeDefined();
+      const leaderKilledAt = Date.now();
+      await cluster.kill(leader!);
+      await accepted(ACCEPTED_PER_PHASE, `after killing the stream leader ${leader}`);
+      const leaderBackAt = Date.now();
+      await cluster.start(leader!);
+      await cluster.waitForJetStream(60_000, leader);
+      const newLeader = (await cluster.streamLeader(DEFAULT_STREAM_NAME)).leader;
+
+      // 2. kill -9 the service instance on n2 mid-load; the one on n1 takes all requests; a new one starts.
+      await serves[1]!.kill9();
+      await accepted(ACCEPTED_PER_PHASE / 2, 'after killing a service instance');
+      serves[1] = await spawnServe(cluster.node('n2').url, storeSpec('n2'), { startTimeoutMs: 60_000 });
+      await accepted(ACCEPTED_PER_PHASE / 2, 'with the new service instance');
+
+      // 3. cut n2 off: n1 and n3 keep a quorum; n2, its clients and its service instance are a minority of one.
+      const unavailableBefore = load.retryReplies.length;
+      const isolatedAt = Date.now();
+      cluster.isolate('n2');
+      await sleep(PARTITION_MS);
+      const healedAt = Date.now();
+      cluster.heal('n2');
+      const refusedWhileCutOff = load.retryReplies.filter((r) => r.at > isolatedAt && r.at <= healedAt + 1_000);
+      await cluster.waitForJetStream(60_000, 'n2');
+      await accepted(ACCEPTED_PER_PHASE, 'after healing the partition');
+      await load.stop();
+      const elapsed = Date.now() - started;
+
+      for (const serve of serves) expect(serve.alive(), serve.output()).toBe(true);
+      expect(serves[0]!.output()).not.toMatch(/handler for .* threw/);
+
+      // Every command got one final reply (STORE-UNAVAILABLE ones were resent with the same id until they did).
+      expect(load.gaveUp, `seed ${seed}`).toEqual([]);
+      expect(load.outcomes.size).toBe(load.sent.size);
+
+      // The cut-off node's clients were refused clearly, and none was acknowledged while no quorum was reachable.
+      // (2 s of grace: a request taken just before the cut may still be acknowledged.)
+      expect(refusedWhileCutOff.length, 'STORE-UNAVAILABLE replies while n2 was cut off').toBeGreaterThan(0);
+      for (const r of refusedWhileCutOff) {
+        expect(r.message).toMatch(/^Timed out during operation: event store unavailable: .*retry with the same command id/);
+      }
+      const ackedOnMinority = [...load.repliedAt].filter(
+        ([id, at]) => nodeOfClient(id) === 'n2' && at > isolatedAt + 2_000 && at <= healedAt,
+      );
+      expect(ackedOnMinority, 'replies to n2 clients while n2 had no quorum').toEqual([]);
+
+      const store = await openEventStore(storeSpec('n1'));
+      try {
+        const check = await checkLog(store, load.outcomes.values(), { complete: true });
+        const kv = await checkCommandRecords(store, load.outcomes.values());
+        const resend = await resendAcknowledged(cluster.urls[2]!, load, 40);
+
+        const okTimes = [...load.repliedAt].filter(([id]) => load.outcomes.get(id)!.ok).map(([, at]) => at);
+        const numbers = {
+          acknowledged: load.outcomes.size,
+          acceptedWithFacts: load.stats.okWithFacts,
+          lost: check.problems.filter((p) => /missing|differs|replied facts/.test(p)).length,
+          duplicated: check.problems.filter((p) => /more than once/.test(p)).length,
+          storeUnavailableReplies: load.retryReplies.length,
+          unavailableWhileCutOff: load.retryReplies.length - unavailableBefore,
+          longestGapAfterLeaderKillMs: longestGap(okTimes, leaderKilledAt, leaderBackAt),
+          longestGapWholeRunMs: longestGap(okTimes, okTimes[0]!, Math.max(...okTimes)),
+          killedLeader: leader,
+          newLeader,
+        };
+        console.log(`${describeRun(`3-node JetStream cluster under faults (seed ${seed})`, load.stats, check, elapsed)}; ${JSON.stringify(numbers)}`);
+        expect(check.problems, `seed ${seed}`).toEqual([]);
+        expect(kv.problems, `seed ${seed}`).toEqual([]);
+        expect(resend.problems, `seed ${seed}`).toEqual([]);
+        const recorded = [...load.outcomes.values()].filter((o) => o.events.length > 0 || o.audit !== undefined).length;
+        expect(check.commandIds).toBe(recorded);
+        expect(check.replay.ok).toBe(true);
+        expect(await store.headPosition()).toBe(check.facts);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await load.stop();
+    }
+  }, 240_000);
+});
+
+/** Every recorded command's idempotency record gives its first result (the last fact of its reply). */
+async function checkCommandRecords(store: EventStore, outcomes: Iterable<CommandOutcome>): Promise<{ problems: string[] }> {
+  const problems: string[] = [];
+  for (const out of outcomes) {
+    const last = out.events.at(-1) ?? out.audit;
+    const result = await store.commandResult(out.commandId);
+    if (!last) continue;
+    if (!result) problems.push(`command ${out.commandId}: no idempotency record`);
+    else if (out.command !== 'migrate' && result.position !== last.position) {
+      problems.push(`command ${out.commandId}: its record says position ${result.position}, its reply ${last.position}`);
+    }
+  }
+  return { problems };
+}
+
+/** Resends `count` acknowledged commands (same ids) through another node: each gets its first outcome, nothing new. */
+async function resendAcknowledged(
+  url: string,
+  load: ReturnType<typeof startLoad>,
+  count: number,
+): Promise<{ problems: string[] }> {
+  const problems: string[] = [];
+  const nc = await connectLikeProduction(url, 'cl-resend');
+  try {
+    const client = createVmledgerClient(nc, { timeoutMs: 10_000 });
+    const ids = [...load.outcomes.keys()].filter((id) => load.outcomes.get(id)!.events.length > 0).slice(0, count);
+    for (const id of ids) {
+      const first = load.outcomes.get(id)!;
+      const again = await client.execute(load.sent.get(id)!);
+      const positions = (o: CommandOutcome) => o.events.map((e) => e.position).join(',');
+      if (!again.duplicate || again.ok !== first.ok || positions(again) !== positions(first)) {
+        problems.push(`resent ${id}: got ok=${again.ok} duplicate=${String(again.duplicate)} [${positions(again)}], first [${positions(first)}]`);
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+  return { problems };
+}
