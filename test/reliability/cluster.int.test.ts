@@ -22,7 +22,7 @@ import { checkLog, describeRun, killServeChildren, mixedCommand, runSeed, sleep,
 
 const CLIENTS = 12;
 const DOMAINS = Array.from({ length: 8 }, (_, i) => `cl-${i}`);
-const ACCEPTED_PER_PHASE = 80;
+const ACCEPTED_PER_PHASE = 40;
 const PARTITION_MS = 8_000;
 /** Store settings for a cluster: each request 2 s, give up (STORE-UNAVAILABLE) after 4 s, below the client's 6 s. */
 const STORE_QUERY = 'replicas=3&timeout=2000&retry=4000';
@@ -93,9 +93,13 @@ describe('three-node JetStream cluster under faults', () => {
       retryPauseMs: 200,
       retryRules: ['STORE-UNAVAILABLE'],
     });
+    const phases: Record<string, number> = {};
+    let phaseStart = Date.now();
     const accepted = async (n: number, what: string) => {
       const target = load.stats.okWithFacts + n;
       await waitFor(() => load.stats.okWithFacts >= target, 60_000, `${n} accepted commands ${what}`);
+      phases[what] = Date.now() - phaseStart;
+      phaseStart = Date.now();
     };
 
     try {
@@ -167,6 +171,7 @@ describe('three-node JetStream cluster under faults', () => {
           longestGapWholeRunMs: longestGap(okTimes, okTimes[0]!, Math.max(...okTimes)),
           killedLeader: leader,
           newLeader,
+          phasesMs: phases,
         };
         console.log(`${describeRun(`3-node JetStream cluster under faults (seed ${seed})`, load.stats, check, elapsed)}; ${JSON.stringify(numbers)}`);
         expect(check.problems, `seed ${seed}`).toEqual([]);
