@@ -240,7 +240,9 @@ function isTransient(error: unknown): boolean {
 function describeTransient(error: unknown): string {
   const e = error as NatsError | undefined;
   const message = e?.api_error?.description ?? (error as Error | undefined)?.message ?? String(error);
-  if (e?.code === '503' || e?.api_error?.code === 503) return `no JetStream leader or quorum answered: ${message}`;
+  if (e?.code === '503' || e?.api_error?.code === 503) {
+    return `no JetStream leader or quorum answered: ${message === '503' ? '503 no responders' : message}`;
+  }
   if (e?.code === 'TIMEOUT' || e?.api_error?.code === 408) return `request timed out: ${message}`;
   return message;
 }

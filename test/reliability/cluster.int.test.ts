@@ -13,8 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createVmledgerClient } from '../../services/client';
 import { openEventStore } from '../../services/eventstore/index';
-import { DEFAULT_COMMANDS_BUCKET, DEFAULT_DOCS_BUCKET, DEFAULT_STREAM_NAME, parseJetStreamSpec } from '../../services/eventstore/jetstream';
-import type { EventStore } from '../../services/eventstore/types';
+import {
+  DEFAULT_COMMANDS_BUCKET,
+  DEFAULT_DOCS_BUCKET,
+  DEFAULT_STREAM_NAME,
+  openJetStreamEventStore,
+  parseJetStreamSpec,
+} from '../../services/eventstore/jetstream';
+import { StoreUnavailableError, type EventStore, type NewEvent } from '../../services/eventstore/types';
 import type { CommandOutcome } from '../../services/ledger-types';
 import { connectLikeProduction, waitFor } from '../nats/fixtures';
 import { startNatsCluster, type NatsClusterHandle } from '../support/natsCluster';
@@ -188,6 +194,68 @@ describe('three-node JetStream cluster under faults', () => {
       await load.stop();
     }
   }, 240_000);
+});
+
+describe('no quorum at all', () => {
+  it('refuses writes within the retry budget, keeps the log unchanged, and applies the retry once after recovery', async () => {
+    const options = {
+      replicas: 3,
+      requestTimeoutMs: 1_000,
+      retryBudgetMs: 3_000,
+      streamName: 'VMLEDGER_NOQ',
+      subjectPrefix: 'vmnoq.log',
+      commandsBucket: 'vmnoq-commands',
+      docsBucket: 'vmnoq-docs',
+    };
+    await cluster.waitForJetStream(60_000);
+    const store = await openJetStreamEventStore({ servers: cluster.node('n2').url, ...options });
+    const fact = (n: number): NewEvent[] => [
+      { type: 'DomainStarted', data: { n }, metadata: { commandId: `nq-${n}`, actor: 'test', time: '2026-01-01T00:00:00.000Z' } },
+    ];
+    try {
+      await store.append('vm-q', fact(0), { expectedRevision: 'no-stream', commandId: 'nq-0' });
+      // Two of three nodes gone: n2 alone is no majority.
+      await cluster.kill('n1');
+      await cluster.kill('n3');
+      const t0 = Date.now();
+      const refused = await store.append('vm-q', fact(1), { expectedRevision: 0, commandId: 'nq-1' }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const refusedAfterMs = Date.now() - t0;
+      expect(refused).toBeInstanceOf(StoreUnavailableError);
+      expect((refused as Error).message).toMatch(/^event store unavailable: JetStream stream 'VMLEDGER_NOQ' .* within 3000 ms .*retry with the same command id/);
+      // Bounded: the retry budget plus one request in flight (and a loaded machine's slack).
+      expect(refusedAfterMs).toBeLessThan(3_000 + 1_000 + 5_000);
+      await expect(store.putDoc('d', 'k', { v: 1 })).rejects.toBeInstanceOf(StoreUnavailableError);
+
+      await cluster.start('n1');
+      await cluster.start('n3');
+      await cluster.waitForJetStream(60_000, 'n2');
+      // The retry of the refused command (same id) is applied once; a second retry gets the first result.
+      const deadline = Date.now() + 30_000;
+      let first;
+      for (;;) {
+        try {
+          first = await store.append('vm-q', fact(1), { expectedRevision: 0, commandId: 'nq-1' });
+          break;
+        } catch (error) {
+          if (!(error instanceof StoreUnavailableError) || Date.now() > deadline) throw error;
+        }
+      }
+      const again = await store.append('vm-q', fact(1), { expectedRevision: 0, commandId: 'nq-1' });
+      expect(first).toMatchObject({ revision: 1, position: 2, duplicate: false });
+      expect(again).toMatchObject({ revision: 1, position: 2, duplicate: true });
+      const facts = [];
+      for await (const e of store.readAll(0)) facts.push(`${e.stream}@${e.revision}:${String(e.metadata.commandId)}`);
+      expect(facts).toEqual(['vm-q@0:nq-0', 'vm-q@1:nq-1']);
+      expect(await store.commandResult('nq-1')).toMatchObject({ revision: 1, position: 2 });
+      console.log(`no quorum: append refused after ${refusedAfterMs} ms with: ${(refused as Error).message}`);
+    } finally {
+      await store.close();
+      for (const n of ['n1', 'n3']) if (!cluster.node(n).running) await cluster.start(n);
+    }
+  }, 120_000);
 });
 
 /** Every recorded command's idempotency record gives its first result (the last fact of its reply). */
