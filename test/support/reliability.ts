@@ -248,7 +248,7 @@ export interface RunningLoad {
   /** When each final reply arrived (ms since epoch), by command id. */
   readonly repliedAt: Map<string, number>;
   /** Every retry-rule reply: when, which rule, and its message. */
-  readonly retryReplies: { at: number; id: string; rule: string; message: string }[];
+  readonly retryReplies: { at: number; id: string; rule: string; code: number | undefined; message: string }[];
   readonly stats: LoadStats;
   /** Stop sending new commands; resolves when every client has its last reply (or gave up on it). */
   stop(): Promise<void>;
@@ -274,7 +274,7 @@ export function startLoad(options: LoadOptions): RunningLoad {
     retryReplies: {},
   };
   const repliedAt = new Map<string, number>();
-  const retryReplies: { at: number; id: string; rule: string; message: string }[] = [];
+  const retryReplies: RunningLoad['retryReplies'] = [];
   const retryRules = new Set(options.retryRules ?? []);
   let stopped = false;
   const connections: NatsConnection[] = [];
@@ -305,7 +305,7 @@ export function startLoad(options: LoadOptions): RunningLoad {
             try {
               const out = await client.execute(command);
               if (!out.ok && out.rule !== undefined && retryRules.has(out.rule)) {
-                retryReplies.push({ at: Date.now(), id, rule: out.rule, message: out.message ?? '' });
+                retryReplies.push({ at: Date.now(), id, rule: out.rule, code: out.code, message: out.message ?? '' });
                 stats.retryReplies[out.rule] = (stats.retryReplies[out.rule] ?? 0) + 1;
                 if (Date.now() > giveUpAt) {
                   gaveUp.push(id);
