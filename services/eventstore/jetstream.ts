@@ -54,7 +54,13 @@
 //
 // Durability: the stream is file-backed; nats-server 2.9 fsyncs its store every 2 minutes by default (a process
 // crash loses nothing, a power cut can lose the last seconds: set `sync_interval: always` on 2.10+ for SQLite's
-// guarantee). Replicas: `replicas` option (1 by default; 3 on a cluster).
+// guarantee).
+//
+// On a cluster: `replicas` (1 by default; 3 on three nodes) applies to the stream and both buckets when created;
+// an existing log opened with another count is refused. The buckets are then read from their leader (a follower
+// may lag). A write is acknowledged only once a majority of replicas holds it; without a leader or quorum each
+// operation retries for `retryBudgetMs`, then fails with StoreUnavailableError (the service answers
+// STORE-UNAVAILABLE), so a caller gets an answer before its own timeout when the budget is set below it.
 
 import { createHash, randomUUID } from 'node:crypto';
 
