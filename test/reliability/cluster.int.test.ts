@@ -260,6 +260,10 @@ describe('no quorum at all', () => {
       for await (const e of store.readAll(0)) facts.push(`${e.stream}@${e.revision}:${String(e.metadata.commandId)}`);
       expect(facts).toEqual(['vm-q@0:nq-0', 'vm-q@1:nq-1']);
       expect(await store.commandResult('nq-1')).toMatchObject({ revision: 1, position: 2 });
+      // Another replica count for an existing log is refused, not silently applied.
+      await expect(openJetStreamEventStore({ servers: cluster.node('n2').url, ...options, replicas: 1 })).rejects.toThrow(
+        /stream 'VMLEDGER_NOQ' has 3 replica\(s\), the store spec asks for 1/,
+      );
       console.log(`no quorum: append refused after ${refusedAfterMs} ms with: ${(refused as Error).message}`);
     } finally {
       await store.close();
