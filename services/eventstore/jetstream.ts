@@ -797,7 +797,11 @@ class JetStreamEventStore implements EventStore {
         }
         if (isTransient(error)) {
           throw publishing || uncertainAfter !== undefined
-            ? this.unavailable(`append to stream '${stream}' was not acknowledged`, error, 'it may or may not have been stored (a retry with the same command id finds out and applies it at most once)')
+            ? this.unavailable(
+                `append to stream '${stream}' was not acknowledged`,
+                error,
+                'it may or may not have been stored (a retry with the same command id finds out and applies it at most once)',
+              )
             : this.unavailable(`could not append to stream '${stream}'`, error);
         }
         throw error;
