@@ -18,7 +18,7 @@ import { startNatsServer } from '../test/support/natsServer';
 import { measureCommands, spawnResponder, stopResponder, type RateAndLatency } from './nats';
 
 /** Store settings the README recommends for a cluster behind clients that wait 5 s. */
-export const CLUSTER_STORE_QUERY = 'replicas=3&timeout=2000&retry=4000';
+export const CLUSTER_STORE_QUERY = 'replicas=3&timeout=1000&retry=3000';
 
 export interface ClusterBenchResult {
   inFlight: number;

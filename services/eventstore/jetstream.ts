@@ -273,9 +273,15 @@ async function withTransientRetries<T>(
       check();
       if (!isTransient(error)) throw error;
       if (Date.now() >= deadline) throw giveUp(error);
-      await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+      await sleep(backoff(attempt, deadline));
     }
   }
+}
+
+/** The pause before attempt `attempt + 1`: 50 ms doubling up to 1 s, never past the deadline (so the caller hears
+ * back within budget + one request timeout). */
+function backoff(attempt: number, deadline: number): number {
+  return Math.max(0, Math.min(1_000, 50 * 2 ** Math.min(attempt, 5), deadline - Date.now()));
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -792,7 +798,7 @@ class JetStreamEventStore implements EventStore {
           if (publishing && uncertainAfter === undefined) uncertainAfter = last?.seq ?? 0;
           this.head = undefined;
           this.forgetSubjectHead(subject);
-          await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+          await sleep(backoff(attempt, deadline));
           continue;
         }
         if (isTransient(error)) {
