@@ -159,7 +159,11 @@ describe('three-node JetStream cluster under faults', () => {
       // The cut-off node's clients were refused clearly, and nothing new was acknowledged to them while no quorum
       // was reachable (2 s of grace: a request taken just before the cut may still be acknowledged; a resend of a
       // command acknowledged before may get that first outcome back from a leader that has not stepped down yet).
-      expect(refusedWhileCutOff.length, 'STORE-UNAVAILABLE replies while n2 was cut off').toBeGreaterThan(0);
+      expect(
+        refusedWhileCutOff.length,
+        `STORE-UNAVAILABLE replies while n2 was cut off (leaders before: ${JSON.stringify(leadersBeforeCut)}); ` +
+          `the service on n2 said:\n${serves[1]!.output().slice(-3_000)}`,
+      ).toBeGreaterThan(0);
       for (const r of refusedWhileCutOff) {
         expect(r.code, r.message).toBe(68);
         expect(r.message).toMatch(/^Timed out during operation: event store unavailable: .*retry with the same command id/);
