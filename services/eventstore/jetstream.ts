@@ -437,8 +437,9 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
       );
     const jsm = await setUp('reach the JetStream API', () =>
       nc!.jetstreamManager({ timeout }).catch((error: unknown) => {
-        // No responders on $JS.API: the server runs without JetStream. Not worth retrying.
-        if ((error as NatsError | undefined)?.code !== '503') throw error;
+        // No responders on $JS.API: the server runs without JetStream. Not worth retrying. A 503 that JetStream
+        // answered itself ("temporarily unavailable": a cluster without a meta leader yet) is retried.
+        if ((error as NatsError | undefined)?.code !== '503' || (error as NatsError).api_error) throw error;
         throw new Error(
           `NATS at ${nc!.getServer()} has no JetStream (start nats-server with -js): ${(error as Error).message}`,
           { cause: error },

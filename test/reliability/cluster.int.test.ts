@@ -143,7 +143,8 @@ describe('three-node JetStream cluster under faults', () => {
       for (const stream of [DEFAULT_STREAM_NAME, `KV_${DEFAULT_COMMANDS_BUCKET}`, `KV_${DEFAULT_DOCS_BUCKET}`]) {
         leadersBeforeCut[stream] = (await cluster.streamLeader(stream)).leader;
       }
-      const observer = await openEventStore(storeSpec('n1'));
+      // The observer waits out elections (the cut may take leaders away): a long retry budget, unlike the services.
+      const observer = await openJetStreamEventStore({ servers: cluster.node('n1').url, retryBudgetMs: 30_000 });
       const isolatedAt = Date.now();
       cluster.isolate('n2');
       // Everything committed before the cut is at or below this position (read on the majority side after it).
@@ -240,7 +241,7 @@ describe('no quorum at all', () => {
       commandsBucket: 'vmnoq-commands',
       docsBucket: 'vmnoq-docs',
     };
-    await cluster.waitForJetStream(60_000);
+    await cluster.waitForJetStream(60_000, 'n2');
     // A node that just rejoined may not be a placement peer yet ("no suitable peers"): ask again for a while.
     const store = await retryUntil(30_000, /no suitable peers/, () =>
       openJetStreamEventStore({ servers: cluster.node('n2').url, ...options }),
