@@ -91,13 +91,13 @@ async function measure(workers: number, durationMs: number, once: (worker: numbe
   };
 }
 
-type Execute = (command: CommandRequest) => Promise<CommandOutcome>;
+export type Execute = (command: CommandRequest) => Promise<CommandOutcome>;
 
 /**
  * Commands through `execute`: 64 domains defined first, then worker w alternates start/destroy on domain w
  * (always accepted, one fact each, no two workers on one stream).
  */
-async function measureCommands(execute: Execute, inFlight: number, warmupMs: number, durationMs: number): Promise<RateAndLatency> {
+export async function measureCommands(execute: Execute, inFlight: number, warmupMs: number, durationMs: number): Promise<RateAndLatency> {
   const domains = Array.from({ length: inFlight }, (_, i) => `bench-${i}`);
   let n = 0;
   const meta = () => ({ commandId: `bench-${n++}`, time: new Date().toISOString(), actor: 'bench' });
@@ -144,7 +144,7 @@ const ECHO_RESPONDER = `
 `;
 
 /** Spawns a responder process; resolves once a line of its stderr starts with `readyText`, rejects if it exits first. */
-async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, readyText: string): Promise<ChildProcess> {
+export async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, readyText: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   await new Promise<void>((resolve, reject) => {
@@ -159,7 +159,7 @@ async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, readyText:
   return child;
 }
 
-async function stopResponder(child: ChildProcess): Promise<void> {
+export async function stopResponder(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');

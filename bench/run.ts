@@ -5,7 +5,7 @@
 //   npm run bench                      default sizes: about 75 s on a 2-core machine
 //   npm run bench -- --full            full sizes (also VMLEDGER_BENCH_FULL=1, or `npm run bench:full`):
 //                                      replay over 1,000,000 facts, memory with 100,000 domains and 1,000,000 facts
-//   npm run bench -- --only a,c        some sections only (a b c d e, as below)
+//   npm run bench -- --only a,c        some sections only (a b c d e f, as below; f runs with --full or --only f)
 //   npm run bench -- --out FILE        write the JSON elsewhere;  --dir DIR  put the temporary stores in DIR
 //
 // Sections (targets from the project's issues 3, 5 and 9):
@@ -25,10 +25,14 @@
 //   e  RSS of a service process (runServe: store + ledger + host index + NATS service) on a store of 10,000
 //      domains / 100,000 facts (--full: 100,000 / 1,000,000), after loading, after 5,000 commands, and with the
 //      projections opened too; against the same process on an empty store.
+//   f  (--full) vmledger serve on a three-node JetStream cluster (replicas 3) vs one JetStream server, same
+//      commands, 64 in flight; and the longest gap in acknowledged commands while the cluster replaces the killed
+//      leader of the log stream (bench/cluster.ts).
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 
+import { clusterBench, type ClusterBenchResult } from './cluster';
 import { effectfulBookkeeping, measureCommandRate, measureConcurrentCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
 import { memoryBench, type MemoryBenchResult } from './memory';
 import { natsBench, type NatsBenchResult } from './nats';
@@ -54,6 +58,7 @@ function parseArgs(argv: string[]): RunOptions {
     out: resolve('bench-results.json'),
     dir: tmpdir(),
   };
+  let onlyGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => {
@@ -62,14 +67,19 @@ function parseArgs(argv: string[]): RunOptions {
       return v;
     };
     if (arg === '--full') options.full = true;
-    else if (arg.startsWith('--only')) options.only = new Set(value().split(',').map((s) => s.trim().toLowerCase()));
+    else if (arg.startsWith('--only')) {
+      options.only = new Set(value().split(',').map((s) => s.trim().toLowerCase()));
+      onlyGiven = true;
+    }
     else if (arg.startsWith('--out')) options.out = resolve(value());
     else if (arg.startsWith('--dir')) options.dir = resolve(value());
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e] [--out FILE] [--dir DIR]');
+      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f] [--out FILE] [--dir DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
   }
+  // The cluster section starts three more servers and takes about a minute: part of the full run only.
+  if (options.full && !onlyGiven) options.only.add('f');
   return options;
 }
 
@@ -437,6 +447,40 @@ function rowsFor(results: Results): Row[] {
     });
     rows.push({ section: 'e', what: '  peak RSS (VmHWM) / load time / fold time', figure: `${fmt(v.withProjections.peakRssMiB)} MiB / ${fmt(v.afterLoad.loadMs)} ms / ${fmt(v.withProjections.foldMs)} ms`, baseline: '', ratio: '', target: '', met: '' });
   } else if (e?.error) failed('e', 'memory', e.error);
+
+  const f = results.f;
+  if (f?.value) {
+    const v = f.value;
+    rows.push({
+      section: 'f',
+      what: `vmledger on 3 JetStream nodes, replicas 3, req/s, ${v.inFlight} in flight (vs 1 node)`,
+      figure: fmt(v.threeNodes.requestsPerSecond),
+      baseline: fmt(v.oneNode.requestsPerSecond),
+      ratio: fmt(v.ratio),
+      target: '',
+      met: '',
+    });
+    rows.push({ section: 'f', what: '  p50 / p99 latency', figure: `${fmt(v.threeNodes.p50Ms)} / ${fmt(v.threeNodes.p99Ms)} ms`, baseline: `${fmt(v.oneNode.p50Ms)} / ${fmt(v.oneNode.p99Ms)} ms`, ratio: '', target: '', met: '' });
+    const lc = v.leaderChange;
+    rows.push({
+      section: 'f',
+      what: `  longest gap in acks, stream leader ${lc.killed} killed (vs before)`,
+      figure: fmt(lc.longestGapMs, ' ms'),
+      baseline: fmt(lc.gapBeforeMs, ' ms'),
+      ratio: '',
+      target: '',
+      met: '',
+    });
+    rows.push({
+      section: 'f',
+      what: '  meanwhile: STORE-UNAVAILABLE replies / client timeouts (resent)',
+      figure: `${fmt(lc.storeUnavailableReplies)} / ${fmt(lc.timeouts)}`,
+      baseline: '',
+      ratio: '',
+      target: '',
+      met: '',
+    });
+  } else if (f?.error) failed('f', 'cluster', f.error);
   return rows;
 }
 
@@ -471,6 +515,7 @@ interface Results {
   c?: { value?: NatsSection; error?: string; seconds: number };
   d?: { value?: ReplayBenchResult; error?: string; seconds: number };
   e?: { value?: MemoryBenchResult; error?: string; seconds: number };
+  f?: { value?: ClusterBenchResult; error?: string; seconds: number };
 }
 
 async function main(): Promise<void> {
@@ -505,6 +550,7 @@ async function main(): Promise<void> {
   } finally {
     await server?.stop();
   }
+  if (options.only.has('f')) results.f = await timed('f: three-node JetStream cluster', () => clusterBench({ durationMs: sizes.natsMs, log }));
 
   const rows = rowsFor(results);
   const totalSeconds = round((performance.now() - started) / 1000, 1);

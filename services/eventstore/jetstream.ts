@@ -54,7 +54,13 @@
 //
 // Durability: the stream is file-backed; nats-server 2.9 fsyncs its store every 2 minutes by default (a process
 // crash loses nothing, a power cut can lose the last seconds: set `sync_interval: always` on 2.10+ for SQLite's
-// guarantee). Replicas: `replicas` option (1 by default; 3 on a cluster).
+// guarantee).
+//
+// On a cluster: `replicas` (1 by default; 3 on three nodes) applies to the stream and both buckets when created;
+// an existing log opened with another count is refused. The buckets are then read from their leader (a follower
+// may lag). A write is acknowledged only once a majority of replicas holds it; without a leader or quorum each
+// operation retries for `retryBudgetMs`, then fails with StoreUnavailableError (the service answers
+// STORE-UNAVAILABLE), so a caller gets an answer before its own timeout when the budget is set below it.
 
 import { createHash, randomUUID } from 'node:crypto';
 
@@ -94,6 +100,7 @@ import {
 } from './shared';
 import {
   StoreCorruptError,
+  StoreUnavailableError,
   WrongExpectedRevisionError,
   type AppendOptions,
   type AppendResult,
@@ -188,6 +195,13 @@ export function encodeToken(name: string): string {
   return out;
 }
 
+/** JetStream keeps 1 to 5 copies of a stream; a cluster needs a majority of them to accept a write. */
+function assertReplicas(replicas: number | undefined): void {
+  if (replicas !== undefined && !(Number.isInteger(replicas) && replicas >= 1 && replicas <= 5)) {
+    throw new TypeError(`replicas must be an integer from 1 to 5 (3 on a three-node cluster), got ${String(replicas)}`);
+  }
+}
+
 function assertSubjectPrefix(prefix: string): void {
   const tokens = prefix.split('.');
   if (prefix === '' || tokens.some((t) => t === '' || /[\s*>]/.test(t)) || prefix.startsWith('$')) {
@@ -228,6 +242,17 @@ function isTransient(error: unknown): boolean {
   return ['TIMEOUT', '503', 'DISCONNECT', 'CONNECTION_REFUSED', 'CONNECTION_TIMEOUT', 'REQUEST_ERROR'].includes(e.code);
 }
 
+/** A transient failure in words: JetStream's "no responders"/503 means no leader (or no quorum) answered. */
+function describeTransient(error: unknown): string {
+  const e = error as NatsError | undefined;
+  const message = e?.api_error?.description ?? (error as Error | undefined)?.message ?? String(error);
+  if (e?.code === '503' || e?.api_error?.code === 503) {
+    return `no JetStream leader or quorum answered: ${message === '503' ? '503 no responders' : message}`;
+  }
+  if (e?.code === 'TIMEOUT' || e?.api_error?.code === 408) return `request timed out: ${message}`;
+  return message;
+}
+
 /**
  * Runs `work` (which must be safe to repeat), retrying transient failures with a backoff of up to 1 s until
  * `budgetMs` has passed; then the last one is handed to `giveUp` to explain. `check` runs before each attempt
@@ -248,9 +273,15 @@ async function withTransientRetries<T>(
       check();
       if (!isTransient(error)) throw error;
       if (Date.now() >= deadline) throw giveUp(error);
-      await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+      await sleep(backoff(attempt, deadline));
     }
   }
+}
+
+/** The pause before attempt `attempt + 1`: 50 ms doubling up to 1 s, never past the deadline (so the caller hears
+ * back within budget + one request timeout). */
+function backoff(attempt: number, deadline: number): number {
+  return Math.max(0, Math.min(1_000, 50 * 2 ** Math.min(attempt, 5), deadline - Date.now()));
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -375,6 +406,7 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
     throw new TypeError(`streamName must be letters, digits, '-' or '_', got '${streamName}'`);
   }
   const timeout = options.requestTimeoutMs ?? 5_000;
+  assertReplicas(options.replicas);
 
   let nc = options.nc;
   const ownConnection = nc === undefined;
@@ -405,8 +437,9 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
       );
     const jsm = await setUp('reach the JetStream API', () =>
       nc!.jetstreamManager({ timeout }).catch((error: unknown) => {
-        // No responders on $JS.API: the server runs without JetStream. Not worth retrying.
-        if ((error as NatsError | undefined)?.code !== '503') throw error;
+        // No responders on $JS.API: the server runs without JetStream. Not worth retrying. A 503 that JetStream
+        // answered itself ("temporarily unavailable": a cluster without a meta leader yet) is retried.
+        if ((error as NatsError | undefined)?.code !== '503' || (error as NatsError).api_error) throw error;
         throw new Error(
           `NATS at ${nc!.getServer()} has no JetStream (start nats-server with -js): ${(error as Error).message}`,
           { cause: error },
@@ -416,8 +449,11 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
     const js = nc.jetstream({ timeout });
     const info = await setUp('read or create the stream', () => ensureStream(jsm, streamName, prefix, options));
     await setUp('check the format marker', () => ensureFormatMarker(js, jsm, streamName, prefix));
-    const replicas = options.replicas ?? 1;
-    const bucket = (name: string) => setUp(`open the bucket '${name}'`, () => js.views.kv(name, { history: 1, replicas }));
+    // Buckets get the log's replicas. On a cluster their reads go to the leader (no direct get from a follower,
+    // which may lag): an idempotency record read stale could let a retry look new.
+    const replicas = options.replicas ?? info.config.num_replicas ?? 1;
+    const bucketOptions = replicas > 1 ? { history: 1, replicas, allow_direct: false } : { history: 1, replicas };
+    const bucket = (name: string) => setUp(`open the bucket '${name}'`, () => js.views.kv(name, bucketOptions));
     const commands = await bucket(options.commandsBucket ?? DEFAULT_COMMANDS_BUCKET);
     const docs = await bucket(options.docsBucket ?? DEFAULT_DOCS_BUCKET);
     const duplicateWindowMs = Math.floor((info.config.duplicate_window ?? nanos(120_000)) / 1_000_000);
@@ -479,6 +515,14 @@ async function ensureStream(
     throw new StoreCorruptError(
       `JetStream stream '${name}' is not a vmledger log: it captures ${JSON.stringify(subjects)}, not ['${captured}']; ` +
         `it was left as it is`,
+    );
+  }
+  const has = info.config.num_replicas ?? 1;
+  if (options.replicas !== undefined && options.replicas !== has) {
+    // Changing replicas moves data between servers: an operator's decision, not a side effect of opening.
+    throw new Error(
+      `JetStream stream '${name}' has ${has} replica(s), the store spec asks for ${options.replicas}: open it without ` +
+        `'replicas' (or with replicas=${has}), or change the stream first (nats stream edit ${name} --replicas ${options.replicas})`,
     );
   }
   return info;
@@ -755,15 +799,17 @@ class JetStreamEventStore implements EventStore {
           if (publishing && uncertainAfter === undefined) uncertainAfter = last?.seq ?? 0;
           this.head = undefined;
           this.forgetSubjectHead(subject);
-          await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+          await sleep(backoff(attempt, deadline));
           continue;
         }
-        if (publishing && isTransient(error)) {
-          throw new Error(
-            `append to stream '${stream}' did not complete: ${(error as Error).message}. It may or may not have been ` +
-              `stored; retry with the same command id to find out`,
-            { cause: error },
-          );
+        if (isTransient(error)) {
+          throw publishing || uncertainAfter !== undefined
+            ? this.unavailable(
+                `append to stream '${stream}' was not acknowledged`,
+                error,
+                'it may or may not have been stored (a retry with the same command id finds out and applies it at most once)',
+              )
+            : this.unavailable(`could not append to stream '${stream}'`, error);
         }
         throw error;
       }
@@ -1119,8 +1165,17 @@ class JetStreamEventStore implements EventStore {
     return withTransientRetries(
       this.settings.retryBudgetMs,
       work,
-      (error) => new Error(`${this.label}: could not ${what}: ${(error as Error).message}`, { cause: error }),
+      (error) => this.unavailable(`could not ${what}`, error),
       () => this.assertOpen(),
+    );
+  }
+
+  /** What a caller sees when the cluster did not answer within the retry budget (no leader, no quorum, no server). */
+  private unavailable(what: string, error: unknown, outcome = 'no fact was appended by this attempt'): StoreUnavailableError {
+    return new StoreUnavailableError(
+      `event store unavailable: ${this.label}: ${what} within ${this.settings.retryBudgetMs} ms ` +
+        `(${describeTransient(error)}); ${outcome}; retry with the same command id`,
+      { cause: error },
     );
   }
 
@@ -1165,7 +1220,9 @@ class JetStreamEventStore implements EventStore {
 // Store specs.
 
 /**
- * Options from a spec `jetstream://[USER:PASS@]HOST:PORT[,HOST:PORT...][?stream=NAME&prefix=SUBJECTS&replicas=N]`.
+ * Options from a spec `jetstream://[USER:PASS@]HOST:PORT[,HOST:PORT...][?stream=NAME&prefix=SUBJECTS&replicas=N
+ * &timeout=MS&retry=MS]`: `replicas` of the stream and buckets when created (1-5), `timeout` of each JetStream
+ * request, `retry` how long an operation keeps retrying before it fails with StoreUnavailableError.
  */
 export function parseJetStreamSpec(spec: string): JetStreamEventStoreOptions {
   const match = /^jetstream:\/\/(?:([^@/?]*)@)?([^/?]+)\/?(?:\?(.*))?$/.exec(spec);
@@ -1191,10 +1248,22 @@ export function parseJetStreamSpec(spec: string): JetStreamEventStoreOptions {
   for (const [name, value] of params) {
     if (name === 'stream') options.streamName = value;
     else if (name === 'prefix') options.subjectPrefix = value;
-    else if (name === 'replicas') options.replicas = Number(value);
-    else throw new Error(`bad store spec '${spec}': unknown parameter '${name}' (known: stream, prefix, replicas)`);
+    else if (name === 'replicas') options.replicas = specInteger(spec, name, value, 1, 5);
+    else if (name === 'timeout') options.requestTimeoutMs = specInteger(spec, name, value, 100, 600_000);
+    else if (name === 'retry') options.retryBudgetMs = specInteger(spec, name, value, 0, 3_600_000);
+    else {
+      throw new Error(`bad store spec '${spec}': unknown parameter '${name}' (known: stream, prefix, replicas, timeout, retry)`);
+    }
   }
   return options;
+}
+
+function specInteger(spec: string, name: string, value: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new Error(`bad store spec '${spec}': ${name} must be an integer from ${min} to ${max}, got '${value}'`);
+  }
+  return n;
 }
 
 /** Makes `openEventStore('jetstream://HOST:PORT')` work. Also done when this module is imported. */

@@ -97,6 +97,19 @@ export class StoreFullError extends Error {
   }
 }
 
+/**
+ * Thrown when the store could not be reached within its retry budget (JetStream: no leader or no quorum, e.g.
+ * while a cluster elects a new leader or this node is cut off from the majority). The message says what could
+ * not be done. A retry with the same command id is safe: the command is applied at most once, and a retry after
+ * a write whose acknowledgement was lost gets that write's result.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 /** Thrown when the store file or server is not a vmledger store, or is damaged. */
 export class StoreCorruptError extends Error {
   constructor(message: string) {

@@ -141,6 +141,12 @@ export const SERVICE_RULES = {
    * at most once (its first outcome comes back if its facts were stored).
    */
   storeFull: 'STORE-FULL',
+  /**
+   * The store did not answer within its retry budget (code 68, VIR_ERR_OPERATION_TIMEOUT, as libvirt reports a
+   * lock it could not get in time): e.g. a JetStream cluster electing a leader, or this node cut off from the
+   * majority. Retry with the same command id: it is applied at most once, and the retry gets its first outcome.
+   */
+  storeUnavailable: 'STORE-UNAVAILABLE',
 } as const;
 
 /** The reply to `vmledger.cmd.<verb>`: the ledger's CommandOutcome, as JSON. */

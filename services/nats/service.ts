@@ -8,6 +8,9 @@
 //   logged and answered as `{ok:false, rule:'INTERNAL', code:1}` with the micro-service error headers).
 // - A full store (disk full) is answered `{ok:false, rule:'STORE-FULL', code:38}` with the store's message and
 //   service error code 507: nothing half-done, retry with the same command id once there is room.
+// - An unavailable store (a JetStream cluster without leader or quorum) is answered `{ok:false,
+//   rule:'STORE-UNAVAILABLE', code:68}` ("Timed out during operation: event store unavailable: ...") and service
+//   error code 503 once the store's retry budget is spent: retry with the same command id.
 // - A rule refusal is a normal reply (`ok:false` with rule, code, codeName, message), without error headers.
 //   Requests that are not commands at all (bad JSON, schema errors, too large) and internal failures also carry
 //   the `Nats-Service-Error`/`Nats-Service-Error-Code` headers (400, 413, 500), for generic NATS tooling.
@@ -42,9 +45,9 @@ import {
 import type { z } from 'zod';
 
 import { CLIENT_VERBS, type Verb } from '../../machines/commands';
-import { ERROR_CODES, refusal } from '../../machines/errors';
+import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
 import { domainStream } from '../../machines/model';
-import { StoreFullError } from '../eventstore/types';
+import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
 import { commandJsonSchemas } from './jsonSchema';
@@ -275,6 +278,14 @@ export async function startCommandService(options: CommandServiceOptions): Promi
               reply = {
                 body: withError(errorShell(msg), SERVICE_RULES.storeFull, 'VIR_ERR_SYSTEM_ERROR', error.message),
                 serviceError: { code: 507, description: error.message },
+              };
+            } else if (error instanceof StoreUnavailableError) {
+              // A cluster without quorum or leader: refused in so many words, never left to the caller's timeout.
+              const message = renderMessage('VIR_ERR_OPERATION_TIMEOUT', error.message);
+              log('warn', message, { subject: msg.subject });
+              reply = {
+                body: withError(errorShell(msg), SERVICE_RULES.storeUnavailable, 'VIR_ERR_OPERATION_TIMEOUT', message),
+                serviceError: { code: 503, description: message },
               };
             } else {
               const message = `internal error: ${(error as Error)?.message ?? String(error)}`;

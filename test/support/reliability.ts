@@ -72,13 +72,15 @@ export async function killServeChildren(): Promise<void> {
  * once it says it is serving. Fails, with what it printed, if it exits first or takes longer than `startTimeoutMs`.
  */
 export async function spawnServe(natsUrl: string, storeFile: string, options: { startTimeoutMs?: number } = {}): Promise<ServeProcess> {
+  // A path means the SQLite file; a spec with a scheme (jetstream://…) is passed as it is.
+  const storeSpec = /^[a-z]+:/.test(storeFile) ? storeFile : `sqlite:${storeFile}`;
   if (!exitHook) {
     exitHook = true;
     process.once('exit', () => {
       for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     });
   }
-  const proc = spawn(process.execPath, [VMLEDGER_BIN, 'serve', '--store', `sqlite:${storeFile}`, '--nats', natsUrl], {
+  const proc = spawn(process.execPath, [VMLEDGER_BIN, 'serve', '--store', storeSpec, '--nats', natsUrl], {
     cwd: ROOT,
     env: { ...process.env, NATS_URL: '', VMLEDGER_STORE: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -208,6 +210,13 @@ export interface LoadOptions {
   commandDeadlineMs?: number;
   /** Pause between resends. Default 150 ms. */
   retryPauseMs?: number;
+  /**
+   * Rules of replies that say "not now, retry" (e.g. STORE-UNAVAILABLE): such a reply is counted, with its time,
+   * and the command is resent (same id) like after a timeout, instead of being its final outcome.
+   */
+  retryRules?: readonly string[];
+  /** Which NATS server client `c` connects to. Default: options.url. */
+  urlFor?: (client: number) => string;
 }
 
 export interface LoadStats {
@@ -225,6 +234,8 @@ export interface LoadStats {
   /** Transport failures (timeouts, no responders, disconnects) seen by the clients. */
   transportErrors: number;
   gaveUp: number;
+  /** Replies with one of LoadOptions.retryRules (resent), by rule. */
+  retryReplies: Record<string, number>;
 }
 
 export interface RunningLoad {
@@ -234,6 +245,10 @@ export interface RunningLoad {
   readonly outcomes: Map<string, CommandOutcome>;
   /** Commands whose fate is unknown (no reply before their deadline). */
   readonly gaveUp: string[];
+  /** When each final reply arrived (ms since epoch), by command id. */
+  readonly repliedAt: Map<string, number>;
+  /** Every retry-rule reply: when, which rule, and its message. */
+  readonly retryReplies: { at: number; id: string; rule: string; code: number | undefined; message: string }[];
   readonly stats: LoadStats;
   /** Stop sending new commands; resolves when every client has its last reply (or gave up on it). */
   stop(): Promise<void>;
@@ -256,7 +271,11 @@ export function startLoad(options: LoadOptions): RunningLoad {
     resentCommands: 0,
     transportErrors: 0,
     gaveUp: 0,
+    retryReplies: {},
   };
+  const repliedAt = new Map<string, number>();
+  const retryReplies: RunningLoad['retryReplies'] = [];
+  const retryRules = new Set(options.retryRules ?? []);
   let stopped = false;
   const connections: NatsConnection[] = [];
   const max = options.maxPerClient ?? Number.POSITIVE_INFINITY;
@@ -266,7 +285,7 @@ export function startLoad(options: LoadOptions): RunningLoad {
   const done = Promise.all(
     Array.from({ length: options.clients }, async (_, c) => {
       const rand = prng(options.seed * 1000 + c);
-      const nc = await connectLikeProduction(options.url, `${options.idPrefix}-client-${c}`);
+      const nc = await connectLikeProduction(options.urlFor?.(c) ?? options.url, `${options.idPrefix}-client-${c}`);
       connections.push(nc);
       // retries: 0 here; the loop below resends, with the same body (so the same command id), until a reply.
       const client = createVmledgerClient(nc, { timeoutMs: options.requestTimeoutMs ?? 2_000, retries: 0 });
@@ -285,7 +304,19 @@ export function startLoad(options: LoadOptions): RunningLoad {
             if (attempt === 1) stats.resentCommands++;
             try {
               const out = await client.execute(command);
+              if (!out.ok && out.rule !== undefined && retryRules.has(out.rule)) {
+                retryReplies.push({ at: Date.now(), id, rule: out.rule, code: out.code, message: out.message ?? '' });
+                stats.retryReplies[out.rule] = (stats.retryReplies[out.rule] ?? 0) + 1;
+                if (Date.now() > giveUpAt) {
+                  gaveUp.push(id);
+                  stats.gaveUp++;
+                  break;
+                }
+                await sleep(pause);
+                continue;
+              }
               outcomes.set(id, out);
+              repliedAt.set(id, Date.now());
               if (out.duplicate) stats.duplicates++;
               if (out.ok && out.events.length > 0) stats.okWithFacts++;
               else if (out.ok) stats.okNoop++;
@@ -316,6 +347,8 @@ export function startLoad(options: LoadOptions): RunningLoad {
     sent,
     outcomes,
     gaveUp,
+    repliedAt,
+    retryReplies,
     stats,
     done,
     async stop() {
