@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, type NatsConnection, type NatsError, type Subscription } from 'nats';
 
 import { VERBS, type CommandInput, type Verb } from '../machines/commands';
-import type { DomainState } from '../machines/model';
+import { allDomains, type DomainPage, type DomainQuery, type DomainSummary } from './domainQuery';
 import type { RecordedEvent } from './eventstore/types';
 import type { CommandOutcome } from './ledger-types';
 import {
@@ -88,7 +88,10 @@ export interface VmledgerClient {
   /** `client.command('undefine', { domain: 'test', snapshotsMetadata: true })` */
   command<V extends Verb>(verb: V, args: CommandArgs<V>): Promise<CommandOutcome>;
   readonly commands: VerbMethods;
-  listDomains(host?: string): Promise<DomainState[]>;
+  /** Every domain the query selects (default: every domain of the host, or of all hosts), paging through. */
+  listDomains(query?: string | DomainQuery): Promise<DomainSummary[]>;
+  /** One page of domains by virsh's list filters; pass `next` back as `cursor` for the following page. */
+  queryDomains(query?: DomainQuery): Promise<DomainPage>;
   loadDomain(host: string, domain: string): Promise<DomainResult>;
   snapshotTree(host: string, domain: string): Promise<SnapshotTreeResult>;
   /** The first outcome of a command id (to learn what became of a command whose reply was lost), or undefined. */
@@ -143,6 +146,8 @@ export function createVmledgerClient(nc: NatsConnection, options: VmledgerClient
     return request<CommandOutcome>(commandSubject(verb), { ...fields, meta });
   };
 
+  const queryDomains = (q: DomainQuery = {}): Promise<DomainPage> => query<DomainPage>(QUERY_SUBJECTS.domains, q);
+
   const command = <V extends Verb>(verb: V, args: CommandArgs<V>): Promise<CommandOutcome> =>
     execute({ ...args, verb } as unknown as CommandRequest);
 
@@ -177,7 +182,8 @@ export function createVmledgerClient(nc: NatsConnection, options: VmledgerClient
     execute,
     command,
     commands,
-    listDomains: async (host) => (await query<{ domains: DomainState[] }>(QUERY_SUBJECTS.domains, host === undefined ? {} : { host })).domains,
+    listDomains: (q) => allDomains({ queryDomains }, typeof q === 'string' ? { host: q, all: true } : (q ?? { all: true })),
+    queryDomains,
     loadDomain: (host, domain) => query<DomainResult>(QUERY_SUBJECTS.domain, { host, domain }),
     snapshotTree: (host, domain) => query<SnapshotTreeResult>(QUERY_SUBJECTS.snapshots, { host, domain }),
     recall: async (commandId) => (await query<RecallResult>(QUERY_SUBJECTS.command, { commandId })).outcome ?? undefined,

@@ -2,6 +2,7 @@
 import type { Command } from '../machines/commands';
 import type { DomainState } from '../machines/model';
 import type { EventStore, RecordedEvent } from './eventstore/types';
+import type { DomainPage, DomainQuery } from './domainQuery';
 
 /** What one command came to: accepted with the facts it appended, or refused with libvirt's error. */
 export interface CommandOutcome {
@@ -44,6 +45,8 @@ export interface Ledger {
   loadDomain(host: string, name: string): Promise<LoadedDomain>;
   /** Existing domains (life = exists) on a host, or on every host. */
   listDomains(host?: string): Promise<DomainState[]>;
+  /** Domains by virsh's list filters, one page at a time, from the host index (no domain is loaded). */
+  queryDomains(query?: DomainQuery): Promise<DomainPage>;
   /** The first outcome recorded for a command id, if the command was executed before (duplicate: true). */
   recall(commandId: string): Promise<CommandOutcome | undefined>;
   /** Releases the ledger's own resources (saves the host index). Does not close the store it was given. */

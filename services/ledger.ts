@@ -42,6 +42,7 @@ import { evolve } from '../machines/evolve';
 import type { HostView } from '../machines/guards';
 import { DomainStateSchema, domainStream, initialDomainState, type DomainState } from '../machines/model';
 import { hostNeedsEncoding } from '../machines/names';
+import { compareSummaries, selectPage, type DomainPage, type DomainQuery } from './domainQuery';
 import { bookkeepingDriver, type HypervisorDriver } from './drivers/types';
 import { openEventStore } from './eventstore/index';
 import {
@@ -135,13 +136,25 @@ const CheckpointSchema = z.object({
   state: DomainStateSchema,
 });
 
-const IndexEntrySchema = DomainStateSchema.pick({ host: true, name: true, life: true, uuid: true, active: true, persistent: true }).extend({
+const IndexEntrySchema = DomainStateSchema.pick({
+  host: true,
+  name: true,
+  life: true,
+  uuid: true,
+  active: true,
+  paused: true,
+  persistent: true,
+  hasManagedSave: true,
+}).extend({
+  /** The names of its snapshots: `list --with-snapshot` and the snapshot count, without loading the domain. */
+  snapshots: z.array(z.string()),
   revision: z.number().int(),
 });
 type IndexEntry = z.infer<typeof IndexEntrySchema>;
 
 const IndexDocSchema = z.object({
-  version: z.literal(1),
+  // 2: entries carry what `list` shows (paused, managed save, snapshot names); a version-1 doc is rebuilt.
+  version: z.literal(2),
   position: z.number().int().min(0),
   entries: z.record(z.string(), IndexEntrySchema),
   /** Domain streams whose last record was an open intent at `position` (settled on opening, services/intents.ts). */
@@ -247,14 +260,29 @@ function entryOf(state: DomainState, revision: number): IndexEntry {
     life: state.life,
     uuid: state.uuid,
     active: state.active,
+    paused: state.paused,
     persistent: state.persistent,
+    hasManagedSave: state.hasManagedSave,
+    snapshots: Object.keys(state.snapshots),
     revision,
   };
+}
+
+/**
+ * The part of a state an index entry keeps, as a DomainState `evolve` can take: snapshot facts add and remove
+ * names (their records are only copied), so placeholder records keep the names exact.
+ */
+function stateOfEntry(entry: IndexEntry): DomainState {
+  const snapshots = Object.fromEntries(entry.snapshots.map((name) => [name, { name } as DomainState['snapshots'][string]]));
+  const { host, name, life, uuid, active, paused, persistent, hasManagedSave } = entry;
+  return { ...initialDomainState(host, name), life, uuid, active, paused, persistent, hasManagedSave, snapshots };
 }
 
 class HostIndex implements HostView {
   private readonly entries = new Map<string, IndexEntry>();
   private readonly byUuid = new Map<string, string>();
+  /** The streams in host/name order, for paged queries; dropped when a stream is added. */
+  private sortedStreams: string[] | undefined;
   /** Highest global position read from the log (local appends update entries, not this). */
   position = 0;
 
@@ -266,8 +294,15 @@ class HostIndex implements HostView {
     return [...this.entries.values()].filter((e) => e.life === 'exists' && (host === undefined || e.host === host));
   }
 
+  /** Every entry (gone ones too) in host/name order. */
+  sorted(): IndexEntry[] {
+    this.sortedStreams ??= [...this.entries.keys()].sort((a, b) => compareSummaries(this.entries.get(a)!, this.entries.get(b)!));
+    return this.sortedStreams.map((stream) => this.entries.get(stream)!);
+  }
+
   set(stream: string, entry: IndexEntry): void {
     const old = this.entries.get(stream);
+    if (!old) this.sortedStreams = undefined;
     if (old?.life === 'exists' && old.uuid && this.byUuid.get(indexKey(old.host, old.uuid)) === old.name) {
       this.byUuid.delete(indexKey(old.host, old.uuid));
     }
@@ -298,14 +333,12 @@ class HostIndex implements HostView {
     } catch {
       return; // not a machine fact: nothing the index can learn from it
     }
-    const base: DomainState = old
-      ? { ...initialDomainState(old.host, old.name), life: old.life, uuid: old.uuid, active: old.active, persistent: old.persistent }
-      : initialDomainState(host, name);
+    const base: DomainState = old ? stateOfEntry(old) : initialDomainState(host, name);
     this.set(e.stream, entryOf(evolve(base, fact), e.revision));
   }
 
   toDoc(): z.infer<typeof IndexDocSchema> {
-    return { version: 1, position: this.position, entries: Object.fromEntries(this.entries) };
+    return { version: 2, position: this.position, entries: Object.fromEntries(this.entries) };
   }
 
   load(doc: z.infer<typeof IndexDocSchema>): void {
@@ -627,6 +660,12 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       if (state.life === 'exists') states.push(state);
     }
     return states.sort((a, b) => (a.host === b.host ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.host < b.host ? -1 : 1));
+  }
+
+  async queryDomains(query: DomainQuery = {}): Promise<DomainPage> {
+    await this.ready;
+    await this.followLog();
+    return selectPage(this.index.sorted(), query);
   }
 
   async execute(input: unknown): Promise<CommandOutcome> {

@@ -1,6 +1,7 @@
 // A ledger that opens its store on first use, so commands that need none (`help`, a syntax error, `echo`) never
 // create a store file. Opening errors are CliErrors: the CLI prints them as one line and exits with status 1.
 import type { EventStore } from '../eventstore/types';
+import type { DomainPage, DomainQuery } from '../domainQuery';
 import type { CommandOutcome, Ledger, LoadedDomain } from '../ledger-types';
 import type { DomainState } from '../../machines/model';
 import { openCliLedger } from './program';
@@ -31,6 +32,10 @@ export class LazyLedger implements Ledger {
 
   async listDomains(host?: string): Promise<DomainState[]> {
     return (await this.ledger()).listDomains(host);
+  }
+
+  async queryDomains(query?: DomainQuery): Promise<DomainPage> {
+    return (await this.ledger()).queryDomains(query);
   }
 
   async recall(commandId: string): Promise<CommandOutcome | undefined> {

@@ -1,5 +1,5 @@
 // The Ledger interface over NATS, for `vmledger --nats URL shell …`: the shell talks to this exactly as it talks
-// to a local ledger (execute, loadDomain, listDomains, close), but every call is a request to the command service.
+// to a local ledger (execute, loadDomain, queryDomains, close), but every call is a request to the command service.
 // There is no local store: `store` is absent, so code that reads the store directly (history, audit replay) must
 // use the local ledger or a query subject.
 import type { NatsConnection } from 'nats';
@@ -8,7 +8,7 @@ import type { Ledger, LoadedDomain } from '../ledger-types';
 import { createVmledgerClient, type VmledgerClient, type VmledgerClientOptions } from '../client';
 import { SERVICE_RULES, type SnapshotTreeResult } from './protocol';
 
-export interface RemoteLedger extends Omit<Ledger, 'store'> {
+export interface RemoteLedger extends Omit<Ledger, 'store' | 'listDomains'> {
   readonly remote: true;
   /** The snapshot tree of a domain (vmledger.query.snapshots); throws VmledgerRequestError when it does not exist. */
   snapshotTree(host: string, domain: string): Promise<SnapshotTreeResult>;
@@ -48,7 +48,7 @@ export function createRemoteLedger(nc: NatsConnection, options: RemoteLedgerOpti
     async loadDomain(host, name): Promise<LoadedDomain> {
       return client.loadDomain(host, name);
     },
-    listDomains: (host) => client.listDomains(host),
+    queryDomains: (query) => client.queryDomains(query),
     recall: (commandId) => client.recall(commandId),
     snapshotTree: (host, domain) => client.snapshotTree(host, domain),
     async close() {

@@ -35,7 +35,7 @@ export function isVerb(v: unknown): v is Verb {
   return typeof v === 'string' && (VERBS as string[]).includes(v);
 }
 
-export const DomainsQuerySchema = z.object({ host: z.string().min(1).optional() });
+export { DomainQuerySchema as DomainsQuerySchema } from '../domainQuery';
 export const DomainQuerySchema = z.object({
   host: z.string().min(1).default(DEFAULT_HOST),
   domain: z.string().min(1),

@@ -47,6 +47,7 @@ import type { z } from 'zod';
 import { CLIENT_VERBS, type Verb } from '../../machines/commands';
 import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
 import { domainStream } from '../../machines/model';
+import { CursorError, cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
@@ -71,6 +72,7 @@ import {
   subjectsCollide,
   type ErrorReply,
 } from './protocol';
+import { DEFAULT_SERVER_MAX_PAYLOAD, pagedJson, rowsPerReply } from './paging';
 import {
   DomainQuerySchema,
   DomainsQuerySchema,
@@ -136,6 +138,8 @@ export const SERVICE_VERSION: string = (() => {
 /** What a handler answers: a JSON body, and for non-rule failures the micro-service error code/description. */
 interface Reply {
   body: unknown;
+  /** The body already serialized (a page measured against max_payload). */
+  json?: string;
   serviceError?: { code: number; description: string };
 }
 
@@ -222,7 +226,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
 
   const send = (msg: ServiceMsg, reply: Reply): void => {
     if (!msg.reply) return; // a plain publish: nobody to answer
-    const data = JSON.stringify(reply.body);
+    const data = reply.json ?? JSON.stringify(reply.body);
     try {
       if (reply.serviceError) msg.respondError(reply.serviceError.code, headerValue(reply.serviceError.description), new TextEncoder().encode(data));
       else msg.respond(data);
@@ -426,10 +430,23 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     return parsed.data;
   };
   const noShell = () => ({});
+  /** The largest reply the server carries (its max_payload, from the connection's server info). */
+  const replyLimit = () => nc.info?.max_payload ?? DEFAULT_SERVER_MAX_PAYLOAD;
+  /** A bad cursor is the caller's mistake: a validation error naming it. */
+  const queryPage = async <T>(read: () => Promise<T>): Promise<T> => {
+    try {
+      return await read();
+    } catch (error) {
+      if (error instanceof CursorError) throw new RequestError(SERVICE_RULES.validation, 400, `invalid query: ${error.message}`);
+      throw error;
+    }
+  };
 
   endpoint('query-domains', QUERY_SUBJECTS.domains, { kind: 'query' }, async (msg) => {
     const q = validQuery(DomainsQuerySchema, parseBody(msg, {}), 'domains');
-    return { body: { ok: true, domains: await ledger.listDomains(q.host) } };
+    const max = replyLimit();
+    const page = await queryPage(() => ledger.queryDomains({ ...q, limit: Math.min(q.limit ?? MAX_PAGE_LIMIT, rowsPerReply(max)) }));
+    return { body: undefined, json: pagedJson('domains', { rows: page.domains, next: page.next }, cursorAfter, max) };
   }, noShell);
 
   endpoint('query-domain', QUERY_SUBJECTS.domain, { kind: 'query' }, async (msg) => {

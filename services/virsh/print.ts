@@ -4,6 +4,7 @@
 // every command.
 import { childrenOf, descendantsOf, domstateText, type DomainState, type Snapshot } from '../../machines/model';
 import { terminalField } from '../terminalText';
+import type { DomainSummary } from '../domainQuery';
 
 /** vshTable: a leading space, columns padded to their widest cell and separated by three spaces, dashes under the header. */
 export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
@@ -37,17 +38,6 @@ export function stateWithReason(s: DomainState): string {
   return `running (${RUNNING_REASONS.has(r) ? r : 'unknown'})`;
 }
 
-/**
- * libvirt numbers running domains as it starts them; the ledger does not model ids, so vmledger numbers the active
- * domains of a host 1, 2, … in name order (stable while the set of running domains does not change).
- */
-export function domainIds(states: readonly DomainState[]): Map<string, number> {
-  const ids = new Map<string, number>();
-  let n = 0;
-  for (const s of [...states].filter((s) => s.active).sort((a, b) => cmp(a.name, b.name))) ids.set(s.name, ++n);
-  return ids;
-}
-
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -71,47 +61,19 @@ export function dominfo(s: DomainState, id: number | undefined): string {
   return rows.map(([k, v]) => `${k.padEnd(15)} ${v}\n`).join('');
 }
 
-export interface ListFilter {
-  all?: boolean;
-  inactive?: boolean;
-  transient?: boolean;
-  persistent?: boolean;
-  withSnapshot?: boolean;
-  withoutSnapshot?: boolean;
-  stateRunning?: boolean;
-  statePaused?: boolean;
-  stateShutoff?: boolean;
-  stateOther?: boolean;
-  withManagedSave?: boolean;
-  withoutManagedSave?: boolean;
-}
-
-export function filterDomains(states: readonly DomainState[], f: ListFilter): DomainState[] {
-  return states.filter((s) => {
-    if (!f.all && !f.inactive && !s.active) return false;
-    if (f.inactive && !f.all && s.active) return false;
-    if (f.transient && !f.persistent && s.persistent) return false;
-    if (f.persistent && !f.transient && !s.persistent) return false;
-    const n = Object.keys(s.snapshots).length;
-    if (f.withSnapshot && !f.withoutSnapshot && n === 0) return false;
-    if (f.withoutSnapshot && !f.withSnapshot && n > 0) return false;
-    if (f.withManagedSave && !f.withoutManagedSave && !s.hasManagedSave) return false;
-    if (f.withoutManagedSave && !f.withManagedSave && s.hasManagedSave) return false;
-    if (f.stateRunning || f.statePaused || f.stateShutoff || f.stateOther) {
-      const st = !s.active ? 'shutoff' : s.paused ? 'paused' : 'running';
-      const ok = (f.stateRunning && st === 'running') || (f.statePaused && st === 'paused') || (f.stateShutoff && st === 'shutoff');
-      if (!ok) return false;
-    }
-    return true;
-  });
-}
-
-/** `list` as a table: active domains by id, then inactive ones by name. */
-export function listTable(states: readonly DomainState[], ids: Map<string, number>): string {
-  const active = states.filter((s) => s.active).sort((a, b) => (ids.get(a.name) ?? 0) - (ids.get(b.name) ?? 0));
-  const inactive = states.filter((s) => !s.active).sort((a, b) => cmp(a.name, b.name));
-  const rows = [...active, ...inactive].map((s) => [s.active ? String(ids.get(s.name) ?? '-') : '-', s.name, domstateText(s)]);
-  return table(['Id', 'Name', 'State'], rows);
+/**
+ * `list`: a table of active domains by id, then inactive ones by name; `--name`, `--uuid` (both: `UUID NAME`) or
+ * `--id` one per line. libvirt numbers running domains as it starts them; the ledger does not model ids, so the
+ * rows carry the host's active domains numbered 1, 2, … in name order (stable while that set does not change).
+ */
+export function listOutput(rows: readonly DomainSummary[], only: { name?: boolean; uuid?: boolean; id?: boolean } = {}): string {
+  if (only.name && only.uuid) return rows.map((d) => `${d.uuid ?? ''} ${d.name}\n`).join('');
+  if (only.name) return rows.map((d) => `${d.name}\n`).join('');
+  if (only.uuid) return rows.map((d) => `${d.uuid ?? ''}\n`).join('');
+  if (only.id) return rows.filter((d) => d.id !== null).map((d) => `${d.id}\n`).join('');
+  const active = rows.filter((d) => d.id !== null).sort((a, b) => a.id! - b.id!);
+  const inactive = rows.filter((d) => d.id === null).sort((a, b) => cmp(a.name, b.name));
+  return table(['Id', 'Name', 'State'], [...active, ...inactive].map((d) => [d.id === null ? '-' : String(d.id), d.name, d.state]));
 }
 
 // ---------------------------------------------------------------------------------------------------

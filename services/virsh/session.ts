@@ -15,14 +15,13 @@ import { snapshotName } from '../../machines/guards';
 import { blockJobOn, snapshotNamed, type DomainState, type Snapshot, type SnapshotDisk } from '../../machines/model';
 import type { RecordedEvent } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
+import { allDomains, queryOfFlags } from '../domainQuery';
 import { XmlError, formatDomainXml, formatSnapshotXml, parseDomainXml, parseSnapshotXml } from '../xml';
 import { commandHelp, findCommand, groupHelp, parseArgv, type CmdDef, type CmdGroup, type OptValue } from './definitions';
 import {
-  domainIds,
   dominfo,
   domblklist,
-  filterDomains,
-  listTable,
+  listOutput,
   selectSnapshots,
   snapshotInfo,
   snapshotTable,
@@ -32,7 +31,7 @@ import {
 import { formatCommandLine, splitCommaList, tokenize } from './tokenize';
 
 /** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
-export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'listDomains' | 'close'>;
+export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'queryDomains' | 'close'>;
 
 export interface SessionOptions {
   host?: string;
@@ -749,9 +748,11 @@ export class VirshSession {
       }
       // ------------------------------------------------------------------------------------ queries
       case 'list': {
-        const all = await this.ledger.listDomains(this.host);
-        const ids = domainIds(all);
-        const shown = filterDomains(all, {
+        if (flag(o, 'table') && (flag(o, 'name') || flag(o, 'uuid') || flag(o, 'id'))) {
+          const other = flag(o, 'name') ? 'name' : flag(o, 'uuid') ? 'uuid' : 'id';
+          return optionError(`Options --table and --${other} are mutually exclusive`);
+        }
+        const shown = await allDomains(this.ledger, queryOfFlags(this.host, {
           all: flag(o, 'all'),
           inactive: flag(o, 'inactive'),
           transient: flag(o, 'transient'),
@@ -764,22 +765,9 @@ export class VirshSession {
           stateOther: flag(o, 'state-other'),
           withManagedSave: flag(o, 'with-managed-save'),
           withoutManagedSave: flag(o, 'without-managed-save'),
-        });
-        const result = shown.map((s) => ({
-          id: s.active ? (ids.get(s.name) ?? null) : null,
-          name: s.name,
-          uuid: s.uuid,
-          state: !s.active ? 'shut off' : s.paused ? 'paused' : 'running',
-          persistent: s.persistent,
-          snapshots: Object.keys(s.snapshots).length,
-          managedSave: s.hasManagedSave,
         }));
-        let out: string;
-        if (flag(o, 'name')) out = shown.map((s) => `${s.name}\n`).join('');
-        else if (flag(o, 'uuid')) out = shown.map((s) => `${s.uuid}\n`).join('');
-        else if (flag(o, 'id')) out = shown.filter((s) => s.active).map((s) => `${ids.get(s.name)}\n`).join('');
-        else out = listTable(shown, ids);
-        return { ok: true, out, result, message: null };
+        const result = shown.map(({ host: _host, ...row }) => row);
+        return { ok: true, out: listOutput(shown, { name: flag(o, 'name'), uuid: flag(o, 'uuid'), id: flag(o, 'id') }), result, message: null };
       }
       case 'domstate': {
         const state = await this.domain(dom);
@@ -790,12 +778,12 @@ export class VirshSession {
       case 'dominfo': {
         const state = await this.domain(dom);
         if (!state) return notFound(dom);
-        const ids = domainIds(await this.ledger.listDomains(this.host));
+        const id = (await this.ledger.queryDomains({ host: this.host, all: true, uuid: state.uuid ?? '' })).domains.find((d) => d.name === dom)?.id ?? undefined;
         return {
           ok: true,
-          out: dominfo(state, ids.get(dom)),
+          out: dominfo(state, id),
           result: {
-            id: ids.get(dom) ?? null,
+            id: id ?? null,
             name: state.name,
             uuid: state.uuid,
             state: !state.active ? 'shut off' : state.paused ? 'paused' : 'running',

@@ -117,6 +117,7 @@ describe('typed client', () => {
       },
       loadDomain: (h, n) => db.ledger.loadDomain(h, n),
       listDomains: (h) => db.ledger.listDomains(h),
+      queryDomains: (q) => db.ledger.queryDomains(q),
       recall: (id) => db.ledger.recall(id),
       close: async () => {},
     };
@@ -147,7 +148,7 @@ describe('typed client', () => {
 });
 
 describe('remote ledger', () => {
-  it('implements execute, loadDomain, listDomains and recall over NATS, like the local ledger', async () => {
+  it('implements execute, loadDomain, queryDomains and recall over NATS, like the local ledger', async () => {
     const remote = createRemoteLedger(stack.clientNc);
     expect(remote.remote).toBe(true);
     const def = await remote.execute({
@@ -157,7 +158,7 @@ describe('remote ledger', () => {
     });
     expect(def).toMatchObject({ ok: true, revision: 0 });
     expect(await remote.loadDomain('local', 'remote-1')).toEqual(await db.ledger.loadDomain('local', 'remote-1'));
-    expect(await remote.listDomains('local')).toEqual(await db.ledger.listDomains('local'));
+    expect(await remote.queryDomains({ host: 'local', all: true })).toEqual(await db.ledger.queryDomains({ host: 'local', all: true }));
     expect(await remote.recall('remote-1-define')).toEqual(await db.ledger.recall('remote-1-define'));
     expect(await remote.execute({ verb: 'frobnicate' })).toMatchObject({ ok: false, rule: 'VALIDATION', code: 8 });
     expect(await remote.execute({ verb: 'start' })).toMatchObject({ ok: false, rule: 'VALIDATION', message: expect.stringMatching(/domain/) });

@@ -54,9 +54,10 @@ function hooked(ledger: Ledger, before: (what: string, input: unknown) => void |
       await before('loadDomain', { host, name });
       return ledger.loadDomain(host, name);
     },
-    async listDomains(host) {
-      await before('listDomains', { host });
-      return ledger.listDomains(host);
+    listDomains: (host) => ledger.listDomains(host),
+    async queryDomains(query) {
+      await before('queryDomains', query);
+      return ledger.queryDomains(query);
     },
     recall: (id) => ledger.recall(id),
     close: async () => {},
@@ -69,7 +70,7 @@ describe('a handler that throws', () => {
     const broken = hooked(db.ledger, (what, input) => {
       if (what === 'execute' && (input as { domain?: string }).domain === 'boom') throw new Error('disk on fire');
       if (what === 'loadDomain') return Promise.reject(new TypeError('cannot read the checkpoint'));
-      if (what === 'listDomains') throw 'not even an Error';
+      if (what === 'queryDomains') throw 'not even an Error';
     });
     service = await startCommandService({ ledger: broken, nc: serviceNc, log });
 

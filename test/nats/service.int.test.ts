@@ -161,11 +161,14 @@ describe('queries', () => {
     await cmd('snapshot-revert', { host: 'h1', domain: 'q-1', snapshotname: 'a' });
     await cmd('snapshot-create', { host: 'h1', domain: 'q-1', snapshot: { name: 'c' } });
 
-    const list = await rawRequest(nc, QUERY_SUBJECTS.domains, { host: 'h1' });
+    const list = await rawRequest(nc, QUERY_SUBJECTS.domains, { host: 'h1', all: true });
     expect(list.reply.ok).toBe(true);
     expect((list.reply.domains as { name: string }[]).map((d) => d.name).sort()).toEqual(['q-1', 'q-2']);
-    // An empty body lists every host.
-    const all = await rawRequest(nc, QUERY_SUBJECTS.domains, new Uint8Array());
+    // An empty body lists the active domains of every host (virsh's default), `all` the inactive ones too.
+    await cmd('start', { host: 'h1', domain: 'q-2' });
+    const active = await rawRequest(nc, QUERY_SUBJECTS.domains, new Uint8Array());
+    expect((active.reply.domains as { host: string; name: string }[]).filter((d) => d.host === 'h1')).toMatchObject([{ name: 'q-2', id: 1, state: 'running' }]);
+    const all = await rawRequest(nc, QUERY_SUBJECTS.domains, { all: true });
     expect((all.reply.domains as { host: string }[]).some((d) => d.host === 'local')).toBe(true);
 
     const one = await rawRequest(nc, QUERY_SUBJECTS.domain, { host: 'h1', domain: 'q-1' });

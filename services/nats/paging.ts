@@ -1,0 +1,53 @@
+// Paged query replies that always fit the server's max_payload: rows are serialized one by one and the page is
+// cut where the next row would not fit, its `next` cursor pointing after the last row sent. The client asks again
+// with that cursor (services/client.ts pages through transparently).
+
+/** nats-server's default max_payload, when the connection has no server info yet. */
+export const DEFAULT_SERVER_MAX_PAYLOAD = 1024 * 1024;
+
+/** The smallest serialized row of any paged query is above this many bytes. */
+const MIN_ROW_BYTES = 64;
+
+/** How many rows a reply of `maxBytes` can hold at most: asking the read model for more is wasted work. */
+export function rowsPerReply(maxBytes: number): number {
+  return Math.max(1, Math.ceil(maxBytes / MIN_ROW_BYTES));
+}
+
+export interface Page<T> {
+  rows: readonly T[];
+  next: string | null;
+}
+
+/**
+ * `{"ok":true,"<field>":[rows…],"next":…,…extra}` as JSON of at most `maxBytes` bytes. When the rows do not all
+ * fit, the page ends early and `next` is `cursorOf(last row sent)`. The first row is always sent (a page must
+ * make progress; no single row comes near a max_payload).
+ */
+export function pagedJson<T>(
+  field: string,
+  page: Page<T>,
+  cursorOf: (row: T) => string,
+  maxBytes: number,
+  extra: Record<string, unknown> = {},
+): string {
+  const head = `{"ok":true,${JSON.stringify(field)}:[`;
+  const extraJson = Object.entries(extra)
+    .map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`)
+    .join('');
+  const tail = (next: string | null) => `],"next":${JSON.stringify(next)}${extraJson}}`;
+  const parts: string[] = [];
+  let used = Buffer.byteLength(head);
+  for (let i = 0; i < page.rows.length; i++) {
+    const row = page.rows[i]!;
+    const json = JSON.stringify(row);
+    const size = Buffer.byteLength(json) + (parts.length > 0 ? 1 : 0);
+    const last = i === page.rows.length - 1;
+    const end = Buffer.byteLength(tail(last ? page.next : cursorOf(row)));
+    if (parts.length > 0 && used + size + end > maxBytes) {
+      return head + parts.join(',') + tail(cursorOf(page.rows[i - 1]!));
+    }
+    parts.push(json);
+    used += size;
+  }
+  return head + parts.join(',') + tail(page.next);
+}
