@@ -67,13 +67,14 @@ export function dominfo(s: DomainState, id: number | undefined): string {
  * rows carry the host's active domains numbered 1, 2, … in name order (stable while that set does not change).
  */
 export function listOutput(rows: readonly DomainSummary[], only: { name?: boolean; uuid?: boolean; id?: boolean } = {}): string {
-  if (only.name && only.uuid) return rows.map((d) => `${d.uuid ?? ''} ${d.name}\n`).join('');
-  if (only.name) return rows.map((d) => `${d.name}\n`).join('');
-  if (only.uuid) return rows.map((d) => `${d.uuid ?? ''}\n`).join('');
-  if (only.id) return rows.filter((d) => d.id !== null).map((d) => `${d.id}\n`).join('');
   const active = rows.filter((d) => d.id !== null).sort((a, b) => a.id! - b.id!);
   const inactive = rows.filter((d) => d.id === null).sort((a, b) => cmp(a.name, b.name));
-  return table(['Id', 'Name', 'State'], [...active, ...inactive].map((d) => [d.id === null ? '-' : String(d.id), d.name, d.state]));
+  const ordered = [...active, ...inactive];
+  if (only.name && only.uuid) return ordered.map((d) => `${d.uuid ?? ''} ${d.name}\n`).join('');
+  if (only.name) return ordered.map((d) => `${d.name}\n`).join('');
+  if (only.uuid) return ordered.map((d) => `${d.uuid ?? ''}\n`).join('');
+  if (only.id) return active.map((d) => `${d.id}\n`).join('');
+  return table(['Id', 'Name', 'State'], ordered.map((d) => [d.id === null ? '-' : String(d.id), d.name, d.state]));
 }
 
 // ---------------------------------------------------------------------------------------------------
