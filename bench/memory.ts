@@ -137,7 +137,7 @@ export async function buildMemoryStore(file: string, domains: number, facts: num
   return { facts: written, running };
 }
 
-function domainName(d: number): string {
+export function domainName(d: number): string {
   return `vm${String(d).padStart(6, '0')}`;
 }
 

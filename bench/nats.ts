@@ -131,7 +131,7 @@ async function measureLedgerDirect(file: string, inFlight: number, warmupMs: num
   }
 }
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
+export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 /** The minimal responder the baseline measures: every request answered with its own body. */
 const ECHO_RESPONDER = `

@@ -44,6 +44,7 @@ import { DomainStateSchema, domainStream, initialDomainState, type DomainState }
 import { hostNeedsEncoding } from '../machines/names';
 import { compareSummaries, selectPage, type DomainPage, type DomainQuery } from './domainQuery';
 import { bookkeepingDriver, type HypervisorDriver } from './drivers/types';
+import { indexDoc, readIndexDoc, type IndexDoc, type IndexEntry } from './hostIndexDoc';
 import { openEventStore } from './eventstore/index';
 import {
   StoreCorruptError,
@@ -136,30 +137,8 @@ const CheckpointSchema = z.object({
   state: DomainStateSchema,
 });
 
-const IndexEntrySchema = DomainStateSchema.pick({
-  host: true,
-  name: true,
-  life: true,
-  uuid: true,
-  active: true,
-  paused: true,
-  persistent: true,
-  hasManagedSave: true,
-}).extend({
-  /** The names of its snapshots: `list --with-snapshot` and the snapshot count, without loading the domain. */
-  snapshots: z.array(z.string()),
-  revision: z.number().int(),
-});
-type IndexEntry = z.infer<typeof IndexEntrySchema>;
-
-const IndexDocSchema = z.object({
-  // 2: entries carry what `list` shows (paused, managed save, snapshot names); a version-1 doc is rebuilt.
-  version: z.literal(2),
-  position: z.number().int().min(0),
-  entries: z.record(z.string(), IndexEntrySchema),
-  /** Domain streams whose last record was an open intent at `position` (settled on opening, services/intents.ts). */
-  openIntents: z.array(OpenIntentSchema).optional(),
-});
+/** Domain streams whose last record was an open intent when the index doc was saved (services/intents.ts). */
+const OpenIntentsDocSchema = z.array(OpenIntentSchema).optional();
 
 /** Marks an outcome doc whose `events` are references (stream, revision, position, type) to facts in the log. */
 const FACTS_BY_REFERENCE = 'factsByReference';
@@ -296,8 +275,12 @@ class HostIndex implements HostView {
 
   /** Every entry (gone ones too) in host/name order. */
   sorted(): IndexEntry[] {
+    return this.sortedKeys().map((stream) => this.entries.get(stream)!);
+  }
+
+  private sortedKeys(): string[] {
     this.sortedStreams ??= [...this.entries.keys()].sort((a, b) => compareSummaries(this.entries.get(a)!, this.entries.get(b)!));
-    return this.sortedStreams.map((stream) => this.entries.get(stream)!);
+    return this.sortedStreams;
   }
 
   set(stream: string, entry: IndexEntry): void {
@@ -337,12 +320,13 @@ class HostIndex implements HostView {
     this.set(e.stream, entryOf(evolve(base, fact), e.revision));
   }
 
-  toDoc(): z.infer<typeof IndexDocSchema> {
-    return { version: 2, position: this.position, entries: Object.fromEntries(this.entries) };
+  /** Saved in host/name order, so the next start's sort finds it sorted. */
+  toDoc(): IndexDoc {
+    return indexDoc(this.position, this.sortedKeys().map((stream) => [stream, this.entries.get(stream)!] as [string, IndexEntry]));
   }
 
-  load(doc: z.infer<typeof IndexDocSchema>): void {
-    for (const [stream, entry] of Object.entries(doc.entries)) {
+  load(doc: { position: number; entries: [string, IndexEntry][] }): void {
+    for (const [stream, entry] of doc.entries) {
       assertCurrentLayout(stream, entry.host, entry.name);
       this.set(stream, entry);
     }
@@ -466,13 +450,15 @@ class EmbeddedLedger implements Ledger, MigrationPort {
   private async start(): Promise<void> {
     const doc = await this.store.getDoc(INDEX_COLLECTION, HOST_INDEX_KEY);
     if (doc !== undefined) {
-      const parsed = IndexDocSchema.safeParse(doc);
-      if (parsed.success && parsed.data.position <= (await this.store.headPosition())) {
-        this.index.load(parsed.data);
-        this.intents.open.load(parsed.data.openIntents ?? []);
-        this.indexSavedAt = parsed.data.position;
+      const parsed = readIndexDoc(doc);
+      const intents = OpenIntentsDocSchema.safeParse((doc as { openIntents?: unknown } | null)?.openIntents);
+      if (typeof parsed !== 'string' && intents.success && parsed.position <= (await this.store.headPosition())) {
+        this.index.load(parsed);
+        this.intents.open.load(intents.data ?? []);
+        this.indexSavedAt = parsed.position;
       } else {
-        this.discard('index', HOST_INDEX_KEY, parsed.success ? 'position beyond the log head' : parsed.error.message);
+        const reason = typeof parsed === 'string' ? parsed : !intents.success ? `openIntents: ${intents.error.message}` : 'position beyond the log head';
+        this.discard('index', HOST_INDEX_KEY, reason);
       }
     }
     await this.followLog();

@@ -9,7 +9,9 @@ import type { DomainSummary } from '../domainQuery';
 /** vshTable: a leading space, columns padded to their widest cell and separated by three spaces, dashes under the header. */
 export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
   const rows = cells.map((r) => r.map(terminalField));
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // A loop, not Math.max(...rows): a list of 100,000 domains is more arguments than a call may take.
+  const widths = header.map((h) => h.length);
+  for (const r of rows) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (r[i] ?? '').length);
   const line = (cells: readonly string[]) =>
     ' ' + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('   ');
   const dashes = '-'.repeat(widths.reduce((a, b) => a + b, 0) + 3 * (widths.length - 1) + 3);
