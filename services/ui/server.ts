@@ -9,7 +9,8 @@
 //   GET  /api/view.json[?view=…]    the view drawn (its edges, boxes and legend: services/diagramViews.ts)
 //   GET  /api/diagram.json          the diagram model, i.e. `vmledger diagram --format json` (save it to diff later)
 //   GET  /api/rules                 the rule catalog: id, section, kind, text, whether an edge carries it
-//   GET  /api/domains               every domain stream (gone ones too): host, name, state
+//   GET  /api/domains?q=&host=&state=&limit=   the domain streams (gone ones too) whose name contains q, on that
+//                                   host, in that state: the first `limit` (default 50), the total, the hosts
 //   GET  /api/history?host=&domain= one step per recorded command (accepted or refused) with the state after it
 //   GET  /api/diff?against=PATH[&new=PATH]   diff of a JSON export on this machine against the current machine
 //   POST /api/diff                  the same with the export in the body (or {"old": …, "new": …})
@@ -23,6 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 
 import { DEFAULT_HOST } from '../../machines/model';
+import { domainList } from '../../projections/domainList';
 import { openViews, type LedgerViews } from '../../projections/queries';
 import { diagramModel, renderDiagram, type DiagramJson } from '../diagram';
 import { renderViewSvg, viewGraph, type DiagramView } from '../diagramViewRender';
@@ -30,6 +32,7 @@ import { parseFocus, type FocusSpec } from '../diagramViews';
 import type { EventStore } from '../eventstore/types';
 import type { Ledger } from '../ledger-types';
 import { buildDiffView, parseDiagramJson } from './diffView';
+import { searchDomains, searchOfParams } from './domainSearch';
 import { buildHistory } from './history';
 import { annotateDiagramSvg } from './svg';
 import { annotateViewSvg } from './viewSvg';
@@ -185,9 +188,10 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       return json(view === 'full' ? { kind: 'vmledger-diagram-view', view: 'full', edges: model.edges.length } : viewGraph(model, view, focus));
     },
     '/api/rules': async () => json({ rules: model.rules, nonEdgeRules: model.nonEdgeRules, uncataloguedRules: model.uncataloguedRules }),
-    '/api/domains': async () => {
+    '/api/domains': async (url) => {
+      const search = badRequest(() => searchOfParams(url.searchParams));
       const v = await freshViews();
-      return json({ domains: await v.listDomains({ includeGone: true }) });
+      return json(searchDomains(v.runner.stateOf(domainList).streams, search));
     },
     '/api/history': async (url) => {
       const domain = url.searchParams.get('domain');

@@ -174,7 +174,7 @@ const diagrams = {};
 // ---------------------------------------------------------------------------------------------------
 // History stepper
 
-const state = { history: null, step: 0, domains: [] };
+const state = { history: null, step: 0, domains: [], searching: null };
 
 const el = {
   picker: () => document.getElementById('domain-picker'),
@@ -193,13 +193,37 @@ function domainKey(d) {
   return `${d.host}/${d.name}`;
 }
 
+/** `host/name` → { host, name } (a host name holds no slash). */
+function parseDomainKey(key) {
+  const slash = key.indexOf('/');
+  return slash < 0 ? null : { host: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/** The picker shows the first page of the domains the search finds; the server searches (never every domain here). */
 async function loadDomains() {
   const picker = el.picker();
-  const { domains } = await getJson('/api/domains');
+  const params = new URLSearchParams();
+  const text = document.getElementById('domain-search').value.trim();
+  const host = document.getElementById('domain-host').value;
+  const st = document.getElementById('domain-state').value;
+  if (text) params.set('q', text);
+  if (host) params.set('host', host);
+  if (st) params.set('state', st);
+  const asked = params.toString();
+  state.searching = asked;
+  const { domains, total, hosts } = await getJson(`/api/domains${asked ? `?${asked}` : ''}`);
+  if (state.searching !== asked) return; // a later search is on its way
   state.domains = domains;
+  const hostPicker = document.getElementById('domain-host');
+  if (hostPicker.options.length !== hosts.length + 1) {
+    hostPicker.replaceChildren(h('option', { value: '' }, 'any host'), ...hosts.map((x) => h('option', { value: x }, x)));
+    hostPicker.value = hosts.includes(host) ? host : '';
+  }
   picker.replaceChildren();
+  const count = document.getElementById('domain-count');
+  count.textContent = total > domains.length ? `the first ${domains.length} of ${total.toLocaleString('en-US')} domains found: refine the search` : '';
   if (domains.length === 0) {
-    picker.append(h('option', { value: '' }, 'No domains recorded yet'));
+    picker.append(h('option', { value: '' }, asked ? 'No domain matches the search' : 'No domains recorded yet'));
     picker.disabled = true;
     return;
   }
@@ -209,15 +233,30 @@ async function loadDomains() {
     picker.append(h('option', { value: domainKey(d) }, `${d.name} on ${d.host} — ${where}`));
   }
   picker.disabled = false;
-  const wanted = new URLSearchParams(location.hash.slice(1)).get('domain');
-  if (wanted && domains.some((d) => domainKey(d) === wanted)) {
-    picker.value = wanted;
-    await loadHistory(wanted);
+  if (state.history) {
+    const shown = `${state.history.host}/${state.history.domain}`;
+    if (domains.some((d) => domainKey(d) === shown)) picker.value = shown;
   }
 }
 
+/** Searching as the user types, at most one request per pause. */
+function wireDomainSearch() {
+  let timer;
+  const again = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => loadDomains().catch(showDomainsError), 150);
+  };
+  document.getElementById('domain-search').addEventListener('input', again);
+  document.getElementById('domain-host').addEventListener('change', again);
+  document.getElementById('domain-state').addEventListener('change', again);
+}
+
+function showDomainsError(error) {
+  document.getElementById('domain-count').textContent = `Could not search the domains: ${error.message}`;
+}
+
 async function loadHistory(key) {
-  const d = state.domains.find((x) => domainKey(x) === key);
+  const d = parseDomainKey(key);
   if (!d) return;
   el.detail().replaceChildren(h('p', { class: 'muted' }, `Loading the history of ${d.name}…`));
   try {
@@ -599,7 +638,13 @@ async function main() {
     (model.uncataloguedRules.length ? ` · on edges but not in the catalog: ${model.uncataloguedRules.join(', ')}` : '');
   document.body.dataset.diagram = 'ready';
   renderRules(catalog.rules);
+  wireDomainSearch();
   await loadDomains();
+  const wanted = new URLSearchParams(location.hash.slice(1)).get('domain');
+  if (wanted) {
+    await loadHistory(wanted);
+    if (state.domains.some((d) => domainKey(d) === wanted)) el.picker().value = wanted;
+  }
   document.body.dataset.ready = 'true';
 }
 

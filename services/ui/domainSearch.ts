@@ -1,0 +1,93 @@
+// The UI's domain picker: a search over the domain-list projection by name, host and state, one page at a time,
+// so the page never carries every domain of a large fleet. Streams are kept in host/name order between requests
+// (re-sorted only when a stream is added); only the rows of the page are built.
+import { runState, topState, type TopState } from '../../machines/model';
+import { domainRow, type DomainRow, type StreamFold } from '../../projections/domainList';
+import { compareSummaries } from '../domainQuery';
+
+/** States the picker filters by: the machine's top-level states, and `paused` (a running domain's sub-state). */
+export const SEARCH_STATES = ['inactive', 'running', 'paused', 'transient', 'migrating', 'mirroring', 'gone'] as const satisfies readonly (TopState | 'paused')[];
+export const DEFAULT_SEARCH_LIMIT = 50;
+export const MAX_SEARCH_LIMIT = 1000;
+
+export interface DomainSearch {
+  /** Names containing this text, case-insensitively. */
+  text?: string;
+  host?: string;
+  state?: (typeof SEARCH_STATES)[number];
+  limit?: number;
+}
+
+export interface DomainSearchResult {
+  domains: DomainRow[];
+  /** How many domains match in all (the page holds the first `limit`). */
+  total: number;
+  /** Every host with a domain stream, for the host filter. */
+  hosts: string[];
+}
+
+export class SearchError extends Error {}
+
+/** The search named by a request's query string; unknown states and bad limits are named. */
+export function searchOfParams(params: URLSearchParams): DomainSearch {
+  const search: DomainSearch = {};
+  const text = params.get('q');
+  if (text) search.text = text;
+  const host = params.get('host');
+  if (host) search.host = host;
+  const state = params.get('state');
+  if (state) {
+    if (!(SEARCH_STATES as readonly string[]).includes(state)) {
+      throw new SearchError(`unknown state '${state}' (expected one of ${SEARCH_STATES.join(', ')})`);
+    }
+    search.state = state as DomainSearch['state'];
+  }
+  const limit = params.get('limit');
+  if (limit) {
+    const n = Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_SEARCH_LIMIT) throw new SearchError(`limit must be an integer from 1 to ${MAX_SEARCH_LIMIT}, got '${limit}'`);
+    search.limit = n;
+  }
+  return search;
+}
+
+interface Order {
+  count: number;
+  keys: string[];
+  hosts: string[];
+}
+
+const orders = new WeakMap<Record<string, StreamFold>, Order>();
+
+/** The streams in host/name order; the projection folds in place, so a new stream shows as a larger count. */
+function orderOf(streams: Record<string, StreamFold>): Order {
+  const keys = Object.keys(streams);
+  let order = orders.get(streams);
+  if (!order || order.count !== keys.length) {
+    keys.sort((a, b) => compareSummaries(streams[a]!.state, streams[b]!.state));
+    order = { count: keys.length, keys, hosts: [...new Set(keys.map((k) => streams[k]!.state.host))] };
+    orders.set(streams, order);
+  }
+  return order;
+}
+
+export function searchDomains(streams: Record<string, StreamFold>, search: DomainSearch): DomainSearchResult {
+  const order = orderOf(streams);
+  const limit = search.limit ?? DEFAULT_SEARCH_LIMIT;
+  const text = search.text?.toLowerCase();
+  const domains: DomainRow[] = [];
+  let total = 0;
+  for (const key of order.keys) {
+    const s = streams[key]!.state;
+    if (search.host !== undefined && s.host !== search.host) continue;
+    if (text !== undefined && !s.name.toLowerCase().includes(text)) continue;
+    if (search.state !== undefined) {
+      const top = topState(s);
+      if (top === 'undefined') continue;
+      if (search.state === 'paused' ? runState(s) !== 'paused' : top !== search.state) continue;
+    } else if (topState(s) === 'undefined') continue;
+    total++;
+    if (domains.length < limit) domains.push(domainRow(key, streams[key]!));
+  }
+  return { domains, total, hosts: order.hosts };
+}
