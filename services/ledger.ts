@@ -259,14 +259,20 @@ function stateOfEntry(entry: IndexEntry): DomainState {
 
 class HostIndex implements HostView {
   private readonly entries = new Map<string, IndexEntry>();
-  private readonly byUuid = new Map<string, string>();
+  /** Built on first use (only decisions need it; a `list` does not), then kept current. */
+  private byUuidMap: Map<string, string> | undefined;
   /** The streams in host/name order, for paged queries; dropped when a stream is added. */
   private sortedStreams: string[] | undefined;
   /** Highest global position read from the log (local appends update entries, not this). */
   position = 0;
 
   domainNameByUuid(host: string, uuid: string): string | undefined {
-    return this.byUuid.get(indexKey(host, uuid));
+    if (!this.byUuidMap) {
+      // DEF-NAME keeps a UUID to one existing domain per host, so the order entries are met in does not matter.
+      this.byUuidMap = new Map();
+      for (const e of this.entries.values()) if (e.life === 'exists' && e.uuid) this.byUuidMap.set(indexKey(e.host, e.uuid), e.name);
+    }
+    return this.byUuidMap.get(indexKey(host, uuid));
   }
 
   existing(host?: string): IndexEntry[] {
@@ -286,11 +292,11 @@ class HostIndex implements HostView {
   set(stream: string, entry: IndexEntry): void {
     const old = this.entries.get(stream);
     if (!old) this.sortedStreams = undefined;
-    if (old?.life === 'exists' && old.uuid && this.byUuid.get(indexKey(old.host, old.uuid)) === old.name) {
-      this.byUuid.delete(indexKey(old.host, old.uuid));
-    }
     this.entries.set(stream, entry);
-    if (entry.life === 'exists' && entry.uuid) this.byUuid.set(indexKey(entry.host, entry.uuid), entry.name);
+    const byUuid = this.byUuidMap;
+    if (!byUuid) return;
+    if (old?.life === 'exists' && old.uuid && byUuid.get(indexKey(old.host, old.uuid)) === old.name) byUuid.delete(indexKey(old.host, old.uuid));
+    if (entry.life === 'exists' && entry.uuid) byUuid.set(indexKey(entry.host, entry.uuid), entry.name);
   }
 
   /** After a local append: the state we just computed is the stream's state at `revision`. */
@@ -325,11 +331,17 @@ class HostIndex implements HostView {
     return indexDoc(this.position, this.sortedKeys().map((stream) => [stream, this.entries.get(stream)!] as [string, IndexEntry]));
   }
 
+  /** Into an empty index. A doc saved in host/name order (as toDoc saves it) is taken as the order, unsorted. */
   load(doc: { position: number; entries: [string, IndexEntry][] }): void {
-    for (const [stream, entry] of doc.entries) {
+    let sorted = true;
+    for (let i = 0; i < doc.entries.length; i++) {
+      const [stream, entry] = doc.entries[i]!;
       assertCurrentLayout(stream, entry.host, entry.name);
-      this.set(stream, entry);
+      this.entries.set(stream, entry);
+      if (i > 0 && compareSummaries(doc.entries[i - 1]![1], entry) >= 0) sorted = false;
     }
+    this.byUuidMap = undefined;
+    this.sortedStreams = sorted && this.entries.size === doc.entries.length ? doc.entries.map(([stream]) => stream) : undefined;
     this.position = doc.position;
   }
 }
