@@ -36,6 +36,12 @@ export interface NatsBenchResult {
   inFlight: number;
   /** Plain NATS request/reply to an echo responder process. */
   echo: RateAndLatency;
+  /** A durable echo responder process: parse, one SQLite insert (WAL, FULL, group commit), reply. */
+  durableEcho: RateAndLatency;
+  /** vmledger rate / durable echo rate (target ≥ 0.5). */
+  durableRatio: number;
+  /** vmledger p99 / durable echo p99 (target ≤ 5). */
+  p99Ratio: number;
   /** vmledger commands end to end: a `vmledger serve` process on a SQLite store in a temp dir. */
   vmledger: RateAndLatency;
   /**
@@ -143,6 +149,41 @@ const ECHO_RESPONDER = `
   process.on('SIGTERM', () => nc.drain().then(() => process.exit(0)));
 `;
 
+/**
+ * The floor of a durable command service: parse the JSON request, one SQLite insert per request with vmledger's
+ * store settings (WAL, synchronous = FULL, the requests of one I/O event committed together on process.nextTick:
+ * one transaction, one fsync), reply once committed. What vmledger does beyond this is its own cost.
+ */
+const DURABLE_ECHO_RESPONDER = `
+  import Database from 'better-sqlite3';
+  import { connect } from 'nats';
+  const db = new Database(process.env.BENCH_DB_FILE);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec('CREATE TABLE IF NOT EXISTS requests (position INTEGER PRIMARY KEY, subject TEXT NOT NULL, body TEXT NOT NULL)');
+  const insert = db.prepare('INSERT INTO requests (subject, body) VALUES (?, ?)');
+  const commit = db.transaction((batch) => {
+    for (const item of batch) item.position = Number(insert.run(item.subject, item.body).lastInsertRowid);
+  });
+  let queue = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    commit.immediate(batch);
+    for (const item of batch) item.msg.respond(JSON.stringify({ ok: true, position: item.position }));
+  };
+  const nc = await connect({ servers: process.env.BENCH_NATS_URL, name: 'bench-durable-echo-responder' });
+  nc.subscribe(process.env.BENCH_ECHO_SUBJECT, {
+    callback: (_err, msg) => {
+      const request = JSON.parse(new TextDecoder().decode(msg.data));
+      if (queue.push({ msg, subject: msg.subject, body: JSON.stringify(request) }) === 1) process.nextTick(flush);
+    },
+  });
+  await nc.flush();
+  process.stderr.write('durable echo responder ready\\n');
+  process.on('SIGTERM', () => nc.drain().then(() => { db.close(); process.exit(0); }));
+`;
+
 /** Spawns a responder process; resolves once a line of its stderr starts with `readyText`, rejects if it exits first. */
 export async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, readyText: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -198,6 +239,22 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
     const echo = await measure(inFlight, durationMs, echoOnce);
     await stopResponder(echoResponder);
 
+    // ---- durable echo: the same requests, each inserted into SQLite before the reply ----
+    const durableResponder = await spawnResponder(
+      ['--input-type=module', '-e', DURABLE_ECHO_RESPONDER],
+      { BENCH_NATS_URL: natsUrl, BENCH_ECHO_SUBJECT: echoSubject, BENCH_DB_FILE: join(workDir, 'durable-echo.sqlite') },
+      'durable echo responder ready',
+    );
+    children.push(durableResponder);
+    const durableBody = (worker: number, n: number) =>
+      new TextEncoder().encode(JSON.stringify({ domain: `bench-${worker}`, meta: { commandId: `durable-${worker}-${n}`, time: new Date().toISOString(), actor: 'bench' } }));
+    const durableOnce = async (worker: number, n: number) => {
+      await requester.request(echoSubject, durableBody(worker, n), { timeout: 10_000 });
+    };
+    await measure(inFlight, warmupMs, durableOnce);
+    const durableEcho = await measure(inFlight, durationMs, durableOnce);
+    await stopResponder(durableResponder);
+
     // ---- vmledger end to end: the real `vmledger serve`, on SQLite, then on the in-memory store ----
     const client = createVmledgerClient(await open('bench-vmledger-client'), { timeoutMs: 30_000, retries: 0 });
     const throughServe = async (store: string) => {
@@ -221,6 +278,9 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
     return {
       inFlight,
       echo,
+      durableEcho,
+      durableRatio: Math.round((vmledger.requestsPerSecond / durableEcho.requestsPerSecond) * 10_000) / 10_000,
+      p99Ratio: Math.round((vmledger.p99Ms / durableEcho.p99Ms) * 100) / 100,
       vmledger,
       vmledgerMemoryStore,
       ratio: Math.round((vmledger.requestsPerSecond / echo.requestsPerSecond) * 10_000) / 10_000,

@@ -12,13 +12,15 @@ afterAll(async () => {
   await server?.stop();
 });
 
-it('natsBench measures echo, vmledger over NATS and the ledger alone', async () => {
+it('natsBench measures echo, the durable echo, vmledger over NATS and the ledger alone', async () => {
   const r = await natsBench(server.url, { durationMs: 300, inFlight: 8 });
   expect(r.inFlight).toBe(8);
-  for (const m of [r.echo, r.vmledger, r.vmledgerMemoryStore, r.ledgerDirect]) {
+  for (const m of [r.echo, r.durableEcho, r.vmledger, r.vmledgerMemoryStore, r.ledgerDirect]) {
     expect(m.count).toBeGreaterThan(0);
     expect(m.requestsPerSecond).toBeGreaterThan(0);
     expect(m.p99Ms).toBeGreaterThanOrEqual(m.p50Ms);
   }
   expect(r.ratio).toBeCloseTo(r.vmledger.requestsPerSecond / r.echo.requestsPerSecond, 3);
+  expect(r.durableRatio).toBeCloseTo(r.vmledger.requestsPerSecond / r.durableEcho.requestsPerSecond, 3);
+  expect(r.p99Ratio).toBeCloseTo(r.vmledger.p99Ms / r.durableEcho.p99Ms, 1);
 });
