@@ -23,6 +23,11 @@
 //      in-process (no NATS). Median of several runs.
 //   d  replay check (decide + evolve + hash chain of every fact) vs the raw read-and-parse rate of the same store.
 //      Target ≥ 0.3. 200,000 facts by default, 1,000,000 with --full.
+//   g  scale (issue 19; --full, or --only g): a store of 100,000 domains / 1,000,000 facts (default sizes: 10,000 /
+//      100,000): `list --all` locally (CLI wall clock beside the CLI's bare start-up, and in process) and over NATS
+//      from a real `vmledger serve` (typed client, CLI), one page of 1,000 over NATS (p50/p99 of 300 at random
+//      places), `domstate` of one domain, the UI's first page in Chromium. Targets: list ≤ 1.5 s locally, ≤ 3 s over
+//      NATS, a page p99 ≤ 50 ms, the UI ≤ 1 s.
 //   e  RSS of a service process (runServe: store + ledger + host index + NATS service) on a store of 10,000
 //      domains / 100,000 facts (--full: 100,000 / 1,000,000), after loading, after 5,000 commands, and with the
 //      projections opened too; against the same process on an empty store.
@@ -38,6 +43,7 @@ import { effectfulBookkeeping, measureCommandRate, measureConcurrentCommandRate,
 import { memoryBench, type MemoryBenchResult } from './memory';
 import { natsBench, type NatsBenchResult } from './nats';
 import { replayBench, type ReplayBenchResult } from './replay';
+import { scaleBench, type ScaleBenchResult } from './scale';
 import { rawSqliteAppendRate, sqliteStoreAppendRate, type AppendRate } from './store-raw';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import { startNatsServer, type NatsServerHandle } from '../test/support/natsServer';
@@ -75,12 +81,14 @@ function parseArgs(argv: string[]): RunOptions {
     else if (arg.startsWith('--out')) options.out = resolve(value());
     else if (arg.startsWith('--dir')) options.dir = resolve(value());
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f] [--out FILE] [--dir DIR]');
+      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f,g] [--out FILE] [--dir DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
   }
   // The cluster section starts three more servers and takes about a minute: part of the full run only.
   if (options.full && !onlyGiven) options.only.add('f');
+  // The scale section builds a store of 100,000 domains (about 2 minutes) before it measures: full run only too.
+  if (options.full && !onlyGiven) options.only.add('g');
   return options;
 }
 
@@ -499,6 +507,26 @@ function rowsFor(results: Results): Row[] {
       met: '',
     });
   } else if (f?.error) failed('f', 'cluster', f.error);
+
+  const g = results.g;
+  if (g?.value) {
+    const v = g.value;
+    const at = `${fmt(v.domains)} domains`;
+    const row = (what: string, ms: number, baseline: string, target: number | undefined) =>
+      rows.push({ section: 'g', what, figure: fmt(ms, ' ms'), baseline, ratio: '', target: target === undefined ? '' : `≤ ${fmt(target)} ms`, met: target === undefined ? '' : ms <= target ? 'yes' : 'NO' });
+    row(`list --all, local store, in process (${at})`, v.local.inProcessMs, '', 1500);
+    row('  the same, the vmledger CLI (wall clock; vs its bare start-up)', v.local.cliMs, fmt(v.cliStartMs, ' ms'), undefined);
+    row('  first list after the store was written (folds the log into the index)', v.local.firstMs, '', undefined);
+    row(`list --all over NATS, typed client (${fmt(v.nats.listed)} listed)`, v.nats.clientMs, '', 3000);
+    row('  the same, vmledger --nats URL list --all (wall clock)', v.nats.cliMs, fmt(v.cliStartMs, ' ms'), undefined);
+    row(`one page of 1,000 over NATS, p99 of ${v.nats.pages} (p50 ${fmt(v.nats.pageP50Ms)} ms)`, v.nats.pageP99Ms, '', 50);
+    row('domstate of one domain, in process (open + load)', v.domstate.inProcessMs, '', undefined);
+    row('  the same, the vmledger CLI (wall clock)', v.domstate.cliMs, fmt(v.cliStartMs, ' ms'), undefined);
+    if ('coldMs' in v.ui) {
+      row(`UI first page in Chromium, server running (${v.ui.options - 1} shown)`, v.ui.warmMs, '', 1000);
+      row('  the first one after the server started (projections folded)', v.ui.coldMs, '', undefined);
+    } else rows.push({ section: 'g', what: 'UI first page', figure: v.ui.skipped, baseline: '', ratio: '', target: '', met: '' });
+  } else if (g?.error) failed('g', 'scale', g.error);
   return rows;
 }
 
@@ -534,6 +562,7 @@ interface Results {
   d?: { value?: ReplayBenchResult; error?: string; seconds: number };
   e?: { value?: MemoryBenchResult; error?: string; seconds: number };
   f?: { value?: ClusterBenchResult; error?: string; seconds: number };
+  g?: { value?: ScaleBenchResult; error?: string; seconds: number };
 }
 
 async function main(): Promise<void> {
@@ -549,13 +578,15 @@ async function main(): Promise<void> {
   try {
     if (options.only.has('a')) results.a = await timed('a: durable appends', () => appendSection(options.dir, sizes.appendRounds, sizes.appends));
     if (options.only.has('b')) results.b = await timed('b: load time', () => loadSection(options.dir, sizes.bigFacts, sizes.loadRuns));
-    if (options.only.has('c') || options.only.has('e')) {
+    const scale = options.only.has('g');
+    if (options.only.has('c') || options.only.has('e') || scale) {
       try {
         server = await startNatsServer();
       } catch (error) {
         const message = (error as Error).message;
         if (options.only.has('c')) results.c = { error: message, seconds: 0 };
         if (options.only.has('e')) results.e = { error: message, seconds: 0 };
+        if (scale) results.g = { error: message, seconds: 0 };
       }
     }
     if (options.only.has('c') && server) results.c = await timed('c: NATS', () => natsSection(server!.url, options.dir, sizes.natsRuns, sizes.natsMs));
@@ -563,6 +594,11 @@ async function main(): Promise<void> {
     if (options.only.has('e') && server) {
       results.e = await timed(`e: memory (${sizes.domains} domains, ${sizes.facts} facts)`, () =>
         memoryBench({ domains: sizes.domains, facts: sizes.facts, commands: sizes.commands, natsUrl: server!.url, dir: options.dir, log }),
+      );
+    }
+    if (scale && server) {
+      results.g = await timed(`g: scale (${sizes.domains} domains, ${sizes.facts} facts)`, () =>
+        scaleBench({ domains: sizes.domains, facts: sizes.facts, natsUrl: server!.url, dir: options.dir, log }),
       );
     }
   } finally {

@@ -3,7 +3,8 @@
 // from a real `vmledger serve` (typed client and CLI), one page of 1,000 over NATS (p50/p99 of many, at random
 // places), `domstate` of one domain, and the UI's first page load in Chromium (when it is installed).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { connect } from 'nats';
@@ -28,7 +29,8 @@ export interface ScaleBenchResult {
   local: { firstMs: number; inProcessMs: number; cliMs: number; lines: number };
   nats: { clientMs: number; cliMs: number; listed: number; pageP50Ms: number; pageP99Ms: number; pages: number };
   domstate: { cliMs: number; inProcessMs: number };
-  ui?: { firstPageMs: number } | { skipped: string };
+  /** Navigation to a ready page (diagram, rules and the picker's first page of domains) in Chromium. */
+  ui: { coldMs: number; warmMs: number; options: number; total: string } | { skipped: string };
 }
 
 function median(values: number[]): number {
@@ -69,14 +71,23 @@ async function listInProcess(file: string): Promise<{ ms: number; lines: number 
   }
 }
 
-export async function scaleBench(options: { domains: number; facts: number; natsUrl: string; dir: string; runs?: number; log?: (line: string) => void }): Promise<ScaleBenchResult> {
+export async function scaleBench(options: {
+  domains: number;
+  facts: number;
+  natsUrl: string;
+  dir: string;
+  runs?: number;
+  /** A store this bench built before (`buildMemoryStore`, same sizes): used as it is, and kept. */
+  store?: string;
+  log?: (line: string) => void;
+}): Promise<ScaleBenchResult> {
   const log = options.log ?? (() => {});
   const runs = options.runs ?? 3;
   const work = mkdtempSync(join(options.dir, 'scale-bench-'));
-  const file = join(work, 'scale.sqlite');
+  const file = options.store ?? join(work, 'scale.sqlite');
   try {
     let t = performance.now();
-    const built = await buildMemoryStore(file, options.domains, options.facts);
+    const built = options.store ? { facts: options.facts } : await buildMemoryStore(file, options.domains, options.facts);
     const buildMs = performance.now() - t;
     log(`scale: built ${options.domains} domains / ${built.facts} facts in ${Math.round(buildMs)} ms`);
 
@@ -141,7 +152,9 @@ export async function scaleBench(options: { domains: number; facts: number; nats
         pages.push(performance.now() - t);
         if (page.domains.length === 0 && after < options.domains - 1) throw new Error('an empty page');
       }
+      const ui = await uiFirstPage(file, runs);
       return {
+        ui,
         domains: options.domains,
         facts: built.facts,
         buildMs: Math.round(buildMs),
@@ -166,13 +179,58 @@ export async function scaleBench(options: { domains: number; facts: number; nats
   }
 }
 
+const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * The UI's first page load: cold (the server has just started and folds the projections from their checkpoints
+ * or from the log) and warm (a fresh page on the running server), from navigation to `body[data-ready]`.
+ */
+async function uiFirstPage(file: string, runs: number): Promise<ScaleBenchResult['ui']> {
+  if (!existsSync(CHROMIUM)) return { skipped: `${CHROMIUM} is not installed` };
+  const { chromium } = await import('playwright-core');
+  const { startUiServer } = await import('../services/ui/server');
+  const store = openSqliteEventStore(file);
+  const ui = await startUiServer({ store, port: 0 });
+  const profile = mkdtempSync(join(tmpdir(), 'scale-bench-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  try {
+    const load = async () => {
+      const page = await context.newPage();
+      const started = performance.now();
+      await page.goto(ui.url);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
+      const ms = performance.now() - started;
+      const options = await page.locator('#domain-picker option').count();
+      const total = (await page.locator('#domain-count').textContent()) ?? '';
+      await page.close();
+      return { ms, options, total };
+    };
+    const cold = await load();
+    const warm: number[] = [];
+    for (let i = 0; i < runs; i++) warm.push((await load()).ms);
+    return { coldMs: Math.round(cold.ms), warmMs: Math.round(median(warm)), options: cold.options, total: cold.total };
+  } finally {
+    await context.close();
+    await ui.close();
+    await store.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
 // `npx tsx bench/scale.ts DOMAINS FACTS NATS_URL`: this bench alone.
 if (process.argv[1]?.endsWith('scale.ts')) {
   const [domains = '10000', facts = '100000', url = ''] = process.argv.slice(2);
   const { startNatsServer } = await import('../test/support/natsServer');
   const server = url ? undefined : await startNatsServer();
   try {
-    const result = await scaleBench({ domains: Number(domains), facts: Number(facts), natsUrl: url || server!.url, dir: (await import('node:os')).tmpdir(), log: (l) => process.stderr.write(`${l}\n`) });
+    const result = await scaleBench({
+      domains: Number(domains),
+      facts: Number(facts),
+      natsUrl: url || server!.url,
+      dir: tmpdir(),
+      ...(process.env.SCALE_STORE ? { store: process.env.SCALE_STORE } : {}),
+      log: (l) => process.stderr.write(`${l}\n`),
+    });
     console.log(JSON.stringify(result, null, 2));
   } finally {
     await server?.stop();

@@ -263,6 +263,8 @@ class HostIndex implements HostView {
   private byUuidMap: Map<string, string> | undefined;
   /** The streams in host/name order, for paged queries; dropped when a stream is added. */
   private sortedStreams: string[] | undefined;
+  /** Their entries, for queries between changes (a page of 1,000 should not copy 100,000 references). */
+  private sortedEntries: IndexEntry[] | undefined;
   /** Highest global position read from the log (local appends update entries, not this). */
   position = 0;
 
@@ -281,7 +283,8 @@ class HostIndex implements HostView {
 
   /** Every entry (gone ones too) in host/name order. */
   sorted(): IndexEntry[] {
-    return this.sortedKeys().map((stream) => this.entries.get(stream)!);
+    this.sortedEntries ??= this.sortedKeys().map((stream) => this.entries.get(stream)!);
+    return this.sortedEntries;
   }
 
   private sortedKeys(): string[] {
@@ -292,6 +295,7 @@ class HostIndex implements HostView {
   set(stream: string, entry: IndexEntry): void {
     const old = this.entries.get(stream);
     if (!old) this.sortedStreams = undefined;
+    this.sortedEntries = undefined;
     this.entries.set(stream, entry);
     const byUuid = this.byUuidMap;
     if (!byUuid) return;
@@ -341,6 +345,7 @@ class HostIndex implements HostView {
       if (i > 0 && compareSummaries(doc.entries[i - 1]![1], entry) >= 0) sorted = false;
     }
     this.byUuidMap = undefined;
+    this.sortedEntries = undefined;
     this.sortedStreams = sorted && this.entries.size === doc.entries.length ? doc.entries.map(([stream]) => stream) : undefined;
     this.position = doc.position;
   }

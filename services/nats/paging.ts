@@ -37,13 +37,16 @@ export function pagedJson<T>(
   const tail = (next: string | null) => `],"next":${JSON.stringify(next)}${extraJson}}`;
   const parts: string[] = [];
   let used = Buffer.byteLength(head);
+  const bareTail = Buffer.byteLength(tail(null));
   for (let i = 0; i < page.rows.length; i++) {
     const row = page.rows[i]!;
     const json = JSON.stringify(row);
     const size = Buffer.byteLength(json) + (parts.length > 0 ? 1 : 0);
-    const last = i === page.rows.length - 1;
-    const end = Buffer.byteLength(tail(last ? page.next : cursorOf(row)));
-    if (parts.length > 0 && used + size + end > maxBytes) {
+    // The tail if this row ends the page, measured exactly only near the limit (a cursor per row costs): its
+    // cursor is the base64 of a key (host and name) shorter than the row's own JSON.
+    const near = used + size + bareTail + Math.ceil((size * 4) / 3) + 32 > maxBytes;
+    const end = near ? Buffer.byteLength(tail(i === page.rows.length - 1 ? page.next : cursorOf(row))) : 0;
+    if (parts.length > 0 && near && used + size + end > maxBytes) {
       return head + parts.join(',') + tail(cursorOf(page.rows[i - 1]!));
     }
     parts.push(json);

@@ -52,6 +52,8 @@ export function searchOfParams(params: URLSearchParams): DomainSearch {
 }
 
 interface Order {
+  /** The log position the projection had folded when this order was made. */
+  position: number;
   count: number;
   keys: string[];
   hosts: string[];
@@ -59,20 +61,25 @@ interface Order {
 
 const orders = new WeakMap<Record<string, StreamFold>, Order>();
 
-/** The streams in host/name order; the projection folds in place, so a new stream shows as a larger count. */
-function orderOf(streams: Record<string, StreamFold>): Order {
-  const keys = Object.keys(streams);
+/**
+ * The streams in host/name order. The projection folds in place: nothing is new while its position stands still,
+ * and a new stream shows as a larger count.
+ */
+function orderOf(streams: Record<string, StreamFold>, position: number): Order {
   let order = orders.get(streams);
+  if (order?.position === position) return order;
+  const keys = Object.keys(streams);
   if (!order || order.count !== keys.length) {
     keys.sort((a, b) => compareSummaries(streams[a]!.state, streams[b]!.state));
-    order = { count: keys.length, keys, hosts: [...new Set(keys.map((k) => streams[k]!.state.host))] };
-    orders.set(streams, order);
-  }
+    order = { position, count: keys.length, keys, hosts: [...new Set(keys.map((k) => streams[k]!.state.host))] };
+  } else order = { ...order, position };
+  orders.set(streams, order);
   return order;
 }
 
-export function searchDomains(streams: Record<string, StreamFold>, search: DomainSearch): DomainSearchResult {
-  const order = orderOf(streams);
+/** `position`: the log position the projection reflects (LedgerViews.position). */
+export function searchDomains(streams: Record<string, StreamFold>, position: number, search: DomainSearch): DomainSearchResult {
+  const order = orderOf(streams, position);
   const limit = search.limit ?? DEFAULT_SEARCH_LIMIT;
   const text = search.text?.toLowerCase();
   const domains: DomainRow[] = [];

@@ -191,7 +191,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     '/api/domains': async (url) => {
       const search = badRequest(() => searchOfParams(url.searchParams));
       const v = await freshViews();
-      return json(searchDomains(v.runner.stateOf(domainList).streams, search));
+      return json(searchDomains(v.runner.stateOf(domainList).streams, v.position, search));
     },
     '/api/history': async (url) => {
       const domain = url.searchParams.get('domain');
