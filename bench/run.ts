@@ -514,7 +514,7 @@ function rowsFor(results: Results): Row[] {
     const at = `${fmt(v.domains)} domains`;
     const row = (what: string, ms: number, baseline: string, target: number | undefined) =>
       rows.push({ section: 'g', what, figure: fmt(ms, ' ms'), baseline, ratio: '', target: target === undefined ? '' : `≤ ${fmt(target)} ms`, met: target === undefined ? '' : ms <= target ? 'yes' : 'NO' });
-    row(`list --all, local store, in process (${at})`, v.local.inProcessMs, '', 1500);
+    row(`list --all, local store, in process (${at})`, v.local.inProcessMs, `CPU ${fmt(v.local.inProcessCpuMs, ' ms')}`, 1500);
     row('  the same, the vmledger CLI (wall clock; vs its bare start-up)', v.local.cliMs, fmt(v.cliStartMs, ' ms'), undefined);
     row('  first list after the store was written (folds the log into the index)', v.local.firstMs, '', undefined);
     row(`list --all over NATS, typed client (${fmt(v.nats.listed)} listed)`, v.nats.clientMs, '', 3000);

@@ -26,7 +26,8 @@ export interface ScaleBenchResult {
   buildMs: number;
   /** The CLI doing nothing but start (`--store memory list`): the floor of every CLI figure. */
   cliStartMs: number;
-  local: { firstMs: number; inProcessMs: number; cliMs: number; lines: number };
+  /** inProcessCpuMs: the CPU time of that work (user + system), which a loaded machine does not inflate. */
+  local: { firstMs: number; inProcessMs: number; inProcessCpuMs: number; cliMs: number; lines: number };
   nats: { clientMs: number; cliMs: number; listed: number; pageP50Ms: number; pageP99Ms: number; pages: number };
   domstate: { cliMs: number; inProcessMs: number };
   /** Navigation to a ready page (diagram, rules and the picker's first page of domains) in Chromium. */
@@ -58,13 +59,15 @@ function cli(args: string[]): Promise<{ ms: number; stdout: string }> {
 }
 
 /** `list --all` in process: open the store and ledger, query every page, print. */
-async function listInProcess(file: string): Promise<{ ms: number; lines: number }> {
+async function listInProcess(file: string): Promise<{ ms: number; cpuMs: number; lines: number }> {
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const store = openSqliteEventStore(file);
   const ledger = createLedger(store);
   try {
     const out = listOutput(await allDomains(ledger, { host: HOST, all: true }));
-    return { ms: performance.now() - started, lines: out.split('\n').length - 1 };
+    const used = process.cpuUsage(cpu);
+    return { ms: performance.now() - started, cpuMs: (used.user + used.system) / 1000, lines: out.split('\n').length - 1 };
   } finally {
     await ledger.close();
     await store.close();
@@ -94,14 +97,17 @@ export async function scaleBench(options: {
     // The first open folds the whole log into the host index and saves it; every later open starts from it.
     const first = await listInProcess(file);
     const inProcess: number[] = [];
+    const inProcessCpu: number[] = [];
     const cliRuns: number[] = [];
     const starts: number[] = [];
     let lines = 0;
     for (let i = 0; i < runs; i++) {
-      inProcess.push((await listInProcess(file)).ms);
-      const run = await cli(['--store', `sqlite:${file}`, '--host', HOST, 'list', '--all']);
-      cliRuns.push(run.ms);
-      lines = run.stdout.split('\n').filter((l) => l.includes(' vm')).length;
+      const run = await listInProcess(file);
+      inProcess.push(run.ms);
+      inProcessCpu.push(run.cpuMs);
+      const viaCli = await cli(['--store', `sqlite:${file}`, '--host', HOST, 'list', '--all']);
+      cliRuns.push(viaCli.ms);
+      lines = viaCli.stdout.split('\n').filter((l) => l.includes(' vm')).length;
       starts.push((await cli(['--store', 'memory', 'list'])).ms);
     }
     if (lines !== options.domains) throw new Error(`list --all printed ${lines} domains, expected ${options.domains}`);
@@ -159,7 +165,7 @@ export async function scaleBench(options: {
         facts: built.facts,
         buildMs: Math.round(buildMs),
         cliStartMs: Math.round(median(starts)),
-        local: { firstMs: Math.round(first.ms), inProcessMs: Math.round(median(inProcess)), cliMs: Math.round(median(cliRuns)), lines },
+        local: { firstMs: Math.round(first.ms), inProcessMs: Math.round(median(inProcess)), inProcessCpuMs: Math.round(median(inProcessCpu)), cliMs: Math.round(median(cliRuns)), lines },
         nats: {
           clientMs: Math.round(median(clientRuns)),
           cliMs: Math.round(median(natsCli)),
