@@ -206,7 +206,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     service = await nc.services.add({
       name,
       version: SERVICE_VERSION,
-      description: 'vmledger: libvirt domain lifecycle commands, checked against RULES.md and recorded as facts',
+      description: 'vmledger: libvirt domain lifecycle commands, checked against the rules of docs/rules.md and recorded as facts',
       queue,
       metadata: { ...(options.metadata ?? {}), maxPayloadBytes: String(maxPayloadBytes) },
     });
@@ -506,7 +506,7 @@ function formatBytes(n: number): string {
 
 /**
  * A JetStream stream whose subjects overlap a request subject swallows the request and answers with a PubAck
- * (ARCHITECTURE.md, "Known pitfalls"): refuse to start rather than answer nonsense. Without JetStream (or without
+ * instead of the service's reply: refuse to start rather than answer nonsense. Without JetStream (or without
  * permission to list streams) there is nothing to check.
  */
 async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly string[], log: ServiceLogger): Promise<void> {

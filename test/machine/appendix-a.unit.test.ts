@@ -148,7 +148,7 @@ describe('Appendix A (qemu behaviour)', () => {
   });
 
   it('T05-undefine-remove-all-storage-running', () => {
-    // virsh prints its own check bare; RULES.md gives it code 55, rendered with 55's prefix (§2).
+    // virsh prints its own check bare; docs/rules.md gives it code 55, rendered with 55's prefix (§2).
     const r = virsh([
       cmd.undefine({ removeAllStorage: true }),
       { rule: 'UND-STORAGE-RUNNING', code: 55, message: invalid('Storage volume deletion is supported only on stopped domains') },
