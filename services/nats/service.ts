@@ -32,7 +32,6 @@
 // retry); subscribers that care drop repeats by that id or by the fact's global position. Core NATS keeps no
 // order across service instances: order a domain's facts by their `revision`.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 
 import {
   headers as natsHeaders,
@@ -49,6 +48,7 @@ import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
 import { domainStream } from '../../machines/model';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
+import { VMLEDGER_VERSION } from '../version';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
 import { commandJsonSchemas } from './jsonSchema';
 import {
@@ -128,10 +128,7 @@ export interface CommandService {
 }
 
 /** The package version, reported as the service version (must be semver for NATS micro). */
-export const SERVICE_VERSION: string = (() => {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? '0.0.0';
-})();
+export const SERVICE_VERSION: string = VMLEDGER_VERSION;
 
 /** What a handler answers: a JSON body, and for non-rule failures the micro-service error code/description. */
 interface Reply {
