@@ -5,7 +5,7 @@
 //   npm run bench                      default sizes: about 75 s on a 2-core machine
 //   npm run bench -- --full            full sizes (also VMLEDGER_BENCH_FULL=1, or `npm run bench:full`):
 //                                      replay over 1,000,000 facts, memory with 100,000 domains and 1,000,000 facts
-//   npm run bench -- --only a,c        some sections only (a b c d e f, as below; f runs with --full or --only f)
+//   npm run bench -- --only a,c        some sections only (a b c d e f g h, as below; f and g run with --full or --only)
 //   npm run bench -- --out FILE        write the JSON elsewhere;  --dir DIR  put the temporary stores in DIR
 //
 // Sections (targets from the project's issues 3, 5 and 9):
@@ -34,6 +34,8 @@
 //   f  (--full) vmledger serve on a three-node JetStream cluster (replicas 3) vs one JetStream server, same
 //      commands, 64 in flight; and the longest gap in acknowledged commands while the cluster replaces the killed
 //      leader of the log stream (bench/cluster.ts).
+//   h  CLI start-up: median wall time of `vmledger --store memory list --all` (the built dist/cli/cli.mjs; run
+//      `npm run build` first) vs bare `node -e 0`, interleaved. Target ≤ 3×. Also the same from source (tsx).
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -44,6 +46,7 @@ import { memoryBench, type MemoryBenchResult } from './memory';
 import { natsBench, type NatsBenchResult } from './nats';
 import { replayBench, type ReplayBenchResult } from './replay';
 import { scaleBench, type ScaleBenchResult } from './scale';
+import { startupBench, type StartupBenchResult } from './startup';
 import { rawSqliteAppendRate, sqliteStoreAppendRate, type AppendRate } from './store-raw';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import { startNatsServer, type NatsServerHandle } from '../test/support/natsServer';
@@ -61,7 +64,7 @@ interface RunOptions {
 function parseArgs(argv: string[]): RunOptions {
   const options: RunOptions = {
     full: ['1', 'true', 'yes'].includes((process.env.VMLEDGER_BENCH_FULL ?? '').toLowerCase()),
-    only: new Set(['a', 'b', 'c', 'd', 'e']),
+    only: new Set(['a', 'b', 'c', 'd', 'e', 'h']),
     out: resolve('bench-results.json'),
     dir: tmpdir(),
   };
@@ -81,7 +84,7 @@ function parseArgs(argv: string[]): RunOptions {
     else if (arg.startsWith('--out')) options.out = resolve(value());
     else if (arg.startsWith('--dir')) options.dir = resolve(value());
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f,g] [--out FILE] [--dir DIR]');
+      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f,g,h] [--out FILE] [--dir DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
   }
@@ -527,6 +530,21 @@ function rowsFor(results: Results): Row[] {
       row('  the first one after the server started (projections folded)', v.ui.coldMs, '', undefined);
     } else rows.push({ section: 'g', what: 'UI first page', figure: v.ui.skipped, baseline: '', ratio: '', target: '', met: '' });
   } else if (g?.error) failed('g', 'scale', g.error);
+
+  const h = results.h;
+  if (h?.value) {
+    const v = h.value;
+    rows.push({
+      section: 'h',
+      what: `CLI start-up, \`vmledger --store memory list --all\` (vs node -e 0), median of ${v.runs}`,
+      figure: fmt(v.cliMs, ' ms'),
+      baseline: fmt(v.nodeMs, ' ms'),
+      ratio: fmt(v.ratio),
+      target: '≤ 3',
+      met: v.ratio <= 3 ? 'yes' : 'NO',
+    });
+    rows.push({ section: 'h', what: '  the same from source through tsx (bin/vmledger.mjs)', figure: fmt(v.sourceMs, ' ms'), baseline: fmt(v.nodeMs, ' ms'), ratio: fmt(Math.round((v.sourceMs / v.nodeMs) * 100) / 100), target: '', met: '' });
+  } else if (h?.error) failed('h', 'CLI start-up', h.error);
   return rows;
 }
 
@@ -563,13 +581,14 @@ interface Results {
   e?: { value?: MemoryBenchResult; error?: string; seconds: number };
   f?: { value?: ClusterBenchResult; error?: string; seconds: number };
   g?: { value?: ScaleBenchResult; error?: string; seconds: number };
+  h?: { value?: StartupBenchResult; error?: string; seconds: number };
 }
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const sizes = options.full
-    ? { appendRounds: 5, appends: 2000, bigFacts: 100_000, loadRuns: 9, natsRuns: 3, natsMs: 5000, replayFacts: 1_000_000, domains: 100_000, facts: 1_000_000, commands: 5000 }
-    : { appendRounds: 5, appends: 1000, bigFacts: 100_000, loadRuns: 7, natsRuns: 3, natsMs: 3000, replayFacts: 200_000, domains: 10_000, facts: 100_000, commands: 5000 };
+    ? { appendRounds: 5, appends: 2000, bigFacts: 100_000, loadRuns: 9, natsRuns: 3, natsMs: 5000, replayFacts: 1_000_000, domains: 100_000, facts: 1_000_000, commands: 5000, startupRuns: 21 }
+    : { appendRounds: 5, appends: 1000, bigFacts: 100_000, loadRuns: 7, natsRuns: 3, natsMs: 3000, replayFacts: 200_000, domains: 10_000, facts: 100_000, commands: 5000, startupRuns: 15 };
   const started = performance.now();
   log(`mode ${options.full ? 'full' : 'default'}, sections ${[...options.only].join(',')}, temporary stores under ${options.dir}`);
 
@@ -605,6 +624,7 @@ async function main(): Promise<void> {
     await server?.stop();
   }
   if (options.only.has('f')) results.f = await timed('f: three-node JetStream cluster', () => clusterBench({ durationMs: sizes.natsMs, log }));
+  if (options.only.has('h')) results.h = await timed('h: CLI start-up', async () => startupBench(options.dir, sizes.startupRuns));
 
   const rows = rowsFor(results);
   const totalSeconds = round((performance.now() - started) / 1000, 1);

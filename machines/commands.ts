@@ -225,7 +225,7 @@ export const MigrateIncomingCommand = z.strictObject({
 });
 
 /**
- * What the hypervisor reports on its own (RULES.md §1: guest-initiated changes are facts, not requests):
+ * What the hypervisor reports on its own (docs/rules.md §1: guest-initiated changes are facts, not requests):
  * the guest powered off, rebooted or crashed, or a block job became ready.
  */
 export const GuestEventCommand = z.strictObject({

@@ -1,7 +1,7 @@
-// The domain machine of RULES.md §1 as an XState v5 statechart: one actor per domain.
+// The domain machine of docs/rules.md §1 as an XState v5 statechart: one actor per domain.
 //
 // It holds no rule of its own. Every edge is guarded by the verb's guards from `verbs.ts`, in their order,
-// each referenced by its RULES.md id and implemented by calling GUARDS[id] (guards.ts). The one action,
+// each referenced by its docs/rules.md id and implemented by calling GUARDS[id] (guards.ts). The one action,
 // `applyDecision`, folds the facts that `decide` produces through `evolve`. The state the machine is in is
 // therefore always `topState`/`runState` of its context (model.ts); test/machine/xstate-consistency.test.ts
 // checks this against the pure decide/evolve fold over random command sequences.
@@ -131,7 +131,7 @@ const domainSetup = setup({
 });
 
 /**
- * An accepted command: the verb's rule guards in RULES.md order (verbs.ts), then, where the verb has
+ * An accepted command: the verb's rule guards in docs/rules.md order (verbs.ts), then, where the verb has
  * several edges from this state, the outcome guard that picks this one. No target: the state stays.
  */
 function accept(verb: Verb, target?: LeafState, outcome?: OutcomeGuardId) {

@@ -1,4 +1,4 @@
-// libvirt's error codes and how it renders messages (RULES.md §2, catalog §0.2), so that a script written
+// libvirt's error codes and how it renders messages (docs/rules.md §2, catalog §0.2), so that a script written
 // for virsh sees the same text from vmledger.
 
 export const ERROR_CODES = {

@@ -1,4 +1,4 @@
-// One guard per rule id of RULES.md. A guard is a pure function of the domain state and the command:
+// One guard per rule id of docs/rules.md. A guard is a pure function of the domain state and the command:
 // it returns the refusal libvirt would give, or undefined when the rule lets the command through.
 // The order in which a verb consults its guards lives in `verbs.ts`; the facts an accepted command
 // produces live in `decide.ts`.
@@ -97,7 +97,7 @@ function requestsStorageRemoval(c: CommandOf<'undefine'>): boolean {
 }
 
 /**
- * virsh's own check (seed 004; virsh prints it bare). RULES.md gives it code 55, and §2 renders every 55 with
+ * virsh's own check (seed 004; virsh prints it bare). docs/rules.md gives it code 55, and §2 renders every 55 with
  * libvirt's prefix, so the reply carries the prefix like any other 55.
  */
 export const UND_STORAGE_RUNNING: Guard<CommandOf<'undefine'>> = (s, c) =>

@@ -1,4 +1,4 @@
-// The domain model of RULES.md §1: what the machine knows about one libvirt domain.
+// The domain model of docs/rules.md §1: what the machine knows about one libvirt domain.
 // Plain data only (JSON round-trips), so state checkpoints can be stored and revived with zod.
 import { z } from 'zod';
 
@@ -163,7 +163,7 @@ export function initialDomainState(host: string, name: string): DomainState {
   };
 }
 
-/** The top-level machine states of RULES.md §1. */
+/** The top-level machine states of docs/rules.md §1. */
 export type TopState = 'undefined' | 'inactive' | 'running' | 'transient' | 'migrating' | 'mirroring' | 'gone';
 
 /**

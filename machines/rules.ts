@@ -1,10 +1,10 @@
-// The rule catalog: every rule id of RULES.md with its text, so the diagram legend, the audit log and
-// the CLI can quote a rule without the spec beside them. test/machine/rules.unit.test.ts keeps it equal to RULES.md.
+// The rule catalog: every rule id of docs/rules.md with its text, so the diagram legend, the audit log and
+// the CLI can quote a rule without the spec beside them. test/machine/rules.unit.test.ts keeps it equal to docs/rules.md.
 
 export interface RuleEntry {
   id: string;
   section: string;
-  /** The command(s) it applies to, where RULES.md names them. */
+  /** The command(s) it applies to, where docs/rules.md names them. */
   commands?: string;
   text: string;
   /** `guard`: refuses commands (a guard in guards.ts); `effect`: shapes the facts of accepted commands. */

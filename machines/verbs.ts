@@ -1,4 +1,4 @@
-// For each verb, the guards it passes through, in libvirt's order (RULES.md §4: the first failing check
+// For each verb, the guards it passes through, in libvirt's order (docs/rules.md §4: the first failing check
 // wins). `decide` walks this table; the state machine and the diagram label their edges from it.
 import type { Verb } from './commands';
 import type { GuardId } from './guards';

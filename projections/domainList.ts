@@ -89,7 +89,7 @@ export const domainList: Projection<DomainListState> = {
   },
 };
 
-/** An async job holding the domain (RULES.md §8): the migration, or a block job on one disk. */
+/** An async job holding the domain (docs/rules.md §8): the migration, or a block job on one disk. */
 export interface DomainJob {
   kind: 'migration' | 'copy' | 'snapshot-mirror' | 'pull' | 'commit';
   phase: string;
@@ -103,7 +103,7 @@ export interface DomainRow {
   host: string;
   name: string;
   uuid: string | null;
-  /** Top-level machine state (RULES.md §1). */
+  /** Top-level machine state (docs/rules.md §1). */
   state: TopState;
   /** `running` / `paused` for an active domain, null when shut off. */
   runState: 'running' | 'paused' | null;

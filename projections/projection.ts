@@ -1,5 +1,5 @@
-// A projection is a plain reducer over the global log: no XState actor per event (ARCHITECTURE.md measured
-// ~50–80k transitions/s that way; a reducer folds millions). The runner (runner.ts) owns the state, feeds it
+// A projection is a plain reducer over the global log: no XState actor per event (an actor per transition
+// manages ~50–80k transitions/s on one core; a reducer folds millions). The runner (runner.ts) owns the state, feeds it
 // every event in position order, and checkpoints {position, version, state} in the store's docs.
 import type { EventStore, RecordedEvent } from '../services/eventstore/types';
 

@@ -367,7 +367,7 @@ export interface ReguardedEdge {
   after: string[];
   rulesAdded: string[];
   rulesRemoved: string[];
-  /** Same rules, another order: another rule now wins when several would refuse (RULES.md §4). */
+  /** Same rules, another order: another rule now wins when several would refuse (docs/rules.md §4). */
   reordered: boolean;
   outcomeBefore?: string;
   outcomeAfter?: string;

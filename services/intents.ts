@@ -32,7 +32,7 @@ import { WrongExpectedRevisionError, type AppendResult, type DocWrite, type Even
 import { factHash } from './factHash';
 import type { CommandOutcome } from './ledger-types';
 
-/** Rule id of the refusal a busy domain gives (RULES.md §8: one job at a time per domain, libvirt's job lock). */
+/** Rule id of the refusal a busy domain gives (docs/rules.md §8: one job at a time per domain, libvirt's job lock). */
 export const JOB_BUSY_RULE = 'JOB-BUSY';
 /** Rule id of a command whose intent was settled as not performed (its recorder stopped before performing it). */
 export const JOB_INTERRUPTED_RULE = 'JOB-INTERRUPTED';

@@ -1,4 +1,4 @@
-// The embedded ledger: one command end to end (ARCHITECTURE.md "One command, end to end").
+// The embedded ledger: one command end to end.
 //
 //   parse (zod) → idempotency (first outcome again) → load the domain (checkpoint + tail, LRU) → decide with the
 //   host view → driver.perform → append with the loaded revision (optimistic concurrency, retried) → outcome

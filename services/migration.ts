@@ -1,4 +1,4 @@
-// Migration as a saga over two domain streams (RULES.md MIG-PHASES, seed 003):
+// Migration as a saga over two domain streams (docs/rules.md MIG-PHASES, seed 003):
 //
 //   Begin    source       `migrate` is decided (all source checks) → MigrationStarted: the job holds the domain
 //   Prepare  destination  decide(destination state, migrate-incoming) without appending: what the XML alone shows

@@ -166,7 +166,7 @@ function metadataMismatch(event: RecordedEvent, command: Command): string | unde
 }
 
 /**
- * A fact the hypervisor reported without a command is checked as the guest-event it stands for (RULES.md §1:
+ * A fact the hypervisor reported without a command is checked as the guest-event it stands for (docs/rules.md §1:
  * accepted in any active state); facts with no guest-event counterpart just evolve.
  */
 function guestEventFor(event: RecordedEvent, state: DomainState): Command | undefined {

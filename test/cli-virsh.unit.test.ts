@@ -1,6 +1,7 @@
 // The virsh language layer in-process: tokenizer, argv parser, printers, and the session over a memory ledger.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
@@ -11,7 +12,8 @@ import { COMMANDS, parseArgv } from '../services/virsh/definitions';
 import { VirshSession, destinationHost, parseDiskspec, type CommandReport } from '../services/virsh/session';
 import { splitCommaList, tokenize } from '../services/virsh/tokenize';
 
-const SPEC_DIR = '/work/shared/spec';
+/** Scripts name their files `libvirt-examples/…`, relative to test/fixtures. */
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
 describe('tokenize (virsh quoting rules)', () => {
   it.each([
@@ -99,7 +101,7 @@ describe('parseArgv (virsh option rules)', () => {
 
 async function session(script: string, host = 'local') {
   const ledger = createLedger(createMemoryEventStore());
-  const s = new VirshSession(ledger, { host, readFile: (p) => readFileSync(join(SPEC_DIR, p), 'utf8'), now: () => '2026-11-21T22:39:32.000Z' });
+  const s = new VirshSession(ledger, { host, readFile: (p) => readFileSync(join(FIXTURES, p), 'utf8'), now: () => '2026-11-21T22:39:32.000Z' });
   const reports: CommandReport[] = [];
   const { status } = await s.runText(script, (r) => void reports.push(r));
   return { reports, status, ledger, text: reports.map((r) => r.stderr + r.stdout).join('') };

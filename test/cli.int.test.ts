@@ -2,12 +2,13 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runVmledger, type CliRun } from './support/cli';
 
-const EXAMPLES = '/work/shared/spec/libvirt-examples';
+const EXAMPLES = fileURLToPath(new URL('./fixtures/libvirt-examples/', import.meta.url));
 
 let dir: string;
 

@@ -1,5 +1,6 @@
 // `vmledger diagram`, `vmledger diagram-diff` and `vmledger ui` on the command line: through the real executable
-// (bin/vmledger.mjs → services/cli/main.ts, which imports services/diagram-cli.ts), and in-process for the diff text.
+// (bin/vmledger.mjs → entries/cli.ts → services/cli/main.ts, which loads services/diagram-cli.ts), and in-process
+// for the diff text.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 // The diagram is generated from the machine: every state and every guarded edge is drawn, every rule of
-// RULES.md is either on an edge or in the legend's non-edge rules, and diffDiagrams reports what a change
+// docs/rules.md is either on an edge or in the legend's non-edge rules, and diffDiagrams reports what a change
 // to the machine did to its edges.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -14,8 +14,8 @@ import {
   type DiagramJson,
 } from '../services/diagram';
 
-const RULES_MD = readFileSync(new URL('../../shared/spec/RULES.md', import.meta.url), 'utf8');
-/** Rule ids of RULES.md: the first cell of its table rows. */
+const RULES_MD = readFileSync(new URL('../docs/rules.md', import.meta.url), 'utf8');
+/** Rule ids of docs/rules.md: the first cell of its table rows. */
 const SPEC_RULE_IDS = [...RULES_MD.matchAll(/^\|\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*\|/gm)].map((m) => m[1]!);
 
 const edges = machineEdges();
@@ -24,7 +24,7 @@ const label = (e: Pick<MachineEdge, 'event' | 'rules'>) => `${e.event} [${e.rule
 const top = (path: string) => path.split('.')[0]!;
 
 describe('the machine the diagram is drawn from', () => {
-  it('has the states of RULES.md §1, with running and transient split into running and paused', () => {
+  it('has the states of docs/rules.md §1, with running and transient split into running and paused', () => {
     expect(states.map((s) => s.path)).toEqual([
       'undefined',
       'inactive',
@@ -41,7 +41,7 @@ describe('the machine the diagram is drawn from', () => {
     expect(states.find((s) => s.path === 'gone')?.type).toBe('final');
   });
 
-  it('reads RULES.md', () => {
+  it('reads docs/rules.md', () => {
     expect(SPEC_RULE_IDS.length).toBeGreaterThan(40);
     expect(SPEC_RULE_IDS).toContain('TRANSIENT-QUIT');
   });
@@ -146,11 +146,11 @@ describe('DOT', () => {
   });
 });
 
-describe('the legend and RULES.md', () => {
+describe('the legend and docs/rules.md', () => {
   const model = diagramModel();
   const onEdges = new Set(edges.flatMap((e) => e.rules));
 
-  it('puts every rule id of RULES.md on some edge or among the non-edge rules', () => {
+  it('puts every rule id of docs/rules.md on some edge or among the non-edge rules', () => {
     for (const id of SPEC_RULE_IDS) {
       const placed = onEdges.has(id) || model.nonEdgeRules.includes(id);
       expect(placed, `${id} is neither on an edge nor in the non-edge legend`).toBe(true);

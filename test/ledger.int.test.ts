@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -29,7 +30,7 @@ import type { Ledger } from '../services/ledger-types';
 import { parseDomainXml } from '../services/xml';
 import { runVmledger, VMLEDGER_BIN as BIN, type CliRun } from './support/cli';
 
-const EXAMPLES = '/work/shared/spec/libvirt-examples';
+const EXAMPLES = fileURLToPath(new URL('./fixtures/libvirt-examples/', import.meta.url));
 const TEST_XML = readFileSync(join(EXAMPLES, 'test.xml'), 'utf8');
 const CONFIG: DomainConfig = parseDomainXml(TEST_XML);
 const TIME = '2026-11-22T00:00:00.000Z';

@@ -14,7 +14,7 @@ import type { MigrationAwareDriver } from '../services/migration';
 import { parseDomainXml } from '../services/xml';
 import { auditEntries, auditGroups } from '../projections/queries';
 
-const CONFIG: DomainConfig = parseDomainXml(readFileSync('/work/shared/spec/libvirt-examples/test.xml', 'utf8'));
+const CONFIG: DomainConfig = parseDomainXml(readFileSync(new URL('./fixtures/libvirt-examples/test.xml', import.meta.url), 'utf8'));
 const SRC = domainStream('local', 'test');
 const DST = domainStream('dst', 'test');
 let ids = 0;

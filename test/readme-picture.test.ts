@@ -14,7 +14,7 @@ describe('the overview picture in the README', () => {
     const readme = read('README.md');
     expect(readme).toContain('](docs/overview.svg)');
     expect(readme).toContain('npm run diagram:readme');
-    expect(JSON.parse(read('package.json')).scripts['diagram:readme']).toBe('tsx services/cli/main.ts diagram --format svg --output docs/overview.svg');
+    expect(JSON.parse(read('package.json')).scripts['diagram:readme']).toBe('node bin/vmledger.mjs diagram --format svg --output docs/overview.svg');
   });
 
   it('is what `npm run diagram:readme` draws from the machine today', async () => {

@@ -25,11 +25,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createMemoryEventStore } from '../services/eventstore/memory';
 import { createLedger } from '../services/ledger';
 import { VirshSession, type CommandReport } from '../services/virsh/session';
+import { appendixExample } from './support/appendixA';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(repoRoot, 'bin/vmledger.mjs');
-/** Scripts name their files `libvirt-examples/…`, relative to the spec folder, as in the catalog. */
-const SPEC_DIR = '/work/shared/spec';
+/** Scripts name their files `libvirt-examples/…`, relative to test/fixtures, as Appendix A does. */
+const SPEC_DIR = join(repoRoot, 'test/fixtures');
 const PREAMBLE = ['define libvirt-examples/test.xml', 'start test'];
 
 interface Script {
@@ -236,6 +237,10 @@ describe('vmledger and virsh -c test:///default agree, command by command (Appen
     expect(SCRIPTS.length).toBeGreaterThanOrEqual(25);
   });
 
+  it('runs each script exactly as test/fixtures/appendix-a.json records it', () => {
+    for (const script of SCRIPTS) expect(script.commands.join('; '), script.id).toBe(appendixExample(script.id).script);
+  });
+
   it.concurrent.each(SCRIPTS)('$id: $commands', async (script) => {
     expect(VIRSH, 'virsh is not on PATH: install it with `apt-get install libvirt-clients` (CI does)').toBeDefined();
     const [theirs, ours, texts] = await Promise.all([
@@ -244,6 +249,10 @@ describe('vmledger and virsh -c test:///default agree, command by command (Appen
       vmledgerInProcess(script.commands),
     ]);
     expect(ours).toHaveLength(script.commands.length);
+    // The recorded example is what virsh does today: the same exit status and the same error lines.
+    const recorded = appendixExample(script.id);
+    expect(theirs.at(-1)!.ok, `${script.id}: recorded exit status ${recorded.exitStatus}`).toBe(recorded.exitStatus === 0);
+    for (const t of theirs) if (!t.ok && t.stderr) expect(recorded.output, `${script.id}: recorded output`).toContain(t.stderr.trim());
     compared.scripts++;
     script.commands.forEach((command, i) => {
       const where = `${script.id} command ${i + 1} \`${command}\``;

@@ -12,7 +12,7 @@ import {
 } from '../services/xml';
 import { TEST_CONFIG, TEST_UUID } from './support/given';
 
-const EXAMPLES = new URL('../../shared/spec/libvirt-examples/', import.meta.url);
+const EXAMPLES = new URL('./fixtures/libvirt-examples/', import.meta.url);
 const example = (file: string) => readFileSync(new URL(file, EXAMPLES), 'utf8');
 
 /** The XmlError a call throws (fails the test if it returns or throws anything else). */

@@ -1,4 +1,5 @@
-// The `vmledger` executable (bin/vmledger.mjs runs this file through tsx).
+// The `vmledger` command line: main(argv) runs it. Importing this module runs nothing; the executable is
+// entries/cli.ts (built to dist/cli.mjs; bin/vmledger.mjs runs it from source through tsx).
 //
 //   vmledger shell [-e 'cmd; cmd'] [--json] [--store SPEC] [--host NAME]
 //   vmledger [--store SPEC] [--host NAME] [--json] <virsh-command> [args…]
@@ -7,16 +8,12 @@
 // Errors that are not a command's own (a malformed --store spec, a file that is not a vmledger store) are printed
 // as one `error: …` line with exit status 1, never as a stack trace.
 
-// ---- SUBCOMMANDS ------------------------------------------------------------------------------------------
-// Every non-virsh subcommand is registered in subcommands.ts, before the program is built.
-import './subcommands';
-// -----------------------------------------------------------------------------------------------------------
-
 import { CommanderError } from 'commander';
 
 import { StoreCorruptError } from '../eventstore/types';
 import { buildProgram, CliError } from './program';
 import { shellCommand, verbCommand } from './shell';
+import { registerSubcommandsFor } from './subcommands';
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   // `vmledger list | head -1`: a closed pipe ends the output quietly, as for any Unix tool.
@@ -24,8 +21,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw error;
   });
-  const program = buildProgram({ shell: shellCommand, verb: verbCommand });
   try {
+    // Every non-virsh subcommand is registered in subcommands.ts, before the program is built.
+    await registerSubcommandsFor(argv.slice(2));
+    const program = buildProgram({ shell: shellCommand, verb: verbCommand });
     await program.parseAsync([...argv]);
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -39,5 +38,3 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     process.exitCode = 1;
   }
 }
-
-await main();

@@ -1,17 +1,15 @@
 // The `vmledger` command line: a commander program with a registry for subcommands that other modules own.
 //
-// Adding a subcommand (serve, audit, replay, diagram, ui, copy-store, …): in your module,
+// Adding a subcommand (serve, audit, replay, diagram, ui, copy-store, …): export a registrar from your module,
 //
-//   import { registerSubcommand, storeOption, openCliLedger, fail } from './program';
-//   registerSubcommand((program) => {
+//   import { storeOption, openCliLedger, fail } from './program';
+//   export function registerAuditCommands(program: Command): void {
 //     program.command('audit').description('…').addOption(storeOption()).action(async (opts, cmd) => { … });
-//   });
+//   }
 //
-// and add one `import './yourmodule';` line to the SUBCOMMANDS list in services/cli/main.ts.
+// and add one line to the SUBCOMMANDS list in services/cli/subcommands.ts (its names, and how to import it).
 // Use `cliGlobals(cmd)` for --store/--host/--json (given before or after the subcommand name), `openCliLedger()`
 // to open the store and ledger with one-line errors, and `fail()` to stop with `error: …` and exit status 1.
-import { readFileSync } from 'node:fs';
-
 import { Command, Option } from 'commander';
 
 import { DEFAULT_HOST } from '../../machines/model';
@@ -19,6 +17,7 @@ import { DEFAULT_STORE_FILE, openEventStore } from '../eventstore/index';
 import type { EventStore } from '../eventstore/types';
 import { createLedger, type LedgerOptions } from '../ledger';
 import type { Ledger } from '../ledger-types';
+import { VMLEDGER_VERSION } from '../version';
 import { COMMANDS } from '../virsh/definitions';
 
 /** `--store` when none is given: the SQLite file `vmledger.sqlite` in the working directory. */
@@ -110,15 +109,6 @@ export async function openCliLedger(spec: string, options: LedgerOptions = {}): 
   return ledger;
 }
 
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
-
 export interface ProgramHandlers {
   /** `vmledger shell …` */
   shell: (opts: { exec?: string }, cmd: Command) => Promise<void>;
@@ -135,7 +125,7 @@ export function buildProgram(handlers: ProgramHandlers): Command {
         'Speaks the virsh language: `vmledger undefine test --snapshots-metadata` runs one virsh command, ' +
         '`vmledger shell` runs many (from -e, from a script on stdin, or at an interactive prompt).',
     )
-    .version(version(), '-V, --version')
+    .version(VMLEDGER_VERSION, '-V, --version')
     .addOption(storeOption())
     .addOption(hostOption())
     .addOption(jsonOption())

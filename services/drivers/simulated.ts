@@ -1,5 +1,5 @@
 // The simulated hypervisor: a deterministic stand-in for qemu + libvirt that performs what the machine decided
-// on a model of storage and images, and reports what really happened (RULES.md §5 SC-ATOMIC, §6, §7).
+// on a model of storage and images, and reports what really happened (docs/rules.md §5 SC-ATOMIC, §6, §7).
 //
 // Its world is
 //   configuration  storage locations (path prefixes with a capacity and a read-only flag), the images that

@@ -3,7 +3,7 @@
 // Layout on the server
 //   stream VMLEDGER            subjects `vmledger.log.>` only. Never `vmledger.cmd.>`, `vmledger.query.>`,
 //                              `vmledger.schema` or `vmledger.evt.>`: a stream capturing a request subject answers
-//                              requests with a PubAck (ARCHITECTURE.md); open refuses a prefix that would overlap.
+//                              requests with a PubAck, not a reply; open refuses a prefix that would overlap.
 //     vmledger.log.meta        seq 1: the format marker (`vmledger-jetstream/1`), written once on an empty stream.
 //     vmledger.log.s.<token>   one subject per domain stream; <token> is the stream name with every byte outside
 //                              [A-Za-z0-9-] written `_XX` (so it is one subject token and reversible), or `=<sha256>`

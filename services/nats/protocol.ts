@@ -13,7 +13,7 @@
 //   vmledger.evt.<host>.<domain>      published: each fact, once it is durable (body: the RecordedEvent)
 //
 // Command and event subjects are disjoint (`cmd`/`query`/`schema` vs `evt`): a JetStream stream that captures the
-// facts can never swallow a request (ARCHITECTURE.md, "Known pitfalls").
+// facts can never swallow a request (it would answer the request with a PubAck).
 import type { Verb } from '../../machines/commands';
 import type { DomainState } from '../../machines/model';
 import { buildSnapshotTree, type SnapshotNode } from '../../projections/snapshotTree';

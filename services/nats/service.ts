@@ -32,7 +32,6 @@
 // retry); subscribers that care drop repeats by that id or by the fact's global position. Core NATS keeps no
 // order across service instances: order a domain's facts by their `revision`.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 
 import {
   headers as natsHeaders,
@@ -50,6 +49,7 @@ import { domainStream } from '../../machines/model';
 import { CursorError, cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
+import { VMLEDGER_VERSION } from '../version';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
 import { commandJsonSchemas } from './jsonSchema';
 import {
@@ -130,10 +130,7 @@ export interface CommandService {
 }
 
 /** The package version, reported as the service version (must be semver for NATS micro). */
-export const SERVICE_VERSION: string = (() => {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? '0.0.0';
-})();
+export const SERVICE_VERSION: string = VMLEDGER_VERSION;
 
 /** What a handler answers: a JSON body, and for non-rule failures the micro-service error code/description. */
 interface Reply {
@@ -210,7 +207,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     service = await nc.services.add({
       name,
       version: SERVICE_VERSION,
-      description: 'vmledger: libvirt domain lifecycle commands, checked against RULES.md and recorded as facts',
+      description: 'vmledger: libvirt domain lifecycle commands, checked against the rules of docs/rules.md and recorded as facts',
       queue,
       metadata: { ...(options.metadata ?? {}), maxPayloadBytes: String(maxPayloadBytes) },
     });
@@ -523,7 +520,7 @@ function formatBytes(n: number): string {
 
 /**
  * A JetStream stream whose subjects overlap a request subject swallows the request and answers with a PubAck
- * (ARCHITECTURE.md, "Known pitfalls"): refuse to start rather than answer nonsense. Without JetStream (or without
+ * instead of the service's reply: refuse to start rather than answer nonsense. Without JetStream (or without
  * permission to list streams) there is nothing to check.
  */
 async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly string[], log: ServiceLogger): Promise<void> {

@@ -257,7 +257,7 @@ export async function buildHistory(
     const folded = foldUpTo(lastPosition);
     const first = folded.find((e) => e.position === entry.position) ?? folded[0];
     const command = first ? commandOf(first) : undefined;
-    // A hypervisor report is the guest-event it stands for (RULES.md §1).
+    // A hypervisor report is the guest-event it stands for (docs/rules.md §1).
     const edge = edgeForAccepted(beforeState, state, command, entry.verb === 'hypervisor' ? 'guest-event' : entry.verb, edges);
     steps.push({
       ...base,

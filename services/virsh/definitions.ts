@@ -425,7 +425,7 @@ export const COMMANDS: readonly CmdDef[] = [
     group: 'vmledger',
     summary: 'record what the guest or hypervisor did on its own',
     description:
-      'Record a guest-initiated change (RULES.md §1): the guest powered off, rebooted or crashed, or a block\n    job reached its ready phase (--disk).',
+      'Record a guest-initiated change (docs/rules.md §1): the guest powered off, rebooted or crashed, or a block\n    job reached its ready phase (--disk).',
     opts: [domain, data('event', 'poweroff|reboot|crash|blockjob-ready'), str('disk', 'for blockjob-ready: the disk target')],
   },
   {

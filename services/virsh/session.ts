@@ -56,7 +56,7 @@ export interface JsonReport {
   /** libvirt's error code (0 on success). */
   code: number;
   codeName?: string;
-  /** The RULES.md id that refused the command, or a vmledger-side id (VALIDATION, VIRSH-ARGS, VIRSH-FILE, XML). */
+  /** The docs/rules.md id that refused the command, or a vmledger-side id (VALIDATION, VIRSH-ARGS, VIRSH-FILE, XML). */
   rule: string | null;
   /** Error text as libvirt renders it; on success virsh's confirmation line (null when virsh prints none). */
   message: string | null;

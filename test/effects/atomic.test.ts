@@ -1,4 +1,4 @@
-// SC-ATOMIC (RULES.md §5, seed 001): a two-disk external snapshot whose second file lies on read-only storage.
+// SC-ATOMIC (docs/rules.md §5, seed 001): a two-disk external snapshot whose second file lies on read-only storage.
 // With --atomic nothing changes; without it the hypervisor's capability decides: a transactional one (the
 // default, as the seed says drivers should prefer) is atomic anyway, one without transactions records exactly
 // which disks changed.

@@ -1,4 +1,4 @@
-// Migration between two hosts of the ledger (RULES.md §7, seed 003): Begin/Prepare/Perform/Finish/Confirm as
+// Migration between two hosts of the ledger (docs/rules.md §7, seed 003): Begin/Prepare/Perform/Finish/Confirm as
 // machine states (migration.phase), source checks at Begin and again at Perform, XML-only checks on the
 // destination at Prepare, a failure injected at each phase returning the domain to where it was, and success
 // moving it to the destination (--persistent / --undefinesource; a transient domain stays transient).

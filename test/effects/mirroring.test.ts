@@ -1,4 +1,4 @@
-// Mirroring (RULES.md §6, seed 002): mirrored snapshots ended by --mirror-pivot / --mirror-abort, block copies
+// Mirroring (docs/rules.md §6, seed 002): mirrored snapshots ended by --mirror-pivot / --mirror-abort, block copies
 // ended by blockjob --pivot / --abort, readiness reported by the hypervisor (guest-event blockjob-ready), and
 // MIR-PARTIAL: a multi-disk pivot that fails part way.
 import { afterEach, describe, expect, test } from 'vitest';

@@ -65,8 +65,9 @@ import {
   type ExpectedRefusal,
   type RunResult,
 } from '../support/given';
+import { appendixExample } from '../support/appendixA';
 
-const xml = (file: string) => readFileSync(new URL(`../../../shared/spec/libvirt-examples/${file}`, import.meta.url), 'utf8');
+const xml = (file: string) => readFileSync(new URL(`../fixtures/libvirt-examples/${file}`, import.meta.url), 'utf8');
 const domainXml = (file: string): DomainConfig => parseDomainXml(xml(file), () => '0d1a7e3e-1b4c-4a7e-9a51-0c5a1e0f0001');
 const snapshotXml = (file: string): SnapshotDefinition => parseSnapshotXml(xml(file));
 
@@ -74,6 +75,9 @@ const invalid = (text: string) => `Requested operation is not valid: ${text}`;
 
 /** Run the example's commands from Appendix A's `test`; each is 'ok' or the refusal it must get. */
 function virsh(...steps: [CommandSpec, 'ok' | ExpectedRefusal][]): RunResult {
+  // Each test is named after the example it translates (`T01-undefine-running-persistent`), which must exist.
+  const [, id, name] = /\b(T\d+)-(\S+)/.exec(expect.getState().currentTestName ?? '') ?? [];
+  expect(id && appendixExample(id).name, `test ${expect.getState().currentTestName} names no example`).toBe(name);
   const r = run(
     steps.map(([c]) => c),
     { from: testDomain() },
@@ -148,7 +152,7 @@ describe('Appendix A (qemu behaviour)', () => {
   });
 
   it('T05-undefine-remove-all-storage-running', () => {
-    // virsh prints its own check bare; RULES.md gives it code 55, rendered with 55's prefix (§2).
+    // virsh prints its own check bare; docs/rules.md gives it code 55, rendered with 55's prefix (§2).
     const r = virsh([
       cmd.undefine({ removeAllStorage: true }),
       { rule: 'UND-STORAGE-RUNNING', code: 55, message: invalid('Storage volume deletion is supported only on stopped domains') },

@@ -10,6 +10,7 @@ import { FactSchema, type Fact } from '../../machines/events';
 import { evolve, evolveAll } from '../../machines/evolve';
 import { GUARDS } from '../../machines/guards';
 import { DomainStateSchema, initialDomainState, snapshotCount, topState, type Disk, type DomainState } from '../../machines/model';
+import { matchingTemplate } from '../../machines/refusals';
 import { GUARDS_BY_VERB } from '../../machines/verbs';
 import { command, hostViewOf, runAccepted, stateIn, worldKey, type CommandSpec } from '../support/given';
 
@@ -329,6 +330,9 @@ function runChecked(specs: CommandSpec[]): void {
       expect(GUARDS_BY_VERB[c.verb], `${where}: refused by ${decision.refusal.rule}, not a guard of the verb`).toContain(decision.refusal.rule);
       expect(Object.hasOwn(GUARDS, decision.refusal.rule)).toBe(true);
       expect(decision.refusal.message.length).toBeGreaterThan(0);
+      // The refusal is one docs/rules.md lists for its rule (code and message).
+      const { rule, code, message } = decision.refusal;
+      expect(matchingTemplate(decision.refusal), `${where}: ${rule} ${code} '${message}' is not in machines/refusals.ts`).toBeDefined();
       expect(decision, `${where}: a refusal carries facts`).not.toHaveProperty('facts');
       return;
     }

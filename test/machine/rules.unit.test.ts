@@ -1,7 +1,7 @@
-// One describe per rule id of RULES.md: a test that makes the rule refuse (or, for an effect rule, shows the
+// One describe per rule id of docs/rules.md: a test that makes the rule refuse (or, for an effect rule, shows the
 // effect and its boundary) next to one that shows the allowed path. Refusals are checked for the exact rule id,
-// libvirt's numeric code and libvirt's rendered message (RULES.md §2, catalog §0.2), and for changing nothing.
-// The meta-tests at the bottom keep this file, machines/guards.ts, machines/rules.ts and RULES.md in step.
+// libvirt's numeric code and libvirt's rendered message (docs/rules.md §2, catalog §0.2), and for changing nothing.
+// The meta-tests at the bottom keep this file, machines/guards.ts, machines/rules.ts and docs/rules.md in step.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -1639,12 +1639,12 @@ describe('JOB-BUSY', () => {
 });
 
 // ===================================================================================================
-// Meta: RULES.md, machines/rules.ts, machines/guards.ts and this file name the same rules.
+// Meta: docs/rules.md, machines/rules.ts, machines/guards.ts and this file name the same rules.
 
-const RULES_MD = new URL('../../../shared/spec/RULES.md', import.meta.url);
+const RULES_MD = new URL('../../docs/rules.md', import.meta.url);
 const THIS_FILE = fileURLToPath(import.meta.url);
 
-/** Rule ids of RULES.md: the first cell of every table row that looks like an id. */
+/** Rule ids of docs/rules.md: the first cell of every table row that looks like an id. */
 function ruleIdsOfSpec(): string[] {
   const text = readFileSync(RULES_MD, 'utf8');
   return [...text.matchAll(/^\|\s*([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\s*\|/gm)].map((m) => m[1]!);
@@ -1654,12 +1654,12 @@ describe('rule coverage', () => {
   const specIds = ruleIdsOfSpec();
   const source = readFileSync(THIS_FILE, 'utf8');
 
-  it('RULES.md has rule ids, each once', () => {
+  it('docs/rules.md has rule ids, each once', () => {
     expect(specIds.length).toBeGreaterThan(40);
     expect(new Set(specIds).size).toBe(specIds.length);
   });
 
-  it('machines/rules.ts catalogs exactly the rule ids of RULES.md, in its order', () => {
+  it('machines/rules.ts catalogs exactly the rule ids of docs/rules.md, in its order', () => {
     expect([...RULE_IDS]).toEqual(specIds);
   });
 
@@ -1671,7 +1671,7 @@ describe('rule coverage', () => {
     expect(hasGuard, `${id}: rules.ts kind '${entry!.kind}' disagrees with guards.ts`).toBe(entry!.kind === 'guard');
   });
 
-  it('every guard belongs to a rule of RULES.md', () => {
+  it('every guard belongs to a rule of docs/rules.md', () => {
     expect(Object.keys(GUARDS).filter((id) => !specIds.includes(id))).toEqual([]);
   });
 

@@ -2,7 +2,7 @@
 // SQLite file) share the queue group; 20 clients send random commands on 3 domains at once. Afterwards the store
 // is replayed with the pure decide/evolve: every accepted command, re-run in log order against the state its
 // predecessors left, must be accepted again and produce exactly the recorded facts. A race that let a command
-// through on a stale state would show up here (RULES.md §8: no rule may be bypassed by a race).
+// through on a stale state would show up here (docs/rules.md §8: no rule may be bypassed by a race).
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
