@@ -45,6 +45,22 @@ export const CommandMetaSchema = z.strictObject({
   correlationId: idSchema('correlation id').optional(),
   /** Optimistic concurrency from the caller: refuse if the domain stream moved past this revision. */
   expectedRevision: z.number().int().min(-1).optional(),
+  /** An Ed25519 signature (NATS nkeys) over the command's signed form: services/identity/signature.ts. */
+  signature: z.object({ key: z.string().min(1).max(64), sig: z.string().min(1).max(128) }).strict().optional(),
+  /** Who the service authenticated; set by the service (a client's own value is replaced): services/identity/actor.ts. */
+  auth: z
+    .object({
+      natsAccount: z.string().max(200).optional(),
+      natsUser: z.string().max(200).optional(),
+      /** The public nkey whose signature the service verified. */
+      signer: z.string().max(64).optional(),
+      /** Nobody vouched for the requester: the actor is the service's default. */
+      unauthenticated: z.literal(true).optional(),
+      /** The actor the request named, when it was not the one recorded (kept as a claim, never as the actor). */
+      claimedActor: z.string().max(200).optional(),
+    })
+    .strict()
+    .optional(),
 });
 export type CommandMeta = z.infer<typeof CommandMetaSchema>;
 

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   VIR_ERR_SNAPSHOT_REVERT_RISKY: 77,
   VIR_ERR_BLOCK_COPY_ACTIVE: 83,
   VIR_ERR_OPERATION_UNSUPPORTED: 84,
+  VIR_ERR_ACCESS_DENIED: 88,
 } as const;
 export type ErrorCodeName = keyof typeof ERROR_CODES;
 
@@ -38,6 +39,7 @@ const PREFIX: Partial<Record<ErrorCodeName, string>> = {
   VIR_ERR_SNAPSHOT_REVERT_RISKY: 'revert requires force: ',
   VIR_ERR_BLOCK_COPY_ACTIVE: 'block copy still active: ',
   VIR_ERR_OPERATION_UNSUPPORTED: 'Operation not supported: ',
+  VIR_ERR_ACCESS_DENIED: 'access denied: ',
 };
 
 /** Why a command was refused: the rule id, libvirt's code and libvirt's rendered message. */

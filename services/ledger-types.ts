@@ -1,5 +1,6 @@
 // The command handler's public shape, shared by the CLI, the NATS service and the projections.
 import type { Command } from '../machines/commands';
+import type { Refusal } from '../machines/errors';
 import type { DomainState } from '../machines/model';
 import type { EventStore, RecordedEvent } from './eventstore/types';
 import type { DomainPage, DomainQuery } from './domainQuery';
@@ -38,10 +39,20 @@ export interface LoadedDomain {
   revision: number;
 }
 
+/** How a caller (the NATS service) takes part in executing one command. */
+export interface ExecuteOptions {
+  /**
+   * Checked on the validated command before it is decided (a retry of a known command id gets its first outcome
+   * without it): a refusal is recorded in `refusals-<host>` like any other and changes nothing else. The NATS
+   * service's access control (services/identity/access.ts) comes in here.
+   */
+  admit?: (command: Command) => Refusal | undefined;
+}
+
 export interface Ledger {
   readonly store: EventStore;
   /** Validate (zod), decide, perform effects, append with optimistic concurrency; never throws for a refusal. */
-  execute(input: unknown): Promise<CommandOutcome>;
+  execute(input: unknown, options?: ExecuteOptions): Promise<CommandOutcome>;
   loadDomain(host: string, name: string): Promise<LoadedDomain>;
   /** Existing domains (life = exists) on a host, or on every host. */
   listDomains(host?: string): Promise<DomainState[]>;

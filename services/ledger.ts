@@ -57,7 +57,7 @@ import {
   type Subscription,
 } from './eventstore/types';
 import { canonicalJson, eventHash, factFromEvent, factHash, factToEventData } from './factHash';
-import type { CommandOutcome, Ledger, LoadedDomain } from './ledger-types';
+import type { CommandOutcome, ExecuteOptions, Ledger, LoadedDomain } from './ledger-types';
 import { IntentProtocol, OpenIntentSchema, type IntentHead, type IntentOptions, type IntentPort } from './intents';
 import { runMigration, type MigrationOptions, type MigrationPort } from './migration';
 import { EFFECT_INTENDED, isEffectRecord } from '../projections/log';
@@ -671,7 +671,7 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     return selectPage(this.index.sorted(), query);
   }
 
-  async execute(input: unknown): Promise<CommandOutcome> {
+  async execute(input: unknown, options?: ExecuteOptions): Promise<CommandOutcome> {
     await this.ready;
     if (this.closed) throw new Error('ledger is closed');
     // Clients: no coordinator verb, no command id in the ledger's own namespace (machines/names.ts).
@@ -684,6 +684,8 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       // (each step is idempotent by its own command id and the saga continues where it stopped).
       const done = await this.recallDoc(command.meta.commandId);
       if (done) return done;
+      const denied = await this.notAdmitted(command, options);
+      if (denied) return denied;
       const outcome = await runMigration(this, command, { ...this.options.migration, driver: this.driver });
       // A saga's outcome spans several command ids: only its doc can tell it whole.
       const refusedAtBegin = !outcome.outcome.ok && outcome.outcome.events.length === 0 && outcome.outcome.audit !== undefined;
@@ -700,9 +702,21 @@ class EmbeddedLedger implements Ledger, MigrationPort {
       if (prior.ok) await this.hypervisorReports(command.host, commandDomainName(command));
       return prior;
     }
+    const denied = await this.notAdmitted(command, options);
+    if (denied) return denied;
     const attempt = await this.decideAndAppend(command);
     if (attempt.save) await this.saveOutcome(attempt.outcome);
     if (attempt.outcome.ok) await this.hypervisorReports(command.host, commandDomainName(command), attempt.state);
+    return attempt.outcome;
+  }
+
+  /** The recorded refusal of a command its caller does not admit (ExecuteOptions.admit), or undefined. */
+  private async notAdmitted(command: Command, options: ExecuteOptions | undefined): Promise<CommandOutcome | undefined> {
+    const refusal = options?.admit?.(command);
+    if (!refusal) return undefined;
+    const head = await this.loadHead(command.host, commandDomainName(command));
+    const attempt = await this.refuse(command, refusal, head.revision);
+    if (attempt.save) await this.saveOutcome(attempt.outcome);
     return attempt.outcome;
   }
 

@@ -18,10 +18,10 @@
 //   whose optimistic concurrency keeps rules from being bypassed by races.
 // - stop() drains: no new requests are taken, and every request already received is finished and answered.
 //
-// Metadata: `meta` (and each of its fields) may be omitted. The service fills commandId (a random UUID), time
-// (now, on the service's clock) and actor: the requester's user when NATS says who it is (the server adds a
-// `Nats-Request-Info` header on cross-account service imports), else `nats` (core NATS does not tell a responder
-// who sent a request; put the user in meta.actor, or import the service from another account).
+// Metadata: `meta` (and each of its fields) may be omitted. The service fills commandId (a random UUID) and time
+// (now, on the service's clock). The actor is never taken from the body: it is who a verified signature or NATS
+// (an import from a trusted account) authenticates, else the default actor marked unauthenticated; a body naming
+// another actor is refused (services/identity/: actor.ts, and policy.ts for who may do what).
 //
 // Idempotency: a request without `meta.commandId` gets a random one, so resending it applies the command again.
 // A client that wants safe retries must send its own commandId (services/client.ts does); a retry with a known
@@ -36,7 +36,6 @@ import { randomUUID } from 'node:crypto';
 import {
   headers as natsHeaders,
   type ConnectionOptions,
-  type MsgHdrs,
   type NatsConnection,
   type Service,
   type ServiceMsg,
@@ -48,6 +47,7 @@ import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
 import { domainStream } from '../../machines/model';
 import { CursorError, cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
+import { defaultAccess, queryAccess, type AccessControl } from '../identity/access';
 import type { CommandOutcome, Ledger } from '../ledger-types';
 import { VMLEDGER_VERSION } from '../version';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
@@ -104,8 +104,10 @@ export interface CommandServiceOptions {
   queue?: string;
   /** Largest request body accepted. Default 256 KiB (the server's own max_payload, 1 MiB by default, is checked by the sending client). */
   maxPayloadBytes?: number;
-  /** Actor recorded when the request names none and NATS does not say who sent it. Default `nats`. */
+  /** Actor recorded when nobody vouches for the requester (without `access`). Default `nats`. */
   defaultActor?: string;
+  /** Who is believed and who may do what (a policy file: services/identity/policy.ts). Default: nobody vouched, all allowed. */
+  access?: AccessControl;
   /** Extra service metadata shown by `$SRV.INFO` (e.g. the store spec). */
   metadata?: Record<string, string>;
   /** Refuse to start when a JetStream stream captures a request subject (it would swallow requests). Default true. */
@@ -145,6 +147,7 @@ class RequestError extends Error {
     readonly rule: string,
     readonly serviceCode: number,
     message: string,
+    readonly codeName: keyof typeof ERROR_CODES = 'VIR_ERR_INVALID_ARG',
   ) {
     super(message);
   }
@@ -158,25 +161,12 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The requester's user, when NATS says who sent the request (`Nats-Request-Info`, set on service imports). */
-function requesterUser(h: MsgHdrs | undefined): string | undefined {
-  const info = h?.get('Nats-Request-Info');
-  if (!info) return undefined;
-  try {
-    const parsed = JSON.parse(info) as { user?: unknown; acc?: unknown };
-    if (typeof parsed.user === 'string' && parsed.user !== '') return parsed.user;
-  } catch {
-    // not JSON: ignore
-  }
-  return undefined;
-}
-
 export async function startCommandService(options: CommandServiceOptions): Promise<CommandService> {
   const { ledger } = options;
   const log = options.log ?? stderrLogger;
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   if (!(maxPayloadBytes > 0)) throw new TypeError(`maxPayloadBytes must be > 0, got ${maxPayloadBytes}`);
-  const defaultActor = options.defaultActor ?? 'nats';
+  const access = options.access ?? defaultAccess(options.defaultActor ?? 'nats');
   const name = options.name ?? SERVICE_NAME;
   const queue = options.queue ?? DEFAULT_QUEUE;
 
@@ -266,11 +256,15 @@ export async function startCommandService(options: CommandServiceOptions): Promi
                 `request body is ${msg.data.length} bytes; ${subject} accepts at most ${maxPayloadBytes} bytes (${formatBytes(maxPayloadBytes)})`,
               );
             }
+            if (metadata.kind === 'query') {
+              const denied = queryAccess(access, subject, msg.data, msg.headers);
+              if (denied) throw new RequestError(denied.rule, 403, denied.message, 'VIR_ERR_ACCESS_DENIED');
+            }
             reply = await handle(msg);
           } catch (error) {
             if (error instanceof RequestError) {
               reply = {
-                body: withError(errorShell(msg), error.rule, 'VIR_ERR_INVALID_ARG', error.message),
+                body: withError(errorShell(msg), error.rule, error.codeName, error.message),
                 serviceError: { code: error.serviceCode, description: error.message },
               };
             } else if (error instanceof StoreFullError) {
@@ -393,12 +387,12 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     if (body.meta !== undefined && !isPlainObject(body.meta)) {
       throw new RequestError(SERVICE_RULES.validation, 400, 'invalid command: meta: must be an object');
     }
-    const meta = { ...((body.meta as Record<string, unknown> | undefined) ?? {}) };
+    // Who sent it, from the body as signed (before commandId and time are filled in).
+    const { meta, admit } = access.command({ ...body, verb }, msg.headers);
     meta.commandId ??= randomUUID();
     meta.time ??= new Date().toISOString();
-    meta.actor ??= requesterUser(msg.headers) ?? defaultActor;
     // The ledger validates (zod) and names every bad field; the same message as the CLI gets.
-    const outcome = await ledger.execute({ ...body, verb, meta });
+    const outcome = await ledger.execute({ ...body, verb, meta }, { admit });
     if (outcome.ok) publishFacts(outcome);
     if (!outcome.ok && outcome.rule === SERVICE_RULES.validation) {
       return { body: outcome, serviceError: { code: 400, description: outcome.message ?? 'invalid command' } };

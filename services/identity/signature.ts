@@ -1,0 +1,102 @@
+// Signed commands: an Ed25519 signature in the NATS nkeys format (a user key pair, `SU…` seed, `U…` public key)
+// over the command's signed form, carried in `meta.signature = { key, sig }` and stored with the command, so it is
+// inside the hash chain and `vmledger replay` verifies it again.
+//
+// The signed form is the canonical JSON (services/factHash.ts) of the command as the ledger validates it
+// (CommandSchema, defaults applied), without `meta.signature`, `meta.auth` (the service's own attestation) and
+// `meta.actor` (the service names the actor from the key: see actor.ts). A client signs what it sends: the
+// command with its commandId and time already set (signCommand does all of this).
+import { readFileSync } from 'node:fs';
+
+import { fromPublic, fromSeed, type KeyPair } from '@nats-io/nkeys';
+
+import { CommandSchema, type Command } from '../../machines/commands';
+import { canonicalJson } from '../factHash';
+
+export interface CommandSignature {
+  /** The signer's public nkey (`U…`). */
+  key: string;
+  /** Base64 of the 64-byte Ed25519 signature. */
+  sig: string;
+}
+
+const USER_SEED = /\bSU[A-Z2-7]{56}\b/;
+
+/** The bytes a signature covers (see the header). */
+export function signedForm(command: { meta?: unknown }): Uint8Array {
+  const meta = { ...((command.meta as Record<string, unknown> | undefined) ?? {}) };
+  delete meta.signature;
+  delete meta.auth;
+  delete meta.actor;
+  return new TextEncoder().encode(canonicalJson({ ...command, meta }));
+}
+
+/**
+ * The command, validated, signed by `signer`: what a client sends. Throws a ZodError for an invalid command (it
+ * could not be signed in the form the service checks). `meta.actor` is sent only if the caller gave one.
+ */
+export function signCommand(input: unknown, signer: KeyPair): Command {
+  const command = CommandSchema.parse(input);
+  const given = (input as { meta?: { actor?: unknown } }).meta?.actor;
+  const { actor: _actor, signature: _old, auth: _auth, ...meta } = command.meta;
+  const unsigned = { ...command, meta: given === undefined ? meta : { ...meta, actor: command.meta.actor } };
+  const sig = Buffer.from(signer.sign(signedForm(unsigned))).toString('base64');
+  return { ...unsigned, meta: { ...unsigned.meta, signature: { key: signer.getPublicKey(), sig } } } as Command;
+}
+
+export type SignatureCheck = { ok: true; key: string } | { ok: false; key?: string; reason: string };
+
+/** Verifies `meta.signature` of a validated (or stored) command over its signed form. */
+export function verifyCommandSignature(command: { meta?: unknown }): SignatureCheck {
+  const signature = (command.meta as { signature?: Partial<CommandSignature> } | undefined)?.signature;
+  if (!signature || typeof signature.key !== 'string' || typeof signature.sig !== 'string') {
+    return { ok: false, reason: 'the command carries no signature' };
+  }
+  const { key, sig } = signature;
+  let publicKey: KeyPair;
+  try {
+    publicKey = fromPublic(key);
+  } catch (error) {
+    return { ok: false, key, reason: `'${key}' is not a public nkey (${(error as Error).message})` };
+  }
+  if (!key.startsWith('U')) return { ok: false, key, reason: `'${key}' is not a user nkey (it starts with 'U')` };
+  const bytes = Buffer.from(sig, 'base64');
+  if (bytes.length !== 64 || bytes.toString('base64') !== sig) {
+    return { ok: false, key, reason: 'the signature is not 64 bytes of base64' };
+  }
+  let valid = false;
+  try {
+    valid = publicKey.verify(signedForm(command), new Uint8Array(bytes));
+  } catch {
+    valid = false;
+  }
+  return valid ? { ok: true, key } : { ok: false, key, reason: `the signature of key ${key} does not match the command (the command or its signature was changed)` };
+}
+
+/** A signing key from a file holding a user nkey seed (`SU…`, as `nk -gen user` writes it, or a `.creds` file). */
+export function readSigningKey(path: string): KeyPair {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the signing key ${path}: ${(error as Error).message}`);
+  }
+  const seed = USER_SEED.exec(text)?.[0];
+  if (!seed) throw new Error(`${path} holds no user nkey seed (a line starting 'SU', e.g. from 'vmledger keygen')`);
+  try {
+    return fromSeed(new TextEncoder().encode(seed));
+  } catch (error) {
+    throw new Error(`${path}: the nkey seed is not valid (${(error as Error).message})`);
+  }
+}
+
+/** Whether a string is a user public nkey (`U…`, checksum included). */
+export function isUserPublicKey(key: string): boolean {
+  if (!/^U[A-Z2-7]{55}$/.test(key)) return false;
+  try {
+    fromPublic(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
