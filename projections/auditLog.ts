@@ -37,6 +37,8 @@ export interface AuditEntry {
   position: number;
   time: string;
   actor: string;
+  /** How the service authenticated the actor (the command's meta.auth): NATS user, verified signer, or nobody. */
+  auth?: AuditAuth;
   commandId: string;
   correlationId?: string;
   /** The command's verb; `hypervisor` for facts the hypervisor reported without a command. */
@@ -63,11 +65,21 @@ export interface AuditEntry {
   facts: AuditFact[];
 }
 
+const AuditAuthSchema = z.object({
+  natsAccount: z.string().optional(),
+  natsUser: z.string().optional(),
+  signer: z.string().optional(),
+  unauthenticated: z.literal(true).optional(),
+  claimedActor: z.string().optional(),
+});
+export type AuditAuth = z.infer<typeof AuditAuthSchema>;
+
 const AuditFactSchema = z.object({ position: z.number().int(), stream: z.string(), revision: z.number().int(), type: z.string() });
 export const AuditEntrySchema = z.object({
   position: z.number().int(),
   time: z.string(),
   actor: z.string(),
+  auth: AuditAuthSchema.optional(),
   commandId: z.string(),
   correlationId: z.string().optional(),
   verb: z.string(),
@@ -281,10 +293,12 @@ function metaString(value: unknown): string {
 
 function entryBase(event: RecordedEvent) {
   const m = event.metadata;
+  const auth = AuditAuthSchema.safeParse(commandOf(event)?.meta?.auth);
   return {
     position: event.position,
     time: metaString(m.time),
     actor: metaString(m.actor),
+    ...(auth.success && auth.data !== undefined ? { auth: auth.data } : {}),
     commandId: metaString(m.commandId),
     ...(typeof m.correlationId === 'string' ? { correlationId: m.correlationId } : {}),
   };

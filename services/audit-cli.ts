@@ -91,7 +91,7 @@ export function formatAuditTable(entries: readonly AuditEntry[]): string {
     entries.map((e) => [
       String(e.position),
       e.time,
-      e.actor,
+      actorText(e),
       e.verb,
       `${e.host}/${e.domain}`,
       e.intent ? (e.outcome === 'refused' ? 'intended, refused' : 'intended') : e.outcome,
@@ -99,6 +99,21 @@ export function formatAuditTable(entries: readonly AuditEntry[]): string {
       e.message ?? '',
     ]),
   );
+}
+
+/**
+ * The actor and how it was authenticated: `alice (nats OPS/alice)`, `root (signed UABC…)`, or
+ * `nats (unauthenticated)`; a claim that was not believed follows as `claimed 'x'`.
+ */
+export function actorText(e: Pick<AuditEntry, 'actor' | 'auth'>): string {
+  const a = e.auth;
+  if (!a) return e.actor;
+  const how: string[] = [];
+  if (a.signer) how.push(`signed ${a.signer.slice(0, 8)}…`);
+  if (a.natsUser) how.push(`nats ${a.natsAccount ?? '?'}/${a.natsUser}`);
+  if (a.unauthenticated) how.push('unauthenticated');
+  if (a.claimedActor !== undefined) how.push(`claimed '${a.claimedActor}'`);
+  return how.length > 0 ? `${e.actor} (${how.join(', ')})` : e.actor;
 }
 
 function outcomeText(o: Outcome): string {

@@ -12,11 +12,13 @@
 // non-command errors of queries throw VmledgerRequestError / the NATS error.
 import { randomUUID } from 'node:crypto';
 
+import type { KeyPair } from '@nats-io/nkeys';
 import { ErrorCode, type NatsConnection, type NatsError, type Subscription } from 'nats';
 
 import { VERBS, type CommandInput, type Verb } from '../machines/commands';
 import { allDomains, type DomainPage, type DomainQuery, type DomainSummary } from './domainQuery';
 import type { RecordedEvent } from './eventstore/types';
+import { signCommand } from './identity/signature';
 import type { CommandOutcome } from './ledger-types';
 import {
   commandSubject,
@@ -56,6 +58,8 @@ export interface VmledgerClientOptions {
   retryDelayMs?: number;
   /** Actor recorded for commands that name none. Default: let the service decide (`nats`). */
   actor?: string;
+  /** Sign every command with this user nkey (services/identity/signature.ts; readSigningKey reads one from a file). */
+  signWith?: KeyPair;
 }
 
 /** A query that the service answered with an error (validation, DOM-NOTFOUND, internal). */
@@ -110,6 +114,16 @@ function isRetryable(error: unknown): boolean {
   return code === ErrorCode.Timeout || code === ErrorCode.NoResponders;
 }
 
+/** The command signed; an invalid one as it is, so that the service names what is wrong with it. */
+function signedOrAsIs(verb: Verb, body: Record<string, unknown>, signer: KeyPair): unknown {
+  try {
+    const { verb: _verb, ...signed } = signCommand({ ...body, verb }, signer);
+    return signed;
+  } catch {
+    return body;
+  }
+}
+
 export function createVmledgerClient(nc: NatsConnection, options: VmledgerClientOptions = {}): VmledgerClient {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const retries = options.retries ?? 2;
@@ -143,7 +157,8 @@ export function createVmledgerClient(nc: NatsConnection, options: VmledgerClient
     meta.commandId ??= randomUUID(); // before the first send: every retry carries the same id
     meta.time ??= new Date().toISOString();
     if (options.actor !== undefined) meta.actor ??= options.actor;
-    return request<CommandOutcome>(commandSubject(verb), { ...fields, meta });
+    const body = { ...fields, meta };
+    return request<CommandOutcome>(commandSubject(verb), options.signWith ? signedOrAsIs(verb, body, options.signWith) : body);
   };
 
   const queryDomains = (q: DomainQuery = {}): Promise<DomainPage> => query<DomainPage>(QUERY_SUBJECTS.domains, q);

@@ -18,6 +18,8 @@ import { domainStream, initialDomainState, type DomainState } from '../machines/
 import { RULES } from '../machines/rules';
 import { domainRows, evolveKnown, foldDomainEvent, newStreamFold, type StreamFold } from '../projections/domainList';
 import { canonicalJson, eventHash } from './factHash';
+import { isIdentityRule } from './identity/rules';
+import { verifyCommandSignature } from './identity/signature';
 import {
   acceptedNoopOf,
   COMMAND_ACCEPTED,
@@ -163,6 +165,13 @@ function metadataMismatch(event: RecordedEvent, command: Command): string | unde
     wrong.push(`the command in the ${event.type} record's metadata is not the command in its data`);
   }
   return wrong.length > 0 ? wrong.join('; ') : undefined;
+}
+
+/** A recorded command's signature, if it carries one, must verify over the recorded command (a rehashed chain hides nothing here). */
+function signatureProblem(command: Command): string | undefined {
+  if ((command.meta as { signature?: unknown } | undefined)?.signature === undefined) return undefined;
+  const check = verifyCommandSignature(command);
+  return check.ok ? undefined : `the recorded command's signature does not verify: ${check.reason}`;
 }
 
 /**
@@ -374,7 +383,7 @@ export async function replayCheck(store: EventStore, options: ReplayOptions = {}
         chain.position = event.position;
         chain.hash = recordedHash ?? '';
         const carried = commandOf(event);
-        const mismatch = carried !== undefined ? metadataMismatch(event, carried) : undefined;
+        const mismatch = carried !== undefined ? (metadataMismatch(event, carried) ?? signatureProblem(carried)) : undefined;
         if (mismatch) {
           mismatches.push({ stream: event.stream, revision: event.revision, position: event.position, problem: 'changed', detail: mismatch });
         }
@@ -627,6 +636,8 @@ function refusalDriftOf(
   revision: number,
   hosts: HostView,
 ): RefusalDrift | undefined {
+  // A refusal for who asked (access policy, identity) is no decision of the machine's to compare.
+  if (isIdentityRule(refused.rule)) return undefined;
   const expected = (refused.command.meta as { expectedRevision?: unknown } | undefined)?.expectedRevision;
   let now: Outcome;
   if (typeof expected === 'number' && expected !== revision) {

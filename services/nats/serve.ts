@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import type { NatsConnection } from 'nats';
 
 import { DEFAULT_STORE_FILE, openEventStore, type EventStore } from '../eventstore/index';
+import { accessControl } from '../identity/access';
+import { loadPolicyFile } from '../identity/policy';
 import { createLedger } from '../ledger';
 import type { Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
@@ -21,6 +23,8 @@ export interface ServeOptions {
   name?: string;
   queue?: string;
   maxPayloadBytes?: number;
+  /** Access policy file (services/identity/policy.ts). Default: $VMLEDGER_POLICY, else none (nobody vouched, all allowed). */
+  policy?: string;
   log?: ServiceLogger;
   /** Stop gracefully on SIGINT/SIGTERM (a second signal exits at once). Default true. */
   handleSignals?: boolean;
@@ -42,6 +46,9 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   const env = options.env ?? process.env;
   const log = options.log ?? stderrLogger;
   const storeSpec = options.store ?? (env.VMLEDGER_STORE?.trim() || DEFAULT_STORE_SPEC);
+  const policyFile = options.policy ?? (env.VMLEDGER_POLICY?.trim() || undefined);
+  // Before anything is opened: a bad policy file is named at once.
+  const access = policyFile !== undefined ? accessControl(loadPolicyFile(policyFile)) : undefined;
   const natsConfig = natsConfigFromEnv(env, options.natsUrl ? { url: options.natsUrl, name: 'vmledger serve' } : { name: 'vmledger serve' });
 
   // NATS first: when it is unreachable, fail before touching the store.
@@ -59,6 +66,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
       name: options.name,
       queue: options.queue,
       maxPayloadBytes: options.maxPayloadBytes,
+      access,
       metadata: { store: storeSpec.startsWith('sqlite:') || storeSpec === 'memory' ? storeSpec : storeSpec.split(':')[0]! },
       log,
     });
@@ -128,10 +136,11 @@ export function registerServeCommand(program: Command): Command {
     .description('run the command service on NATS (vmledger.cmd.<verb>) until SIGINT/SIGTERM')
     .option('--store <spec>', `event store: sqlite:PATH or memory (default: $VMLEDGER_STORE or ${DEFAULT_STORE_SPEC})`)
     .option('--nats <url>', 'NATS server URL (default: $NATS_URL or nats://127.0.0.1:4222)')
-    .action(async (opts: { store?: string; nats?: string }, cmd: Command) => {
+    .option('--policy <file>', 'access policy: trusted accounts, signing keys, roles (default: $VMLEDGER_POLICY)')
+    .action(async (opts: { store?: string; nats?: string; policy?: string }, cmd: Command) => {
       const all = cmd.optsWithGlobals<{ store?: string; nats?: string }>();
       try {
-        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats });
+        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats, policy: opts.policy });
         await running.done;
       } catch (error) {
         const message = error instanceof NatsUnreachableError ? error.message : `vmledger serve: ${(error as Error).message ?? String(error)}`;
