@@ -63,17 +63,23 @@ export function natsOption(): Option {
   return new Option('--nats <url>', 'send the commands to a running vmledger service over NATS instead of using a local store');
 }
 
+export function signWithOption(): Option {
+  return new Option('--sign-with <keyfile>', 'sign every command with the user nkey seed in KEYFILE (SU…; see `vmledger keygen`)');
+}
+
 export interface CliGlobals {
   store: string;
   host: string;
   json: boolean;
   /** Set when the commands go to a remote service over NATS. */
   nats?: string;
+  /** A key file: sign every command. */
+  signWith?: string;
 }
 
 /** --store/--host/--json from the command and its parents (the nearest one given wins), with defaults. */
 export function cliGlobals(cmd: Command): CliGlobals {
-  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string };
+  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string; signWith?: string };
   let store = all.store;
   let host = all.host;
   let json = all.json;
@@ -82,7 +88,7 @@ export function cliGlobals(cmd: Command): CliGlobals {
   store = own.store ?? store;
   host = own.host ?? host;
   json = own.json ?? json;
-  return { store: store ?? DEFAULT_STORE_SPEC, host: host ?? DEFAULT_HOST, json: json ?? false, nats: all.nats };
+  return { store: store ?? DEFAULT_STORE_SPEC, host: host ?? DEFAULT_HOST, json: json ?? false, nats: all.nats, signWith: all.signWith };
 }
 
 /** Opens the store a spec names; a malformed spec or an unusable file becomes a CliError (one line). */
@@ -130,6 +136,7 @@ export function buildProgram(handlers: ProgramHandlers): Command {
     .addOption(hostOption())
     .addOption(jsonOption())
     .addOption(natsOption())
+    .addOption(signWithOption())
     .enablePositionalOptions()
     .passThroughOptions()
     .helpCommand(false)

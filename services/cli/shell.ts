@@ -11,6 +11,7 @@ import { terminalText } from '../terminalText';
 import { VirshSession, type CommandReport, type SessionLedger } from '../virsh/session';
 import { LazyLedger } from './lazyLedger';
 import { CliError, cliGlobals } from './program';
+import { prepareSessionLedger } from './signing';
 
 export const PROMPT = 'vmledger # ';
 
@@ -28,7 +29,12 @@ function printer(json: boolean) {
 
 async function withSession<T>(cmd: Command, work: (session: VirshSession, print: (r: CommandReport) => void) => Promise<T>): Promise<T> {
   const globals = cliGlobals(cmd);
-  const ledger: SessionLedger = globals.nats ? await remoteLedger(globals.nats) : new LazyLedger(globals.store);
+  const ledger = await prepareSessionLedger(globals.nats ? await remoteLedger(globals.nats) : new LazyLedger(globals.store), {
+    remote: globals.nats !== undefined,
+    signWith: globals.signWith,
+  }).catch((error: unknown) => {
+    throw new CliError(error instanceof Error ? error.message : String(error));
+  });
   try {
     const session = new VirshSession(ledger, {
       host: globals.host,
