@@ -25,6 +25,7 @@ import { diffView, parseFocus, type FocusSpec } from './diagramViews';
 import type { EventStore } from './eventstore/types';
 import { parseDiagramJson, reguardNote } from './ui/diffView';
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUiServer, type UiServer } from './ui/server';
+import { isLoopback, newUiToken } from './ui/token';
 
 interface Out {
   write(text: string): unknown;
@@ -138,9 +139,6 @@ function untilSignal(): Promise<void> {
   });
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -236,7 +234,8 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
     .addOption(storeOption())
     .option('--port <n>', `port to listen on (0: any free port)`, String(DEFAULT_UI_PORT))
     .option('--host <address>', `address to bind (default: ${DEFAULT_UI_HOST}; anything else exposes the ledger's history to the network)`)
-    .action(async (opts: { port: string; host?: string }, cmd: Command) => {
+    .option('--token <token>', 'token every request must carry (default: $VMLEDGER_UI_TOKEN; off loopback a random one when none is given)')
+    .action(async (opts: { port: string; host?: string; token?: string }, cmd: Command) => {
       const { store: spec } = cliGlobals(cmd);
       const port = parsePort(opts.port);
       // The global --host names a hypervisor host; only the ui's own --host is an address to bind.
@@ -247,15 +246,17 @@ export function registerDiagramCommands(program: Command, deps: DiagramCliDeps =
       } catch (error) {
         fail(error instanceof Error ? error.message : String(error));
       }
+      const token = opts.token ?? (process.env.VMLEDGER_UI_TOKEN?.trim() || (isLoopback(bind) ? undefined : newUiToken()));
       let server: UiServer;
       try {
-        server = await startUiServer({ store, port, host: bind, log: (line) => stderr.write(`${line}\n`) });
+        server = await startUiServer({ store, port, host: bind, token, log: (line) => stderr.write(`${line}\n`) });
       } catch (error) {
         await store.close().catch(() => undefined);
         fail(error instanceof Error ? error.message : String(error));
       }
-      if (!isLoopback(bind)) stderr.write(`warning: listening on ${bind}: whoever can reach it can read this ledger's history\n`);
-      stdout.write(`vmledger ui: ${server.url} (store ${spec}); Ctrl-C to stop\n`);
+      if (!isLoopback(bind)) stderr.write(`warning: listening on ${bind}: whoever has the token can read this ledger's history\n`);
+      const link = token === undefined ? server.url : `${server.url}?token=${encodeURIComponent(token)}`;
+      stdout.write(`vmledger ui: ${link} (store ${spec}); Ctrl-C to stop\n`);
       try {
         await (deps.onListening ?? (() => untilSignal()))(server);
       } finally {

@@ -16,7 +16,8 @@
 //   POST /api/diff                  the same with the export in the body (or {"old": …, "new": …})
 //
 // It binds 127.0.0.1 unless told otherwise, and then answers only requests addressed to a loopback name (a page on
-// another site cannot reach it through DNS rebinding). Nothing it serves writes to the ledger.
+// another site cannot reach it through DNS rebinding). Bound to any other address it requires a token (token.ts).
+// Nothing it serves writes to the ledger.
 import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -35,6 +36,7 @@ import { buildDiffView, parseDiagramJson } from './diffView';
 import { searchDomains, searchOfParams } from './domainSearch';
 import { buildHistory } from './history';
 import { annotateDiagramSvg } from './svg';
+import { isLoopback, presentedToken, tokenCookie, tokenMatches } from './token';
 import { annotateViewSvg } from './viewSvg';
 
 export const DEFAULT_UI_HOST = '127.0.0.1';
@@ -54,6 +56,8 @@ export interface UiServerOptions {
   baseDir?: string;
   /** Where request errors are logged (default: nowhere). */
   log?: (line: string) => void;
+  /** Required of every request (token.ts); must be given when `host` is not loopback. */
+  token?: string;
 }
 
 export interface UiServer {
@@ -100,10 +104,6 @@ const SECURITY_HEADERS: Record<string, string> = {
   'Cross-Origin-Resource-Policy': 'same-origin',
 };
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /** The host name of a Host header (`[::1]:7070` → `::1`). */
 function hostName(header: string): string {
   const h = header.trim().toLowerCase();
@@ -127,6 +127,10 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   const store = options.store ?? options.ledger?.store;
   if (!store) throw new Error('startUiServer needs a store or a ledger');
   const bindHost = options.host ?? DEFAULT_UI_HOST;
+  const token = options.token;
+  if (!isLoopback(bindHost) && !token) {
+    throw new Error(`binding ${bindHost} (not loopback) exposes the ledger's history to the network: give a token (--token, or $VMLEDGER_UI_TOKEN)`);
+  }
   const baseDir = options.baseDir ?? process.cwd();
   const log = options.log ?? (() => undefined);
   const assets = loadAssets();
@@ -239,6 +243,13 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       throw new HttpError(421, 'this server answers only requests to 127.0.0.1, localhost or [::1]');
     }
     const url = new URL(req.url ?? '/', 'http://ui.invalid');
+    if (token !== undefined) {
+      const presented = presentedToken(req, url);
+      if (!tokenMatches(token, presented.token)) {
+        throw new HttpError(401, 'this server needs its token: open the link it printed (…/?token=TOKEN) or send Authorization: Bearer TOKEN');
+      }
+      if (presented.fromQuery) res.setHeader('Set-Cookie', tokenCookie(token));
+    }
     const asset = assets.get(url.pathname);
     const route = routes[url.pathname];
     const method = req.method ?? 'GET';
