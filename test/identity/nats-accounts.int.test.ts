@@ -1,7 +1,7 @@
 // Who did it, provably: a real nats-server run with the shipped deploy/nats-server.conf (accounts VMLEDGER, OPS,
 // AUDIT), the vmledger service on a real SQLite ledger with the shipped deploy/policy.json (plus signing keys
 // made here), and clients connected as alice (operator), root (admin) and carol (auditor).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { createUser, type KeyPair } from '@nats-io/nkeys';
@@ -20,6 +20,7 @@ import { signCommand } from '../../services/identity/signature';
 import { commandSubject, QUERY_SUBJECTS } from '../../services/nats/protocol';
 import { startCommandService, type CommandService } from '../../services/nats/service';
 import { replayCheck } from '../../services/replay';
+import { runVmledger } from '../support/cli';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 import { captureLog, domainConfig, ledgerOnFile, rawRequest, tempDir, type LedgerOnFile } from '../nats/fixtures';
 
@@ -271,6 +272,24 @@ describe('the policy, for three roles', () => {
       await nc.close();
       await plainDb.close();
       await plain.stop();
+    }
+  });
+
+  it('the CLI over NATS sends no actor of its own, and signs with --sign-with: recorded as alice, then as root', async () => {
+    const seed = join(tmp.dir, 'root.seed');
+    writeFileSync(seed, new TextDecoder().decode(keys.root.getSeed()), { mode: 0o600 });
+    Object.assign(process.env, { NATS_USER: 'alice', NATS_PASSWORD: PASSWORDS.ALICE_PASS }); // the CLI child's credentials
+    try {
+      const base = ['--nats', server.url, '--host', 'h1', '--json'];
+      const defined = await runVmledger([...base, 'define', join(ROOT, 'examples/web1.xml')], tmp.dir);
+      expect(defined.code, defined.stderr).toBe(0);
+      const signed = await runVmledger([...base, '--sign-with', seed, 'start', 'web1'], tmp.dir);
+      expect(signed.code, signed.stderr).toBe(0);
+      const entries = await auditEntries(db.store, { host: 'h1', domain: 'web1' });
+      expect(entries.slice(-2).map(actorText)).toEqual(['alice (nats OPS/alice)', `root (signed ${keys.root.getPublicKey().slice(0, 8)}…, nats OPS/alice)`]);
+    } finally {
+      delete process.env.NATS_USER;
+      delete process.env.NATS_PASSWORD;
     }
   });
 
