@@ -130,6 +130,8 @@ describe('what nats-server does with Nats-Request-Info', () => {
       const entry = await entryOf(plainDb.store, reply.commandId as string);
       expect(entry?.auth).toEqual({ unauthenticated: true, claimedActor: 'root@ceo-office' });
       expect(actorText(entry!)).toBe("nats (unauthenticated, claimed 'root@ceo-office')");
+      const audit = await runVmledger(['audit', '--store', `sqlite:${plainDb.file}`], tmp.dir);
+      expect(audit.stdout).toMatch(/ nats \(unauthenticated, claimed 'root@ceo-office'\)\s+define\s+local\/plain-1\s+accepted/);
       await svc.stop();
       await a.close();
       await b.close();

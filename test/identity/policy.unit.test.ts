@@ -1,10 +1,15 @@
 // The policy file: what it accepts, how it names a mistake, and how grants match (permissions, hosts, domains).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { createUser } from '@nats-io/nkeys';
 import { describe, expect, it } from 'vitest';
 
 import { CommandSchema } from '../../machines/commands';
 import { permissionsOf } from '../../services/identity/permissions';
-import { authorize, globMatch, parsePolicy } from '../../services/identity/policy';
+import { authorize, globMatch, loadPolicyFile, parsePolicy } from '../../services/identity/policy';
+import { runServe } from '../../services/nats/serve';
 
 const command = (input: Record<string, unknown>) =>
   CommandSchema.parse({ host: 'h1', domain: 'web1', meta: { commandId: 'c', time: '2026-01-01T00:00:00Z' }, ...input });
@@ -61,5 +66,26 @@ describe('the policy file', () => {
     expect(permissionsOf(command({ verb: 'undefine', removeAllStorage: true }))).toEqual(['domain.delete', 'storage_vol.delete']);
     expect(permissionsOf(command({ verb: 'undefine', storage: ['vda'], wipeStorage: true }))).toEqual(['domain.delete', 'storage_vol.delete', 'storage_vol.data_write']);
     expect(permissionsOf(command({ verb: 'snapshot-revert', snapshotname: 's' }))).toEqual(['domain.snapshot']);
+  });
+});
+
+describe('vmledger serve --policy FILE', () => {
+  it('loads the shipped policy, and stops at a bad one before it connects to NATS or opens a store', async () => {
+    expect(loadPolicyFile('deploy/policy.json').actors).toEqual({ carol: ['auditor'], alice: ['operator'], root: ['admin'] });
+    const dir = mkdtempSync(join(tmpdir(), 'vmledger-policy-'));
+    try {
+      const bad = join(dir, 'policy.json');
+      writeFileSync(bad, JSON.stringify({ roles: { op: [{ allow: [] }] } }));
+      const store = join(dir, 'never.sqlite');
+      await expect(runServe({ policy: bad, store: `sqlite:${store}`, natsUrl: 'nats://127.0.0.1:1', handleSignals: false })).rejects.toThrow(
+        `invalid policy file ${bad}: roles.op.0.allow: Too small: expected array to have >=1 items`,
+      );
+      writeFileSync(bad, '{ not json');
+      await expect(runServe({ policy: bad, store: `sqlite:${store}`, natsUrl: 'nats://127.0.0.1:1', handleSignals: false })).rejects.toThrow(
+        /^the policy file .* is not valid JSON: /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
