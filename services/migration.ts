@@ -77,8 +77,10 @@ export async function runMigration(
 ): Promise<SagaResult> {
   const id = c.meta.commandId;
   const correlationId = c.meta.correlationId ?? id;
+  // The saga's own steps carry who asked (actor, auth) but not the migrate command's signature, which covers only it.
+  const { signature: _signature, ...asked } = c.meta;
   const meta = (step: string) => ({
-    ...c.meta,
+    ...asked,
     commandId: internalCommandId(id, step),
     correlationId,
     expectedRevision: undefined,

@@ -3,8 +3,9 @@
 // inside the hash chain and `vmledger replay` verifies it again.
 //
 // The signed form is the canonical JSON (services/factHash.ts) of the command as the ledger validates it
-// (CommandSchema, defaults applied), without `meta.signature`, `meta.auth` (the service's own attestation) and
-// `meta.actor` (the service names the actor from the key: see actor.ts). A client signs what it sends: the
+// (CommandSchema, defaults applied), without `meta.signature`, `meta.auth` (the service's own attestation),
+// `meta.actor` (the service names the actor from the key: see actor.ts) and `meta.correlationId` (a grouping the
+// migration saga fills in). A client signs what it sends: the
 // command with its commandId and time already set (signCommand does all of this).
 import { readFileSync } from 'node:fs';
 
@@ -28,6 +29,7 @@ export function signedForm(command: { meta?: unknown }): Uint8Array {
   delete meta.signature;
   delete meta.auth;
   delete meta.actor;
+  delete meta.correlationId; // a migration saga sets it on its Begin step (services/migration.ts)
   return new TextEncoder().encode(canonicalJson({ ...command, meta }));
 }
 
