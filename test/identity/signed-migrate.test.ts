@@ -1,5 +1,4 @@
 // A signed migrate through the real ledger: the saga's Begin is the signed command itself (its signature still
-// verifies), its later steps carry who asked but not that signature, and replay is clean; a signed undefine on
 // verifies), its later steps carry who asked but not that signature, and replay is clean.
 import { createUser } from '@nats-io/nkeys';
 import { describe, expect, it } from 'vitest';
