@@ -50,14 +50,14 @@ export const CommandMetaSchema = z.strictObject({
   /** Who the service authenticated; set by the service (a client's own value is replaced): services/identity/actor.ts. */
   auth: z
     .object({
-      natsAccount: z.string().max(200).optional(),
-      natsUser: z.string().max(200).optional(),
+      natsAccount: idSchema('NATS account').optional(),
+      natsUser: idSchema('NATS user').optional(),
       /** The public nkey whose signature the service verified. */
       signer: z.string().max(64).optional(),
       /** Nobody vouched for the requester: the actor is the service's default. */
       unauthenticated: z.literal(true).optional(),
       /** The actor the request named, when it was not the one recorded (kept as a claim, never as the actor). */
-      claimedActor: z.string().max(200).optional(),
+      claimedActor: idSchema('actor').optional(),
     })
     .strict()
     .optional(),
