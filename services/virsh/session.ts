@@ -447,11 +447,11 @@ export class VirshSession {
   }
 
   /** Reads and parses the domain XML in a file named on the command line; the failure to report when it cannot. */
-  private readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml> } | { error: Result } {
+  private readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml>; xml: string } | { error: Result } {
     const read = this.read(path);
     if ('error' in read) return read;
     try {
-      return { config: parseDomainXml(read.text, this.newUuid) };
+      return { config: parseDomainXml(read.text, this.newUuid), xml: read.text };
     } catch (error) {
       return { error: this.xmlFailure(error, header) };
     }
@@ -495,11 +495,11 @@ export class VirshSession {
         const file = str(o, 'file')!;
         const parsed = this.readDomainXml(file, failureHeader(verb, '', o));
         if ('error' in parsed) return parsed.error;
-        const { config } = parsed;
+        const { config, xml } = parsed;
         const input =
           verb === 'define'
-            ? { verb, config }
-            : { verb, config, paused: flag(o, 'paused'), autodestroy: flag(o, 'autodestroy') };
+            ? { verb, config, xml }
+            : { verb, config, xml, paused: flag(o, 'paused'), autodestroy: flag(o, 'autodestroy') };
         const r = await this.execute(input, verb, config.name, o, () =>
           `Domain '${config.name}' ${verb === 'define' ? 'defined' : 'created'} from ${file}\n`,
         );
