@@ -60,15 +60,10 @@ function findBinary(name: string, env: NodeJS.ProcessEnv = process.env): string 
 
 /** The binaries a private libvirtd needs, or the names of those missing. */
 export function libvirtBinaries(): LibvirtBinaries | { missing: string[] } {
-  const found = {
-    libvirtd: findBinary('libvirtd'),
-    virsh: findBinary('virsh'),
-    qemuImg: findBinary('qemu-img'),
-    qemu: findBinary('qemu-system-x86_64'),
-    setpriv: findBinary('setpriv'),
-  };
-  const needed = ['libvirtd', 'virsh', 'qemuImg', 'qemu', ...(process.getuid?.() === 0 ? ['setpriv'] : [])] as const;
-  const missing = needed.filter((k) => found[k] === undefined).map((k) => ({ libvirtd: 'libvirtd', virsh: 'virsh', qemuImg: 'qemu-img', qemu: 'qemu-system-x86_64', setpriv: 'setpriv' })[k]);
+  const names = { libvirtd: 'libvirtd', virsh: 'virsh', qemuImg: 'qemu-img', qemu: 'qemu-system-x86_64', setpriv: 'setpriv' } as const;
+  const found = Object.fromEntries(Object.entries(names).map(([k, n]) => [k, findBinary(n)])) as Record<keyof typeof names, string | undefined>;
+  const needed: (keyof typeof names)[] = ['libvirtd', 'virsh', 'qemuImg', 'qemu', ...(process.getuid?.() === 0 ? (['setpriv'] as const) : [])];
+  const missing = needed.filter((k) => found[k] === undefined).map((k) => names[k]);
   if (missing.length > 0) return { missing };
   return { libvirtd: found.libvirtd!, virsh: found.virsh!, qemuImg: found.qemuImg!, ...(found.setpriv ? { setpriv: found.setpriv } : {}) };
 }
