@@ -45,6 +45,8 @@ export interface SessionOptions {
   newUuid?: () => string;
   /** Errors that end the whole session (rethrown) instead of failing one command, e.g. a store that cannot open. */
   isFatal?: (error: unknown) => boolean;
+  /** The ledger performs commands on libvirt (`--connect`): blockcopy --wait can wait for libvirt's copy. */
+  connected?: boolean;
 }
 
 /** One command's result in `--json` mode. */
@@ -281,6 +283,7 @@ export class VirshSession {
   private readonly now: () => string;
   private readonly newUuid: () => string;
   private readonly isFatal: (error: unknown) => boolean;
+  private readonly connected: boolean;
 
   constructor(
     readonly ledger: SessionLedger,
@@ -293,6 +296,7 @@ export class VirshSession {
     this.now = options.now ?? (() => new Date().toISOString());
     this.newUuid = options.newUuid ?? randomUUID;
     this.isFatal = options.isFatal ?? (() => false);
+    this.connected = options.connected ?? false;
   }
 
   /**
@@ -462,6 +466,29 @@ export class VirshSession {
       return fail(header ? [header, error.message] : [error.message], error.code, 'XML', error.message, error.codeName);
     }
     throw error;
+  }
+
+  /**
+   * blockcopy --wait/--pivot/--finish over a libvirt connection: the driver reported the copy ready before the
+   * blockcopy was answered; then pivot (blockjob --pivot) or finish (blockjob --abort), as virsh does.
+   */
+  private async finishBlockCopy(
+    dom: string,
+    path: string,
+    then: 'wait' | 'pivot' | 'finish',
+    exec: (input: Record<string, unknown>, success: (outcome: CommandOutcome) => string) => Promise<Result>,
+    started: Result,
+  ): Promise<Result> {
+    const state = await this.domain(dom);
+    const disk = state?.config?.disks.find((d) => d.target === path || d.source === path);
+    const job = disk ? state?.blockJobs[disk.target] : undefined;
+    if (job?.phase !== 'ready') {
+      const message = `block copy of '${path}' did not reach the mirroring phase in time; it goes on: end it with blockjob --pivot or --abort`;
+      return fail([message], ERROR_CODES.VIR_ERR_OPERATION_TIMEOUT, 'LIBVIRT', `Timed out during operation: ${message}`, 'VIR_ERR_OPERATION_TIMEOUT');
+    }
+    if (then === 'wait') return { ...started, out: '\nNow in mirroring phase' };
+    const pivot = then === 'pivot';
+    return exec({ verb: 'blockjob', domain: dom, path, pivot, abort: !pivot }, () => (pivot ? '\nSuccessfully pivoted' : '\nSuccessfully copied'));
   }
 
   private async domain(name: string): Promise<DomainState | undefined> {
@@ -812,24 +839,20 @@ export class VirshSession {
         if (flag(o, 'pivot') && flag(o, 'finish')) return optionError('Options --pivot and --finish are mutually exclusive');
         const dest = str(o, 'dest');
         if (dest === undefined) return optionError('need either --dest or --xml');
-        if (flag(o, 'wait') || flag(o, 'pivot') || flag(o, 'finish')) {
+        const wait = flag(o, 'wait') || flag(o, 'pivot') || flag(o, 'finish');
+        if (wait && !this.connected) {
           return optionError(
-            'vmledger does not wait for block copies: a copy becomes ready through `guest-event DOM blockjob-ready --disk DISK`; ' +
-              'end it with `blockjob DOM DISK --pivot` or `--abort`',
+            'blockcopy --wait needs a libvirt connection (vmledger --connect URI): without one nothing copies, and a copy ' +
+              'becomes ready only through `guest-event DOM blockjob-ready --disk DISK`; end it with `blockjob DOM DISK --pivot` or `--abort`',
           );
         }
-        return exec(
-          {
-            verb,
-            domain: dom,
-            path: str(o, 'path'),
-            dest,
-            transientJob: flag(o, 'transient-job'),
-            shallow: flag(o, 'shallow'),
-            reuseExternal: flag(o, 'reuse-external'),
-          },
-          () => 'Block Copy started',
+        const path = str(o, 'path')!;
+        const started = await exec(
+          { verb, domain: dom, path, dest, transientJob: flag(o, 'transient-job'), shallow: flag(o, 'shallow'), reuseExternal: flag(o, 'reuse-external') },
+          () => (wait ? '' : 'Block Copy started'),
         );
+        if (!wait || !started.ok) return started;
+        return this.finishBlockCopy(dom, path, flag(o, 'pivot') ? 'pivot' : flag(o, 'finish') ? 'finish' : 'wait', exec, started);
       }
       case 'blockjob': {
         const abort = flag(o, 'abort') || flag(o, 'async') || flag(o, 'pivot');

@@ -14,7 +14,7 @@
 //   lv.image('web1.qcow2')         a blank 32 MiB qcow2 the daemon's user can write
 //   lv.domainXml('web1', disk)     a tiny TCG guest: 64 MiB, no video, a pty serial
 //   await lv.stop()                destroys what still runs, stops the daemons, removes the folder (idempotent)
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -42,6 +42,8 @@ export interface LibvirtdHandle {
   /** Runs one `virsh -c URI …` (a fresh process: the independent view of libvirt's state). */
   virsh(args: string[], uri?: string): { status: number; stdout: string; stderr: string };
   log(): string;
+  /** The public API calls the daemon served so far (`virDomainUndefineFlags`, …), in order, with their domain. */
+  apiCalls(): { api: string; line: string }[];
   stop(): Promise<void>;
 }
 
@@ -118,7 +120,9 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
       'auth_unix_rw = "none"',
       'auth_unix_ro = "none"',
       'unix_sock_rw_perms = "0770"',
-      `log_outputs = "3:file:${join(dir, 'libvirtd.log')}"`,
+      `log_outputs = "3:file:${join(dir, 'libvirtd.log')} 1:file:${join(dir, 'api.log')}"`,
+      // libvirt's public API entry points, one debug line per call: what the daemon was asked to do (apiCalls()).
+      'log_filters = "1:libvirt.domain 1:libvirt.domain_snapshot 1:libvirt.domain-snapshot 4:*"',
       '',
     ].join('\n'),
   );
@@ -151,13 +155,8 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   const log = () => `${output}${existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''}`;
 
   const virsh = (a: string[], uri = qemuUri) => {
-    try {
-      const stdout = execFileSync(bins.virsh, ['-q', '-c', uri, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-      return { status: 0, stdout, stderr: '' };
-    } catch (error) {
-      const e = error as { status?: number; stdout?: string; stderr?: string };
-      return { status: e.status ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-    }
+    const r = spawnSync(bins.virsh, ['-q', '-c', uri, ...a], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
+    return { status: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   };
 
   /** Last resort: every qemu and virtlogd this daemon started (their pid files are under our run dir). */
@@ -224,6 +223,11 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
     domainXml: tinyGuestXml,
     virsh,
     log,
+    apiCalls() {
+      const file = join(dir, 'api.log');
+      if (!existsSync(file)) return [];
+      return [...readFileSync(file, 'utf8').matchAll(/^.* : (vir(?:Domain|Snapshot)\w+):\d+ : (.*)$/gm)].map((m) => ({ api: m[1]!, line: m[2]! }));
+    },
     stop,
   };
 }
