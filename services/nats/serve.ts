@@ -5,7 +5,9 @@ import type { Command } from 'commander';
 import type { NatsConnection } from 'nats';
 
 import { DEFAULT_STORE_FILE, openEventStore, type EventStore } from '../eventstore/index';
+import type { LibvirtDriver } from '../drivers/libvirt';
 import { createLedger } from '../ledger';
+import { connectDriver, connectOption } from '../libvirt/connect';
 import type { Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
 import { startCommandService, stderrLogger, type CommandService, type ServiceLogger } from './service';
@@ -24,6 +26,8 @@ export interface ServeOptions {
   log?: ServiceLogger;
   /** Stop gracefully on SIGINT/SIGTERM (a second signal exits at once). Default true. */
   handleSignals?: boolean;
+  /** `--connect URI`: perform every accepted command on this libvirt connection. */
+  connect?: string;
 }
 
 export interface RunningServe {
@@ -48,11 +52,13 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   const nc = await connectNats(natsConnectionOptions(natsConfig));
   let store: EventStore | undefined;
   let ledger: Ledger | undefined;
+  let driver: LibvirtDriver | undefined;
   let service: CommandService;
   try {
     store = await openEventStore(storeSpec);
     // follow: keep the host index current with other processes appending to the same store.
-    ledger = createLedger(store, { follow: true });
+    driver = options.connect !== undefined ? await connectDriver(options.connect) : undefined;
+    ledger = createLedger(store, { follow: true, ...(driver ? { driver } : {}) });
     service = await startCommandService({
       ledger,
       nc,
@@ -64,6 +70,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
     });
   } catch (error) {
     await ledger?.close().catch(() => {});
+    await driver?.close().catch(() => {});
     await store?.close().catch(() => {});
     await nc.close().catch(() => {});
     throw error;
@@ -95,6 +102,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
       try {
         await service.stop();
         await openedLedger.close().catch((e: unknown) => log('error', `closing the ledger: ${String(e)}`));
+        await driver?.close().catch((e: unknown) => log('error', `closing the libvirt connection: ${String(e)}`));
         await openedStore.close().catch((e: unknown) => log('error', `closing the store: ${String(e)}`));
         if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
       } finally {
@@ -113,7 +121,8 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   log(
     'info',
     `serving '${service.name}' ${service.version} (instance ${service.id}) on ${natsConfig.servers.map(redactUrl).join(',')}, ` +
-      `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>`,
+      `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>` +
+      (options.connect !== undefined ? `; performing them on libvirt at ${options.connect}` : ''),
   );
   return { service, ledger: openedLedger, store: openedStore, nc, stop, done };
 }
@@ -128,10 +137,12 @@ export function registerServeCommand(program: Command): Command {
     .description('run the command service on NATS (vmledger.cmd.<verb>) until SIGINT/SIGTERM')
     .option('--store <spec>', `event store: sqlite:PATH or memory (default: $VMLEDGER_STORE or ${DEFAULT_STORE_SPEC})`)
     .option('--nats <url>', 'NATS server URL (default: $NATS_URL or nats://127.0.0.1:4222)')
-    .action(async (opts: { store?: string; nats?: string }, cmd: Command) => {
-      const all = cmd.optsWithGlobals<{ store?: string; nats?: string }>();
+    .addOption(connectOption())
+    .action(async (opts: { store?: string; nats?: string; connect?: string }, cmd: Command) => {
+      const all = cmd.optsWithGlobals<{ store?: string; nats?: string; connect?: string }>();
       try {
-        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats });
+        const connect = opts.connect ?? all.connect;
+        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats, ...(connect !== undefined ? { connect } : {}) });
         await running.done;
       } catch (error) {
         const message = error instanceof NatsUnreachableError ? error.message : `vmledger serve: ${(error as Error).message ?? String(error)}`;
