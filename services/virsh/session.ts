@@ -431,6 +431,11 @@ export class VirshSession {
     if (verb === 'start' && outcome.rule === 'STA-ACTIVE') {
       return { ok: false, out: '', outcome, failure: { ...base, lines: ['Domain is already active'] } };
     }
+    // Without flags, virsh looks for a managed-save image itself and refuses with its own text: no header, no
+    // prefix (T39). With flags it calls libvirt, whose refusal it prints as usual (T86).
+    if (verb === 'undefine' && outcome.rule === 'UND-MANAGED-SAVE' && [...o.keys()].every((k) => k === 'domain')) {
+      return { ok: false, out: '', outcome, failure: { ...base, lines: [message.replace(/^Requested operation is not valid: /, '')] } };
+    }
     const header = NO_HEADER_RULES.has(outcome.rule ?? '') ? undefined : failureHeader(verb, domain, o);
     // virsh makes this check itself and prints it without libvirt's prefix (T05).
     const printed = outcome.rule === 'UND-STORAGE-RUNNING' ? message.replace(/^Requested operation is not valid: /, '') : message;
