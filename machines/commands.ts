@@ -136,6 +136,8 @@ export const SnapshotCreateCommand = z.strictObject({
   verb: z.literal('snapshot-create'),
   ...onDomain,
   snapshot: SnapshotDefinitionSchema.default({ disks: [] }),
+  /** The `<domainsnapshot>` XML as the client gave it (`snapshot-create DOM FILE`): what a libvirt driver sends. */
+  xml: z.string().min(1).max(1024 * 1024, 'must be at most 1 MiB').optional(),
   redefine: z.boolean().default(false),
   current: z.boolean().default(false),
   noMetadata: z.boolean().default(false),

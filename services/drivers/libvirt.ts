@@ -148,7 +148,8 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
     let argv: string[] | undefined;
     try {
       if (c.verb === 'define' || c.verb === 'create') file = writeXml(domainXmlFor(c));
-      argv = virshArgv(c, decided, { domainXml: file });
+      if (c.verb === 'snapshot-create' && c.xml !== undefined) file = writeXml(c.xml);
+      argv = virshArgv(c, decided, c.verb === 'snapshot-create' ? { snapshotXml: file } : { domainXml: file });
     } catch (error) {
       if (!(error instanceof NoLibvirtEquivalent)) throw error;
       return { facts: [], refusal: refusal(LIBVIRT_RULE, 'VIR_ERR_OPERATION_UNSUPPORTED', error.message) };

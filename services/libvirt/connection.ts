@@ -43,6 +43,10 @@ export interface LibvirtConnectionOptions {
   virsh?: string;
   /** A command that takes longer than this fails the connection (the child is killed and respawned). Default 120 s. */
   timeoutMs?: number;
+  /** virsh -q (default): no confirmation lines (`Domain 'x' started`). False: virsh's full output, as a user sees it. */
+  quiet?: boolean;
+  /** Working directory of virsh (where relative file names on its command lines are read). */
+  cwd?: string;
 }
 
 export interface LibvirtConnection {
@@ -85,7 +89,11 @@ export function openLibvirtConnection(uri: string, options: LibvirtConnectionOpt
   let spawned = 0;
 
   const spawnChild = (): Child => {
-    const proc = spawn(virsh, ['-q', '-c', uri], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const proc = spawn(virsh, [...(options.quiet === false ? [] : ['-q']), '-c', uri], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+    });
     spawned++;
     const c: Child = { proc, out: '', err: '', dead: false };
     proc.stdout.setEncoding('utf8');

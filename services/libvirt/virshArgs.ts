@@ -9,6 +9,8 @@ export type VirshArgv = string[];
 /** What a verb needs besides the command: the path of the domain XML file (define, create). */
 export interface ArgvFiles {
   domainXml?: string;
+  /** snapshot-create with the client's `<domainsnapshot>` XML: where it was written. */
+  snapshotXml?: string;
 }
 
 /** Why a command has no virsh equivalent (vmledger's own verbs, or seed-002 options libvirt does not have). */
@@ -25,29 +27,37 @@ function flags(pairs: Record<string, boolean>): string[] {
     .map(([name]) => `--${name}`);
 }
 
-function snapshotCreateArgv(c: CommandOf<'snapshot-create'>, decided: readonly Fact[]): VirshArgv {
+const SNAPSHOT_CREATE_FLAGS = (c: CommandOf<'snapshot-create'>) =>
+  flags({
+    redefine: c.redefine,
+    current: c.current,
+    'no-metadata': c.noMetadata,
+    halt: c.halt,
+    'disk-only': c.diskOnly,
+    'reuse-external': c.reuseExternal,
+    quiesce: c.quiesce,
+    atomic: c.atomic,
+    live: c.live,
+  });
+
+function snapshotCreateArgv(c: CommandOf<'snapshot-create'>, decided: readonly Fact[], files: ArgvFiles): VirshArgv {
+  // The client's own XML goes to libvirt as it is.
+  if (files.snapshotXml !== undefined) return ['snapshot-create', c.domain, files.snapshotXml, ...SNAPSHOT_CREATE_FLAGS(c)];
   // The name the rules decided (libvirt would otherwise pick the epoch time itself, a second later perhaps).
   const created = decided.find((f) => f.type === 'SnapshotCreated');
   const name = created?.type === 'SnapshotCreated' ? created.snapshot.name : c.snapshot.name;
-  if (c.redefine) throw new NoLibvirtEquivalent('snapshot-create --redefine needs the snapshot XML libvirt wrote; not supported over a libvirt connection');
+  if (c.redefine) {
+    // `snapshot-current DOM NAME`: virsh redefines the snapshot with the XML libvirt holds, as current.
+    if (c.current && name !== undefined) return ['snapshot-current', c.domain, name];
+    throw new NoLibvirtEquivalent('snapshot-create --redefine needs the snapshot XML (snapshot-create DOM FILE --redefine)');
+  }
   if (c.snapshot.disks.some((d) => d.mirror !== undefined)) {
     throw new NoLibvirtEquivalent('mirrored snapshots (diskspec mirror=…) are not in libvirt; use blockcopy --transient-job');
   }
   const argv = ['snapshot-create-as', c.domain];
   if (name !== undefined) argv.push('--name', name);
   if (c.snapshot.description !== undefined) argv.push('--description', c.snapshot.description);
-  argv.push(
-    ...flags({
-      current: c.current,
-      'no-metadata': c.noMetadata,
-      halt: c.halt,
-      'disk-only': c.diskOnly,
-      'reuse-external': c.reuseExternal,
-      quiesce: c.quiesce,
-      atomic: c.atomic,
-      live: c.live,
-    }),
-  );
+  argv.push(...SNAPSHOT_CREATE_FLAGS(c));
   for (const d of c.snapshot.disks) {
     const parts = [d.target.replace(/,/g, ',,'), `snapshot=${d.snapshot}`];
     if (d.file !== undefined) parts.push(`file=${d.file.replace(/,/g, ',,')}`);
@@ -90,7 +100,7 @@ export function virshArgv(c: Command, decided: readonly Fact[], files: ArgvFiles
         ...(c.storage !== undefined ? ['--storage', c.storage.map((s) => s.replace(/,/g, ',,')).join(',')] : []),
       ];
     case 'snapshot-create':
-      return snapshotCreateArgv(c, decided);
+      return snapshotCreateArgv(c, decided, files);
     case 'snapshot-delete':
       if (c.mirrorPivot || c.mirrorAbort) throw new NoLibvirtEquivalent('snapshot-delete --mirror-pivot/--mirror-abort are not in libvirt');
       return ['snapshot-delete', c.domain, c.snapshotname, ...flags({ children: c.children, 'children-only': c.childrenOnly, metadata: c.metadata })];

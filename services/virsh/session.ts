@@ -608,12 +608,14 @@ export class VirshSession {
       case 'snapshot-create':
       case 'snapshot-create-as': {
         let snapshot: SnapshotDefinition = { disks: [] };
+        let xml: string | undefined;
         const file = verb === 'snapshot-create' ? str(o, 'xmlfile') : undefined;
         if (file !== undefined) {
           const read = this.read(file);
           if ('error' in read) return read.error;
           try {
             snapshot = parseSnapshotXml(read.text);
+            xml = read.text;
           } catch (error) {
             return this.xmlFailure(error);
           }
@@ -647,6 +649,7 @@ export class VirshSession {
           verb: 'snapshot-create',
           domain: dom,
           snapshot,
+          ...(xml !== undefined ? { xml } : {}),
           redefine: flag(o, 'redefine'),
           current: flag(o, 'current'),
           noMetadata: flag(o, 'no-metadata'),
