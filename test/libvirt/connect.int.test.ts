@@ -20,7 +20,7 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     expect(lv.current.virsh(['capabilities']).status).toBe(0);
   });
   afterAll(() => {
-    for (const n of ['cli1', 'cli2', 'nats1']) {
+    for (const n of ['cli1', 'cli2', 'cli3', 'nats1']) {
       lv.current.virsh(['destroy', n]);
       lv.current.virsh(['undefine', n, '--snapshots-metadata']);
     }
@@ -53,6 +53,26 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     const destroy = await runVmledger(['-c', lv.current.qemuUri, '--store', store, 'destroy', 'cli1'], work);
     expect(destroy.stdout).toBe("Domain 'cli1' destroyed\n\n");
     expect(lv.current.virsh(['domstate', 'cli1']).stdout.trim()).toBe('shut off');
+  });
+
+  it('a command libvirt refuses is audited with its text, and counted as a disagreement', async () => {
+    const store = `sqlite:${join(work, 'audit.sqlite')}`;
+    const xml = guest('cli3');
+    expect((await runVmledger(['-c', lv.current.qemuUri, '--store', store, 'define', xml], work)).code).toBe(0);
+    rmSync(join(lv.current.imagesDir, 'cli3.qcow2'));
+    const start = await runVmledger(['-c', lv.current.qemuUri, '--store', store, '--json', 'start', 'cli3'], work);
+    expect(start.code).toBe(1);
+    const report = JSON.parse(start.stdout) as { ok: boolean; rule: string; code: number; message: string };
+    expect(report).toMatchObject({ ok: false, rule: 'LIBVIRT' });
+    expect(report.message).toContain('cli3.qcow2');
+    expect(lv.current.virsh(['domstate', 'cli3']).stdout.trim()).toBe('shut off');
+    const audit = await runVmledger(['audit', '--store', store], work);
+    expect(audit.code).toBe(0);
+    const row = audit.stdout.split('\n').find((l) => /\bstart\b/.test(l) && l.includes('LIBVIRT'));
+    expect(row, audit.stdout).toBeDefined();
+    expect(row).toContain(report.message);
+    expect(audit.stdout).toContain('note: 1 command(s) the rules accepted were refused by libvirt');
+    expect((await runVmledger(['-c', lv.current.qemuUri, '--store', store, 'undefine', 'cli3'], work)).code).toBe(0);
   });
 
   it('shell -c runs a script on one connection', async () => {
