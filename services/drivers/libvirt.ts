@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { commandDomainName, type Command, type CommandInput } from '../../machines/commands';
+import { VERBS, commandDomainName, type Command, type CommandInput } from '../../machines/commands';
 import { refusal } from '../../machines/errors';
 import type { Fact } from '../../machines/events';
 import type { DomainState } from '../../machines/model';
@@ -22,7 +22,11 @@ import type { LibvirtConnection } from '../libvirt/connection';
 import { LIBVIRT_RULE, libvirtRefusal } from '../libvirt/errors';
 import { NoLibvirtEquivalent, virshArgv } from '../libvirt/virshArgs';
 import { formatDomainXml } from '../xml';
+import { settleOnLibvirt, type EffectSettlement, type OpenEffect } from './libvirtSettle';
 import type { EffectResult, HypervisorDriver } from './types';
+
+/** Verbs whose effect lands on libvirt (guest-event is libvirt's own report; migration is not performed yet). */
+const virshVerbs = new Set<string>(VERBS.filter((v) => v !== 'guest-event'));
 
 /** What a refusal by libvirt of a command the rules accepted looked like (for `audit` and the tests). */
 export interface Disagreement {
@@ -34,6 +38,10 @@ export interface Disagreement {
 
 export interface LibvirtDriver extends HypervisorDriver {
   readonly connection: LibvirtConnection;
+  /** Whether performing the command changes libvirt (every verb but the hypervisor's own reports). */
+  hasEffect(command: Command): boolean;
+  /** What libvirt did about an effect whose result was never recorded (services/drivers/libvirtSettle.ts). */
+  settle(intent: OpenEffect): Promise<EffectSettlement>;
   /** Commands the rules accepted and libvirt refused, since this driver was made. */
   readonly disagreements: readonly Disagreement[];
   pendingReports(state: DomainState): Promise<CommandInput[]>;
@@ -198,11 +206,14 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
   }
 
   return {
-    name: 'libvirt',
+    // The hypervisor the effects land on: an open intent is settled only by a driver on the same connection.
+    name: connection.uri,
     connection,
     disagreements,
     perform,
     pendingReports,
+    hasEffect: (c) => virshVerbs.has(c.verb),
+    settle: (intent) => settleOnLibvirt(connection, intent),
     async close() {
       await connection.close();
       if (scratch) rmSync(scratch, { recursive: true, force: true });
