@@ -52,6 +52,11 @@ export interface LibvirtDriver extends HypervisorDriver {
 export interface LibvirtDriverOptions {
   /** How long pendingReports waits for a block copy to become ready (default 30 s; 0: only look). */
   readyWaitMs?: number;
+  /**
+   * How long `shutdown` waits for the guest to power off (default 30 s). libvirt only asks the guest; the rules
+   * record the domain as shut off, so the driver records that only once libvirt shows it.
+   */
+  shutdownWaitMs?: number;
 }
 
 const POLL_MS = 50;
@@ -134,6 +139,7 @@ function readsBackSources(c: Command): boolean {
 
 export function createLibvirtDriver(connection: LibvirtConnection, options: LibvirtDriverOptions = {}): LibvirtDriver {
   const readyWaitMs = options.readyWaitMs ?? 30_000;
+  const shutdownWaitMs = options.shutdownWaitMs ?? 30_000;
   const disagreements: Disagreement[] = [];
   let scratch: string | undefined;
   /** The blockcopy command that started the job on `host/name/disk`: names its readiness report. */
@@ -145,6 +151,17 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
     writeFileSync(file, xml, { mode: 0o600 });
     return file;
   };
+
+  async function waitForShutoff(name: string): Promise<boolean> {
+    const deadline = Date.now() + shutdownWaitMs;
+    for (;;) {
+      const r = await connection.run(['domstate', name]);
+      // Gone (a transient domain that quit) or shut off: the guest stopped.
+      if (r.failed || r.stdout.trim() === 'shut off') return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 
   async function dumpxml(name: string): Promise<string | undefined> {
     const r = await connection.run(['dumpxml', name]);
@@ -172,6 +189,18 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
       }
     } finally {
       if (file) rmSync(file, { force: true });
+    }
+    if (c.verb === 'shutdown') {
+      const off = await waitForShutoff(c.domain);
+      if (!off) {
+        const refused = refusal(
+          LIBVIRT_RULE,
+          'VIR_ERR_OPERATION_TIMEOUT',
+          `domain '${c.domain}' did not shut down within ${shutdownWaitMs} ms: libvirt asked the guest, which may still power off (destroy stops it at once)`,
+        );
+        disagreements.push({ commandId: c.meta.commandId, verb: c.verb, domain: c.domain, message: refused.message });
+        return { facts: [], refusal: refused };
+      }
     }
     for (const f of decided) if (f.type === 'BlockJobStarted') jobStarts.set(`${c.host}/${commandDomainName(c)}/${f.job.disk}`, c.meta.commandId);
     if (!readsBackSources(c)) return { facts: decided };

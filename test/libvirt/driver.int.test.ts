@@ -29,7 +29,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
   });
 
   const open = (...domains: string[]) => {
-    vm = vmledgerOn(lv.current);
+    vm = vmledgerOn(lv.current, lv.current.qemuUri, { shutdownWaitMs: 2000 });
     names.push(...domains);
     return vm;
   };
@@ -206,6 +206,18 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     expect(libvirtSource('bc2')).toBe(pivoted);
     expect(await ourSource('bc2')).toBe(pivoted);
     await ok('destroy bc2');
+  });
+
+  it('shutdown is recorded only once libvirt shows the guest off: a guest without an OS never powers off', async () => {
+    open('sd1');
+    await ok(`define ${vm.guest('sd1')}`);
+    await ok('start sd1');
+    const refused = (await vm.run('shutdown sd1')).at(-1)!;
+    expect(refused).toMatchObject({ ok: false, json: { rule: 'LIBVIRT', code: 68 } });
+    expect(refused.stderr).toMatch(/did not shut down within 2000 ms/);
+    await expectSameState('sd1', 'running');
+    await ok('destroy sd1');
+    await expectSameState('sd1', 'shut off');
   });
 
   it('a command libvirt refuses leaves the ledger unchanged and is audited with its text', async () => {

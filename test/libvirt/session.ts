@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { createLibvirtDriver, type LibvirtDriver } from '../../services/drivers/libvirt';
+import { createLibvirtDriver, type LibvirtDriver, type LibvirtDriverOptions } from '../../services/drivers/libvirt';
 import { createMemoryEventStore } from '../../services/eventstore/index';
 import { createLedger } from '../../services/ledger';
 import type { Ledger } from '../../services/ledger-types';
@@ -25,9 +25,9 @@ export interface VmledgerOnLibvirt {
   close(): Promise<void>;
 }
 
-export function vmledgerOn(lv: LibvirtdHandle, uri = lv.qemuUri): VmledgerOnLibvirt {
+export function vmledgerOn(lv: LibvirtdHandle, uri = lv.qemuUri, options: LibvirtDriverOptions = {}): VmledgerOnLibvirt {
   const store = createMemoryEventStore();
-  const driver = createLibvirtDriver(openLibvirtConnection(uri));
+  const driver = createLibvirtDriver(openLibvirtConnection(uri), options);
   const ledger = createLedger(store, { driver });
   const session = new VirshSession(ledger, { actor: 'test', connected: true });
   return {
