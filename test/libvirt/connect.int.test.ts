@@ -12,13 +12,16 @@ import { runVmledger } from '../support/cli';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 import { describeLibvirt, useLibvirtd } from './daemon';
 
+// Each test starts several `vmledger` processes (seconds each on a loaded machine): generous bounds.
+const SLOW = 240_000;
+
 describeLibvirt('--connect: vmledger in front of libvirt on the command line and in serve', () => {
   const lv = useLibvirtd();
   let work: string;
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'vmledger-connect-'));
     expect(lv.current.virsh(['capabilities']).status).toBe(0);
-  });
+  }, 180_000);
   afterAll(() => {
     for (const n of ['cli1', 'cli2', 'cli3', 'nats1']) {
       lv.current.virsh(['destroy', n]);
@@ -53,7 +56,7 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     const destroy = await runVmledger(['-c', lv.current.qemuUri, '--store', store, 'destroy', 'cli1'], work);
     expect(destroy.stdout).toBe("Domain 'cli1' destroyed\n\n");
     expect(lv.current.virsh(['domstate', 'cli1']).stdout.trim()).toBe('shut off');
-  });
+  }, SLOW);
 
   it('a command libvirt refuses is audited with its text, and counted as a disagreement', async () => {
     const store = `sqlite:${join(work, 'audit.sqlite')}`;
@@ -73,7 +76,7 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     expect(row).toContain(report.message);
     expect(audit.stdout).toContain('note: 1 command(s) the rules accepted were refused by libvirt');
     expect((await runVmledger(['-c', lv.current.qemuUri, '--store', store, 'undefine', 'cli3'], work)).code).toBe(0);
-  });
+  }, SLOW);
 
   it('shell -c runs a script on one connection', async () => {
     const xml = guest('cli2');
@@ -85,7 +88,7 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("Domain snapshot s1 created");
     expect(lv.current.virsh(['domstate', 'cli2']).status).not.toBe(0);
-  });
+  }, SLOW);
 
   it('refuses --connect with --nats, and a URI that is none', async () => {
     const both = await runVmledger(['--nats', 'nats://127.0.0.1:1', '-c', lv.current.qemuUri, 'list'], work);
@@ -94,7 +97,7 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     const bad = await runVmledger(['-c', 'not a uri', '--store', 'memory', 'list'], work);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toBe("error: invalid libvirt URI 'not a uri': expected DRIVER[+TRANSPORT]://[HOST]/PATH, e.g. qemu:///system\n");
-  });
+  }, SLOW);
 
   it('serve --connect: define over NATS with the domain XML itself, then start', async () => {
     let nats: NatsServerHandle | undefined;
@@ -122,5 +125,5 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
       await serving?.stop();
       await nats?.stop();
     }
-  });
+  }, SLOW);
 });

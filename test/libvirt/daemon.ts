@@ -16,9 +16,9 @@ export function useLibvirtd(): { current: LibvirtdHandle } {
   const ref = {} as { current: LibvirtdHandle };
   beforeAll(async () => {
     ref.current = await startLibvirtd({ cacheDir: inject('libvirtCacheDir') });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await ref.current?.stop();
-  }, 60_000);
+  }, 180_000);
   return ref;
 }

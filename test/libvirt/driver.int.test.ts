@@ -16,7 +16,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
   beforeAll(() => {
     // The first connection to the qemu driver probes its capabilities (seconds); pay it once, before the tests.
     expect(lv.current.virsh(['capabilities']).status).toBe(0);
-  });
+  }, 180_000);
 
   afterEach(async () => {
     // Guests are destroyed promptly: two cores are shared with other work.
@@ -79,7 +79,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     await expectSameState('life1', 'shut off');
     await ok('undefine life1');
     await expectSameState('life1', 'gone');
-  });
+  }, 180_000);
 
   it('snapshots: internal, disk-only (the overlay libvirt made is what vmledger records), revert', async () => {
     open('snap1');
@@ -102,7 +102,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     } else await expectSameState('snap1', 'running');
     await ok('destroy snap1');
     await expectSameState('snap1', 'shut off');
-  });
+  }, 180_000);
 
   it('snapshot-revert to an internal snapshot: offline and running', async () => {
     open('rev1');
@@ -117,7 +117,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     expect(lv.current.virsh(['snapshot-current', 'rev1', '--name']).stdout.trim()).toBe('on');
     expect((await vm.run('snapshot-current rev1 --name')).at(-1)!.stdout.trim()).toBe('on');
     await ok('destroy rev1');
-  });
+  }, 180_000);
 
   it('undefine is refused while snapshots exist (libvirt never asked), then --snapshots-metadata', async () => {
     open('und1');
@@ -135,7 +135,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     await ok('undefine und1 --snapshots-metadata');
     await expectSameState('und1', 'gone');
     expect(lv.current.apiCalls().filter((c) => c.api === 'virDomainUndefineFlags' && c.line.includes('name=und1'))).toHaveLength(1);
-  });
+  }, 180_000);
 
   it("a transient domain's snapshot metadata goes with it", async () => {
     open('tr1');
@@ -150,7 +150,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     expect(snapshotNames('tr1')).toEqual([]);
     expect((await vm.run('snapshot-list tr1 --name')).at(-1)!.stdout.trim()).toBe('');
     await ok('destroy tr1');
-  });
+  }, 180_000);
 
   it('managedsave, then start restores it', async () => {
     open('ms1');
@@ -164,7 +164,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     await expectSameState('ms1', 'running');
     expect(lv.current.virsh(['dominfo', 'ms1']).stdout).toMatch(/Managed save:\s+no/);
     await ok('destroy ms1');
-  });
+  }, 180_000);
 
   it('blockcopy --transient-job → ready → blockjob --pivot, and another → --abort', async () => {
     open('bc1');
@@ -192,7 +192,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     expect(`${info.stdout}${info.stderr}`).not.toContain('Block Copy');
     expect(original).not.toBe(copy);
     await ok('destroy bc1');
-  });
+  }, 180_000);
 
   it('blockcopy --wait --pivot and --finish, as virsh prints them', async () => {
     open('bc2');
@@ -206,7 +206,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     expect(libvirtSource('bc2')).toBe(pivoted);
     expect(await ourSource('bc2')).toBe(pivoted);
     await ok('destroy bc2');
-  });
+  }, 180_000);
 
   it('shutdown is recorded only once libvirt shows the guest off: a guest without an OS never powers off', async () => {
     open('sd1');
@@ -218,7 +218,7 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     await expectSameState('sd1', 'running');
     await ok('destroy sd1');
     await expectSameState('sd1', 'shut off');
-  });
+  }, 180_000);
 
   it('a command libvirt refuses leaves the ledger unchanged and is audited with its text', async () => {
     open('bad1');
@@ -241,5 +241,5 @@ describeLibvirt('the libvirt driver against a real libvirtd (qemu, TCG)', () => 
     // The audit trail holds the refusal with libvirt's own message.
     const outcome = await vm.ledger.recall(refused.json.commandId!);
     expect(outcome).toMatchObject({ ok: false, rule: 'LIBVIRT', message: vm.driver.disagreements[0]!.message });
-  });
+  }, 180_000);
 });

@@ -14,7 +14,7 @@ describeLibvirt('settling an open effect against libvirt', () => {
   let vm: VmledgerOnLibvirt;
   beforeAll(() => {
     expect(lv.current.virsh(['capabilities']).status).toBe(0);
-  });
+  }, 180_000);
   afterEach(async () => {
     lv.current.virsh(['destroy', 'set1']);
     lv.current.virsh(['undefine', 'set1', '--snapshots-metadata']);
@@ -45,7 +45,7 @@ describeLibvirt('settling an open effect against libvirt', () => {
     const settled = await vm.driver.settle(intent);
     expect(settled).toEqual({ performed: true, result: { facts: intent.decided } });
     expect(mutatingCalls()).toBe(calls + 1);
-  });
+  }, 180_000);
 
   it('snapshot-create and undefine: read from snapshot-list and the domain list', async () => {
     vm = vmledgerOn(lv.current);
@@ -61,7 +61,7 @@ describeLibvirt('settling an open effect against libvirt', () => {
     expect(await vm.driver.settle(undefine)).toEqual({ performed: false });
     expect(lv.current.virsh(['undefine', 'set1']).status).toBe(0);
     expect((await vm.driver.settle(undefine)).performed).toBe(true);
-  });
+  }, 180_000);
 
   it('neither state: left open with a message naming both', async () => {
     vm = vmledgerOn(lv.current);
@@ -70,5 +70,5 @@ describeLibvirt('settling an open effect against libvirt', () => {
     // Started, but running rather than paused: neither before nor after.
     expect(lv.current.virsh(['start', 'set1']).status).toBe(0);
     await expect(vm.driver.settle(suspend)).rejects.toThrow(/cannot settle start set1 .*libvirt shows/);
-  });
+  }, 180_000);
 });
