@@ -139,8 +139,11 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
     LC_ALL: 'C',
   };
   const argv = [bins.libvirtd, '-f', conf];
-  const command = asRoot ? bins.setpriv! : argv[0]!;
-  const args = asRoot ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', ...argv] : argv.slice(1);
+  // --pdeathsig: libvirtd dies with the test process, even one killed without running its exit handlers.
+  const command = bins.setpriv ?? argv[0]!;
+  const args = bins.setpriv
+    ? ['--pdeathsig', 'SIGKILL', ...(asRoot ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'] : []), ...argv]
+    : argv.slice(1);
   const child: ChildProcess = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -173,9 +176,17 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   live.add(hardStop);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.once('exit', () => {
+    const stopAll = () => {
       for (const stop of live) stop();
-    });
+    };
+    process.once('exit', stopAll);
+    // A test worker ended by a signal runs no exit handlers: stop everything, then die of the same signal.
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        stopAll();
+        process.kill(process.pid, signal);
+      });
+    }
   }
 
   let stopped = false;
