@@ -22,8 +22,8 @@ import type { LibvirtConnection } from '../libvirt/connection';
 import { LIBVIRT_RULE, libvirtRefusal } from '../libvirt/errors';
 import { NoLibvirtEquivalent, virshArgv } from '../libvirt/virshArgs';
 import { formatDomainXml } from '../xml';
-import { settleOnLibvirt, type EffectSettlement, type OpenEffect } from './libvirtSettle';
-import type { EffectResult, HypervisorDriver } from './types';
+import { settleOnLibvirt } from './libvirtSettle';
+import type { EffectIntent, EffectResult, HypervisorDriver, Settlement } from './types';
 
 /** Verbs whose effect lands on libvirt (guest-event is libvirt's own report; migration is not performed yet). */
 const virshVerbs = new Set<string>(VERBS.filter((v) => v !== 'guest-event'));
@@ -41,7 +41,7 @@ export interface LibvirtDriver extends HypervisorDriver {
   /** Whether performing the command changes libvirt (every verb but the hypervisor's own reports). */
   hasEffect(command: Command): boolean;
   /** What libvirt did about an effect whose result was never recorded (services/drivers/libvirtSettle.ts). */
-  settle(intent: OpenEffect): Promise<EffectSettlement>;
+  settle(intent: Pick<EffectIntent, 'command' | 'state' | 'decided'>): Promise<Settlement>;
   /** Commands the rules accepted and libvirt refused, since this driver was made. */
   readonly disagreements: readonly Disagreement[];
   pendingReports(state: DomainState): Promise<CommandInput[]>;

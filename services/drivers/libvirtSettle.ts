@@ -3,25 +3,11 @@
 // is it running or paused, persistent, with a managed-save image, which snapshots, which disks mirror, on which
 // sources) is compared with the state the decided facts lead to and with the state the command was decided on.
 // It asks libvirt only queries: nothing is performed here.
-import type { Command } from '../../machines/commands';
 import { commandDomainName } from '../../machines/commands';
-import type { Fact } from '../../machines/events';
 import { evolveAll } from '../../machines/evolve';
 import type { DomainState } from '../../machines/model';
 import type { LibvirtConnection } from '../libvirt/connection';
-import type { EffectResult } from './types';
-
-/** An effect recorded as intended and never as done (the ledger's intent record). */
-export interface OpenEffect {
-  command: Command;
-  /** The state the effect was decided on. */
-  state: DomainState;
-  /** The facts the rules decided. */
-  decided: Fact[];
-}
-
-/** What libvirt did about it: performed (with the facts to record), or not (the domain is as it was). */
-export type EffectSettlement = { performed: true; result: EffectResult } | { performed: false };
+import type { EffectIntent, Settlement } from './types';
 
 /** What libvirt and the model can both say about a domain. */
 export interface Observed {
@@ -92,7 +78,7 @@ const same = (a: Observed, b: Observed) => JSON.stringify(a) === JSON.stringify(
  * counts as performed: doing it again is what must not happen. Anything else is left open (throws), for a
  * person or a later settle to look at: the domain stays busy meanwhile.
  */
-export async function settleOnLibvirt(connection: LibvirtConnection, intent: OpenEffect): Promise<EffectSettlement> {
+export async function settleOnLibvirt(connection: LibvirtConnection, intent: Pick<EffectIntent, 'command' | 'state' | 'decided'>): Promise<Settlement> {
   const name = commandDomainName(intent.command);
   const now = await observeOnLibvirt(connection, name);
   const after = observedOf(evolveAll(intent.state, intent.decided));
