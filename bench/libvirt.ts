@@ -1,4 +1,4 @@
-// Section g of `npm run bench`: vmledger in front of a real libvirtd against virsh alone, same private daemon
+// Section i of `npm run bench`: vmledger in front of a real libvirtd against virsh alone, same private daemon
 // (test/support/libvirtd.ts: session mode, qemu driver, a tiny TCG guest), same run, interleaved rounds.
 //
 //   baseline   one long-lived `virsh -q -c URI` (services/libvirt/connection.ts) running the sequence
@@ -88,7 +88,7 @@ export async function libvirtBench(options: { dir: string; rounds?: number; sequ
         const steps = [async () => v.push(await runVirsh()), async () => m.push(await runVmledger())];
         if (round % 2 === 1) steps.reverse();
         for (const step of steps) await step();
-        options.log?.(`f: round ${round + 1}: virsh ${v.at(-1)!.toFixed(3)}/s, vmledger ${m.at(-1)!.toFixed(3)}/s`);
+        options.log?.(`i: round ${round + 1}: virsh ${v.at(-1)!.toFixed(3)}/s, vmledger ${m.at(-1)!.toFixed(3)}/s`);
       }
 
       // One command: long-lived (a daemon round trip) against a fresh process.
