@@ -12,6 +12,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Integration tests start their own nats-server processes; two cores, so keep parallelism modest.
     maxWorkers: 2,
+    // One qemu capabilities cache for the private libvirtd of each libvirt test file (test/support/libvirtd.ts).
+    globalSetup: ['./test/support/libvirtCache.globalSetup.ts'],
     reporters: ['default', './test/support/summaryReporter.ts'],
   },
 });

@@ -36,12 +36,17 @@
 //      leader of the log stream (bench/cluster.ts).
 //   h  CLI start-up: median wall time of `vmledger --store memory list --all` (the built dist/cli/cli.mjs; run
 //      `npm run build` first) vs bare `node -e 0`, interleaved. Target ≤ 3×. Also the same from source (tsx).
+//   i  vmledger --connect in front of a private libvirtd (qemu driver, a tiny TCG guest) vs one long-lived virsh
+//      alone on the same daemon: define, start, snapshot-create-as, destroy, undefine --snapshots-metadata,
+//      sequences/s, interleaved rounds, medians. Target ≥ 0.9. Also one command's cost: a long-lived virsh vs a
+//      fresh virsh process (bench/libvirt.ts).
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { clusterBench, type ClusterBenchResult } from './cluster';
 import { effectfulBookkeeping, measureCommandRate, measureConcurrentCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
+import { libvirtBench, type LibvirtBenchResult } from './libvirt';
 import { memoryBench, type MemoryBenchResult } from './memory';
 import { natsBench, type NatsBenchResult } from './nats';
 import { replayBench, type ReplayBenchResult } from './replay';
@@ -64,7 +69,7 @@ interface RunOptions {
 function parseArgs(argv: string[]): RunOptions {
   const options: RunOptions = {
     full: ['1', 'true', 'yes'].includes((process.env.VMLEDGER_BENCH_FULL ?? '').toLowerCase()),
-    only: new Set(['a', 'b', 'c', 'd', 'e', 'h']),
+    only: new Set(['a', 'b', 'c', 'd', 'e', 'h', 'i']),
     out: resolve('bench-results.json'),
     dir: tmpdir(),
   };
@@ -84,7 +89,7 @@ function parseArgs(argv: string[]): RunOptions {
     else if (arg.startsWith('--out')) options.out = resolve(value());
     else if (arg.startsWith('--dir')) options.dir = resolve(value());
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f,g,h] [--out FILE] [--dir DIR]');
+      console.log('usage: npm run bench [-- --full] [--only a,b,c,d,e,f,g,h,i] [--out FILE] [--dir DIR]');
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
   }
@@ -545,6 +550,21 @@ function rowsFor(results: Results): Row[] {
     });
     rows.push({ section: 'h', what: '  the same from source through tsx (bin/vmledger.mjs)', figure: fmt(v.sourceMs, ' ms'), baseline: fmt(v.nodeMs, ' ms'), ratio: fmt(Math.round((v.sourceMs / v.nodeMs) * 100) / 100), target: '', met: '' });
   } else if (h?.error) failed('h', 'CLI start-up', h.error);
+
+  const lvb = results.i;
+  if (lvb?.value) {
+    const v = lvb.value;
+    rows.push({
+      section: 'i',
+      what: 'libvirt: define/start/snapshot/destroy/undefine sequences/s, vmledger --connect',
+      figure: fmt(v.median.vmledger),
+      baseline: `long-lived virsh ${fmt(v.median.virsh)}`,
+      ratio: fmt(v.ratio),
+      target: '≥ 0.9',
+      met: v.ratio >= 0.9 ? 'yes' : 'NO',
+    });
+    rows.push({ section: 'i', what: '  one virsh command: long-lived child', figure: fmt(v.perCommandMs.longLived, ' ms'), baseline: `fresh process ${fmt(v.perCommandMs.freshProcess, ' ms')}`, ratio: '', target: '', met: '' });
+  } else if (lvb?.error) failed('i', 'libvirt', lvb.error);
   return rows;
 }
 
@@ -582,6 +602,7 @@ interface Results {
   f?: { value?: ClusterBenchResult; error?: string; seconds: number };
   g?: { value?: ScaleBenchResult; error?: string; seconds: number };
   h?: { value?: StartupBenchResult; error?: string; seconds: number };
+  i?: { value?: LibvirtBenchResult; error?: string; seconds: number };
 }
 
 async function main(): Promise<void> {
@@ -625,6 +646,7 @@ async function main(): Promise<void> {
   }
   if (options.only.has('f')) results.f = await timed('f: three-node JetStream cluster', () => clusterBench({ durationMs: sizes.natsMs, log }));
   if (options.only.has('h')) results.h = await timed('h: CLI start-up', async () => startupBench(options.dir, sizes.startupRuns));
+  if (options.only.has('i')) results.i = await timed('i: libvirt', () => libvirtBench({ dir: options.dir, log }));
 
   const rows = rowsFor(results);
   const totalSeconds = round((performance.now() - started) / 1000, 1);

@@ -98,11 +98,17 @@ export const SnapshotDefinitionSchema = z.strictObject({
 });
 export type SnapshotDefinition = z.infer<typeof SnapshotDefinitionSchema>;
 
-export const DefineCommand = z.strictObject({ verb: z.literal('define'), ...base, config: CommandConfigSchema });
+/**
+ * The domain XML as the client gave it (`define FILE`, or `xml` over NATS): what a libvirt driver defines,
+ * verbatim; `config` is what the rules read from it.
+ */
+const domainXml = z.string().min(1).max(1024 * 1024, 'must be at most 1 MiB').optional();
+export const DefineCommand = z.strictObject({ verb: z.literal('define'), ...base, config: CommandConfigSchema, xml: domainXml });
 export const CreateCommand = z.strictObject({
   verb: z.literal('create'),
   ...base,
   config: CommandConfigSchema,
+  xml: domainXml,
   paused: z.boolean().default(false),
   autodestroy: z.boolean().default(false),
 });
@@ -146,6 +152,8 @@ export const SnapshotCreateCommand = z.strictObject({
   verb: z.literal('snapshot-create'),
   ...onDomain,
   snapshot: SnapshotDefinitionSchema.default({ disks: [] }),
+  /** The `<domainsnapshot>` XML as the client gave it (`snapshot-create DOM FILE`): what a libvirt driver sends. */
+  xml: z.string().min(1).max(1024 * 1024, 'must be at most 1 MiB').optional(),
   redefine: z.boolean().default(false),
   current: z.boolean().default(false),
   noMetadata: z.boolean().default(false),

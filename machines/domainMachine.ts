@@ -294,9 +294,10 @@ export const domainMachine = domainSetup.createMachine({
         resume: accept('resume'),
         reboot: accept('reboot'),
         'managedsave-remove': accept('managedsave-remove'),
-        // MIR-BLOCKS: destroy of a transient domain ends the job and the domain.
-        destroy: accept('destroy', 'gone'),
-        shutdown: accept('shutdown', 'gone'),
+        // MIR-END: the end of the domain's process ends the job (the copy is lost): a persistent domain is then
+        // inactive on its original disks, a transient one is gone.
+        destroy: oneOf('destroy', 'willBeInactive', 'willBeGone'),
+        shutdown: oneOf('shutdown', 'willBeInactive', 'willBeGone'),
         // UND-ACTIVE: a persistent mirroring domain becomes transient and goes on mirroring.
         undefine: accept('undefine'),
         'snapshot-create': accept('snapshot-create'),

@@ -3,6 +3,7 @@
 
 export const ERROR_CODES = {
   VIR_ERR_INTERNAL_ERROR: 1,
+  VIR_ERR_NO_SUPPORT: 3,
   VIR_ERR_INVALID_ARG: 8,
   VIR_ERR_OPERATION_FAILED: 9,
   VIR_ERR_XML_ERROR: 27,
@@ -16,6 +17,7 @@ export const ERROR_CODES = {
   VIR_ERR_NO_DOMAIN_SNAPSHOT: 72,
   VIR_ERR_SNAPSHOT_REVERT_RISKY: 77,
   VIR_ERR_BLOCK_COPY_ACTIVE: 83,
+  VIR_ERR_ARGUMENT_UNSUPPORTED: 74,
   VIR_ERR_OPERATION_UNSUPPORTED: 84,
   VIR_ERR_ACCESS_DENIED: 88,
 } as const;
@@ -40,7 +42,15 @@ const PREFIX: Partial<Record<ErrorCodeName, string>> = {
   VIR_ERR_BLOCK_COPY_ACTIVE: 'block copy still active: ',
   VIR_ERR_OPERATION_UNSUPPORTED: 'Operation not supported: ',
   VIR_ERR_ACCESS_DENIED: 'access denied: ',
+  VIR_ERR_NO_SUPPORT: 'this function is not supported by the connection driver: ',
+  VIR_ERR_ARGUMENT_UNSUPPORTED: 'argument unsupported: ',
 };
+
+/** The code whose prefix a rendered libvirt message starts with (reading libvirt's answers), if any. */
+export function codeNameOfMessage(message: string): ErrorCodeName | undefined {
+  for (const [name, prefix] of Object.entries(PREFIX)) if (prefix && message.startsWith(prefix)) return name as ErrorCodeName;
+  return undefined;
+}
 
 /** Why a command was refused: the rule id, libvirt's code and libvirt's rendered message. */
 export interface Refusal {

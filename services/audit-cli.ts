@@ -19,6 +19,7 @@ import { parseLogPoint, type LogPoint } from '../projections/log';
 import { renderSnapshotTree } from '../projections/snapshotTree';
 import { DEFAULT_STORE_FILE, openEventStore } from './eventstore/index';
 import type { EventStore } from './eventstore/types';
+import { LIBVIRT_RULE } from './libvirt/errors';
 import { terminalField, terminalText } from './terminalText';
 import {
   assertSwitchableRules,
@@ -114,6 +115,16 @@ export function actorText(e: Pick<AuditEntry, 'actor' | 'auth'>): string {
   if (a.unauthenticated) how.push('unauthenticated');
   if (a.claimedActor !== undefined) how.push(`claimed '${a.claimedActor}'`);
   return how.length > 0 ? `${e.actor} (${how.join(', ')})` : e.actor;
+}
+
+/**
+ * Commands the rules accepted and libvirt refused (rule LIBVIRT, services/drivers/libvirt.ts): each one means
+ * the model is wrong somewhere, so the audit counts them under its table.
+ */
+export function disagreementNote(entries: readonly AuditEntry[]): string {
+  const n = entries.filter((e) => e.rule === LIBVIRT_RULE).length;
+  if (n === 0) return '';
+  return `\nnote: ${num(n)} command(s) the rules accepted were refused by libvirt (rule ${LIBVIRT_RULE}, libvirt's message): the model and libvirt disagree there\n`;
 }
 
 function outcomeText(o: Outcome): string {
@@ -297,7 +308,7 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps = {})
           ...(since ? { since } : {}),
           ...(limit !== undefined ? { limit } : {}),
         });
-        stdout.write(json ? JSON.stringify(entries, null, 2) + '\n' : terminalText(formatAuditTable(entries)));
+        stdout.write(json ? JSON.stringify(entries, null, 2) + '\n' : terminalText(formatAuditTable(entries)) + disagreementNote(entries));
         return EXIT_OK;
       });
     });

@@ -163,6 +163,15 @@ describe('virsh output', () => {
     expect((await ledger.loadDomain('local', 'test')).state.blockJobs).toEqual({});
   });
 
+  it('blockcopy --wait/--pivot/--finish without a libvirt connection say why they cannot wait', async () => {
+    const { reports, ledger } = await session(PREAMBLE + 'blockcopy test vda /copy.img --transient-job --pivot; blockcopy test vda /copy.img --wait');
+    for (const r of reports.slice(2)) {
+      expect(r).toMatchObject({ ok: false, json: { rule: 'VIRSH-ARGS', code: 8 } });
+      expect(r.stderr).toMatch(/^error: blockcopy --wait needs a libvirt connection \(vmledger --connect URI\): without one nothing copies/);
+    }
+    expect((await ledger.loadDomain('local', 'test')).state.blockJobs).toEqual({});
+  });
+
   it('migrate DOM DESTURI moves the domain to the host the URI names', async () => {
     const { reports, ledger, status } = await session(PREAMBLE + 'migrate test qemu+ssh://dst/system --persistent; migrate test qemu:///system');
     expect(reports[2]).toMatchObject({ ok: true, stdout: '\n' });

@@ -4,16 +4,20 @@ import type { EventStore } from '../eventstore/types';
 import type { DomainPage, DomainQuery } from '../domainQuery';
 import type { CommandOutcome, Ledger, LoadedDomain } from '../ledger-types';
 import type { DomainState } from '../../machines/model';
+import type { LedgerOptions } from '../ledger';
 import { openCliLedger } from './program';
 
 export class LazyLedger implements Ledger {
   private opening: Promise<Ledger> | undefined;
   private opened: Ledger | undefined;
 
-  constructor(private readonly spec: string) {}
+  constructor(
+    private readonly spec: string,
+    private readonly options: LedgerOptions = {},
+  ) {}
 
   private ledger(): Promise<Ledger> {
-    this.opening ??= openCliLedger(this.spec).then((l) => (this.opened = l));
+    this.opening ??= openCliLedger(this.spec, this.options).then((l) => (this.opened = l));
     return this.opening;
   }
 

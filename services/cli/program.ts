@@ -17,6 +17,7 @@ import { DEFAULT_STORE_FILE, openEventStore } from '../eventstore/index';
 import type { EventStore } from '../eventstore/types';
 import { createLedger, type LedgerOptions } from '../ledger';
 import type { Ledger } from '../ledger-types';
+import { connectOption } from '../libvirt/connect';
 import { VMLEDGER_VERSION } from '../version';
 import { COMMANDS } from '../virsh/definitions';
 
@@ -75,20 +76,23 @@ export interface CliGlobals {
   nats?: string;
   /** A key file: sign every command. */
   signWith?: string;
+  /** `--connect URI`: the libvirt connection accepted commands are performed on. */
+  connect?: string;
 }
 
 /** --store/--host/--json from the command and its parents (the nearest one given wins), with defaults. */
 export function cliGlobals(cmd: Command): CliGlobals {
-  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string; signWith?: string };
+  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string; signWith?: string; connect?: string };
   let store = all.store;
   let host = all.host;
   let json = all.json;
   // optsWithGlobals lets a parent's value override an unset child one; the child's own value must win.
-  const own = cmd.opts() as { store?: string; host?: string; json?: boolean };
+  const own = cmd.opts() as { store?: string; host?: string; json?: boolean; connect?: string };
   store = own.store ?? store;
   host = own.host ?? host;
   json = own.json ?? json;
-  return { store: store ?? DEFAULT_STORE_SPEC, host: host ?? DEFAULT_HOST, json: json ?? false, nats: all.nats, signWith: all.signWith };
+  const connect = own.connect ?? all.connect;
+  return { store: store ?? DEFAULT_STORE_SPEC, host: host ?? DEFAULT_HOST, json: json ?? false, nats: all.nats, signWith: all.signWith, ...(connect !== undefined ? { connect } : {}) };
 }
 
 /** Opens the store a spec names; a malformed spec or an unusable file becomes a CliError (one line). */
@@ -137,6 +141,7 @@ export function buildProgram(handlers: ProgramHandlers): Command {
     .addOption(jsonOption())
     .addOption(natsOption())
     .addOption(signWithOption())
+    .addOption(connectOption())
     .enablePositionalOptions()
     .passThroughOptions()
     .helpCommand(false)
@@ -158,6 +163,7 @@ export function buildProgram(handlers: ProgramHandlers): Command {
     .addOption(storeOption())
     .addOption(hostOption())
     .addOption(jsonOption())
+    .addOption(connectOption())
     .action(async (opts: { exec?: string }, cmd: Command) => handlers.shell(opts, cmd));
 
   // Subcommands owned by other modules (see the header of this file).

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 
 import { terminalText } from '../terminalText';
 import { VirshSession, type CommandReport, type SessionLedger } from '../virsh/session';
+import { connectDriver } from '../libvirt/connect';
 import { LazyLedger } from './lazyLedger';
 import { CliError, cliGlobals } from './program';
 import { prepareSessionLedger } from './signing';
@@ -29,10 +30,16 @@ function printer(json: boolean) {
 
 async function withSession<T>(cmd: Command, work: (session: VirshSession, print: (r: CommandReport) => void) => Promise<T>): Promise<T> {
   const globals = cliGlobals(cmd);
-  const ledger = await prepareSessionLedger(globals.nats ? await remoteLedger(globals.nats) : new LazyLedger(globals.store), {
+  if (globals.nats && globals.connect) {
+    throw new CliError('--connect and --nats do not go together: give --connect to the `vmledger serve` the commands go to');
+  }
+  const driver = globals.connect !== undefined ? await connectCliDriver(globals.connect) : undefined;
+  const local = (): SessionLedger => new LazyLedger(globals.store, driver ? { driver } : {});
+  const ledger = await prepareSessionLedger(globals.nats ? await remoteLedger(globals.nats) : local(), {
     remote: globals.nats !== undefined,
     signWith: globals.signWith,
-  }).catch((error: unknown) => {
+  }).catch(async (error: unknown) => {
+    await driver?.close();
     throw new CliError(error instanceof Error ? error.message : String(error));
   });
   try {
@@ -40,10 +47,23 @@ async function withSession<T>(cmd: Command, work: (session: VirshSession, print:
       host: globals.host,
       actor: process.env.USER ? `${process.env.USER}@cli` : 'cli',
       isFatal: (error) => error instanceof CliError,
+      connected: driver !== undefined,
     });
     return await work(session, printer(globals.json));
   } finally {
-    await ledger.close();
+    try {
+      await ledger.close();
+    } finally {
+      await driver?.close();
+    }
+  }
+}
+
+async function connectCliDriver(uri: string) {
+  try {
+    return await connectDriver(uri);
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error));
   }
 }
 

@@ -26,6 +26,8 @@ export function commandRequestSchema(verb: Verb): z.ZodType {
   if (!schema) {
     const base = COMMAND_SCHEMAS[verb] as unknown as z.ZodObject<z.ZodRawShape>;
     schema = base.extend({ verb: z.literal(verb).optional(), meta: RequestMetaSchema.optional() });
+    // define/create: the domain XML (`xml`) may stand in for `config` (services/nats/domainXml.ts).
+    if (verb === 'define' || verb === 'create') schema = (schema as z.ZodObject<z.ZodRawShape>).extend({ config: (base.shape.config as z.ZodType).optional() });
     requestSchemas.set(verb, schema);
   }
   return schema;

@@ -7,7 +7,9 @@ import type { NatsConnection } from 'nats';
 import { DEFAULT_STORE_FILE, openEventStore, type EventStore } from '../eventstore/index';
 import { accessControl } from '../identity/access';
 import { loadPolicyFile } from '../identity/policy';
+import type { LibvirtDriver } from '../drivers/libvirt';
 import { createLedger } from '../ledger';
+import { connectDriver, connectOption } from '../libvirt/connect';
 import type { Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
 import { startCommandService, stderrLogger, type CommandService, type ServiceLogger } from './service';
@@ -28,6 +30,8 @@ export interface ServeOptions {
   log?: ServiceLogger;
   /** Stop gracefully on SIGINT/SIGTERM (a second signal exits at once). Default true. */
   handleSignals?: boolean;
+  /** `--connect URI`: perform every accepted command on this libvirt connection. */
+  connect?: string;
 }
 
 export interface RunningServe {
@@ -55,11 +59,13 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   const nc = await connectNats(natsConnectionOptions(natsConfig));
   let store: EventStore | undefined;
   let ledger: Ledger | undefined;
+  let driver: LibvirtDriver | undefined;
   let service: CommandService;
   try {
     store = await openEventStore(storeSpec);
     // follow: keep the host index current with other processes appending to the same store.
-    ledger = createLedger(store, { follow: true });
+    driver = options.connect !== undefined ? await connectDriver(options.connect) : undefined;
+    ledger = createLedger(store, { follow: true, ...(driver ? { driver } : {}) });
     service = await startCommandService({
       ledger,
       nc,
@@ -72,6 +78,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
     });
   } catch (error) {
     await ledger?.close().catch(() => {});
+    await driver?.close().catch(() => {});
     await store?.close().catch(() => {});
     await nc.close().catch(() => {});
     throw error;
@@ -103,6 +110,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
       try {
         await service.stop();
         await openedLedger.close().catch((e: unknown) => log('error', `closing the ledger: ${String(e)}`));
+        await driver?.close().catch((e: unknown) => log('error', `closing the libvirt connection: ${String(e)}`));
         await openedStore.close().catch((e: unknown) => log('error', `closing the store: ${String(e)}`));
         if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
       } finally {
@@ -121,7 +129,8 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   log(
     'info',
     `serving '${service.name}' ${service.version} (instance ${service.id}) on ${natsConfig.servers.map(redactUrl).join(',')}, ` +
-      `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>`,
+      `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>` +
+      (options.connect !== undefined ? `; performing them on libvirt at ${options.connect}` : ''),
   );
   return { service, ledger: openedLedger, store: openedStore, nc, stop, done };
 }
@@ -137,10 +146,12 @@ export function registerServeCommand(program: Command): Command {
     .option('--store <spec>', `event store: sqlite:PATH or memory (default: $VMLEDGER_STORE or ${DEFAULT_STORE_SPEC})`)
     .option('--nats <url>', 'NATS server URL (default: $NATS_URL or nats://127.0.0.1:4222)')
     .option('--policy <file>', 'access policy: trusted accounts, signing keys, roles (default: $VMLEDGER_POLICY)')
-    .action(async (opts: { store?: string; nats?: string; policy?: string }, cmd: Command) => {
-      const all = cmd.optsWithGlobals<{ store?: string; nats?: string }>();
+    .addOption(connectOption())
+    .action(async (opts: { store?: string; nats?: string; policy?: string; connect?: string }, cmd: Command) => {
+      const all = cmd.optsWithGlobals<{ store?: string; nats?: string; connect?: string }>();
       try {
-        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats, policy: opts.policy });
+        const connect = opts.connect ?? all.connect;
+        const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats, policy: opts.policy, ...(connect !== undefined ? { connect } : {}) });
         await running.done;
       } catch (error) {
         const message = error instanceof NatsUnreachableError ? error.message : `vmledger serve: ${(error as Error).message ?? String(error)}`;

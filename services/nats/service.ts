@@ -44,6 +44,7 @@ import type { z } from 'zod';
 
 import { CLIENT_VERBS, type Verb } from '../../machines/commands';
 import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
+import { withConfigFromXml } from './domainXml';
 import { domainStream } from '../../machines/model';
 import { CursorError, cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
@@ -391,8 +392,16 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     const { meta, admit } = access.command({ ...body, verb }, msg.headers);
     meta.commandId ??= randomUUID();
     meta.time ??= new Date().toISOString();
+    let command = body;
+    if (verb === 'define' || verb === 'create') {
+      try {
+        command = withConfigFromXml(body);
+      } catch (error) {
+        throw new RequestError(SERVICE_RULES.validation, 400, `invalid command: ${(error as Error).message}`);
+      }
+    }
     // The ledger validates (zod) and names every bad field; the same message as the CLI gets.
-    const outcome = await ledger.execute({ ...body, verb, meta }, { admit });
+    const outcome = await ledger.execute({ ...command, verb, meta }, { admit });
     if (outcome.ok) publishFacts(outcome);
     if (!outcome.ok && outcome.rule === SERVICE_RULES.validation) {
       return { body: outcome, serviceError: { code: 400, description: outcome.message ?? 'invalid command' } };

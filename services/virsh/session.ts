@@ -45,6 +45,8 @@ export interface SessionOptions {
   newUuid?: () => string;
   /** Errors that end the whole session (rethrown) instead of failing one command, e.g. a store that cannot open. */
   isFatal?: (error: unknown) => boolean;
+  /** The ledger performs commands on libvirt (`--connect`): blockcopy --wait can wait for libvirt's copy. */
+  connected?: boolean;
 }
 
 /** One command's result in `--json` mode. */
@@ -281,6 +283,7 @@ export class VirshSession {
   private readonly now: () => string;
   private readonly newUuid: () => string;
   private readonly isFatal: (error: unknown) => boolean;
+  private readonly connected: boolean;
 
   constructor(
     readonly ledger: SessionLedger,
@@ -293,6 +296,7 @@ export class VirshSession {
     this.now = options.now ?? (() => new Date().toISOString());
     this.newUuid = options.newUuid ?? randomUUID;
     this.isFatal = options.isFatal ?? (() => false);
+    this.connected = options.connected ?? false;
   }
 
   /**
@@ -427,6 +431,11 @@ export class VirshSession {
     if (verb === 'start' && outcome.rule === 'STA-ACTIVE') {
       return { ok: false, out: '', outcome, failure: { ...base, lines: ['Domain is already active'] } };
     }
+    // Without flags, virsh looks for a managed-save image itself and refuses with its own text: no header, no
+    // prefix (T39). With flags it calls libvirt, whose refusal it prints as usual (T86).
+    if (verb === 'undefine' && outcome.rule === 'UND-MANAGED-SAVE' && [...o.keys()].every((k) => k === 'domain')) {
+      return { ok: false, out: '', outcome, failure: { ...base, lines: [message.replace(/^Requested operation is not valid: /, '')] } };
+    }
     const header = NO_HEADER_RULES.has(outcome.rule ?? '') ? undefined : failureHeader(verb, domain, o);
     // virsh makes this check itself and prints it without libvirt's prefix (T05).
     const printed = outcome.rule === 'UND-STORAGE-RUNNING' ? message.replace(/^Requested operation is not valid: /, '') : message;
@@ -447,11 +456,11 @@ export class VirshSession {
   }
 
   /** Reads and parses the domain XML in a file named on the command line; the failure to report when it cannot. */
-  private readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml> } | { error: Result } {
+  private readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml>; xml: string } | { error: Result } {
     const read = this.read(path);
     if ('error' in read) return read;
     try {
-      return { config: parseDomainXml(read.text, this.newUuid) };
+      return { config: parseDomainXml(read.text, this.newUuid), xml: read.text };
     } catch (error) {
       return { error: this.xmlFailure(error, header) };
     }
@@ -462,6 +471,29 @@ export class VirshSession {
       return fail(header ? [header, error.message] : [error.message], error.code, 'XML', error.message, error.codeName);
     }
     throw error;
+  }
+
+  /**
+   * blockcopy --wait/--pivot/--finish over a libvirt connection: the driver reported the copy ready before the
+   * blockcopy was answered; then pivot (blockjob --pivot) or finish (blockjob --abort), as virsh does.
+   */
+  private async finishBlockCopy(
+    dom: string,
+    path: string,
+    then: 'wait' | 'pivot' | 'finish',
+    exec: (input: Record<string, unknown>, success: (outcome: CommandOutcome) => string) => Promise<Result>,
+    started: Result,
+  ): Promise<Result> {
+    const state = await this.domain(dom);
+    const disk = state?.config?.disks.find((d) => d.target === path || d.source === path);
+    const job = disk ? state?.blockJobs[disk.target] : undefined;
+    if (job?.phase !== 'ready') {
+      const message = `block copy of '${path}' did not reach the mirroring phase in time; it goes on: end it with blockjob --pivot or --abort`;
+      return fail([message], ERROR_CODES.VIR_ERR_OPERATION_TIMEOUT, 'LIBVIRT', `Timed out during operation: ${message}`, 'VIR_ERR_OPERATION_TIMEOUT');
+    }
+    if (then === 'wait') return { ...started, out: '\nNow in mirroring phase' };
+    const pivot = then === 'pivot';
+    return exec({ verb: 'blockjob', domain: dom, path, pivot, abort: !pivot }, () => (pivot ? '\nSuccessfully pivoted' : '\nSuccessfully copied'));
   }
 
   private async domain(name: string): Promise<DomainState | undefined> {
@@ -495,11 +527,11 @@ export class VirshSession {
         const file = str(o, 'file')!;
         const parsed = this.readDomainXml(file, failureHeader(verb, '', o));
         if ('error' in parsed) return parsed.error;
-        const { config } = parsed;
+        const { config, xml } = parsed;
         const input =
           verb === 'define'
-            ? { verb, config }
-            : { verb, config, paused: flag(o, 'paused'), autodestroy: flag(o, 'autodestroy') };
+            ? { verb, config, xml }
+            : { verb, config, xml, paused: flag(o, 'paused'), autodestroy: flag(o, 'autodestroy') };
         const r = await this.execute(input, verb, config.name, o, () =>
           `Domain '${config.name}' ${verb === 'define' ? 'defined' : 'created'} from ${file}\n`,
         );
@@ -576,12 +608,14 @@ export class VirshSession {
       case 'snapshot-create':
       case 'snapshot-create-as': {
         let snapshot: SnapshotDefinition = { disks: [] };
+        let xml: string | undefined;
         const file = verb === 'snapshot-create' ? str(o, 'xmlfile') : undefined;
         if (file !== undefined) {
           const read = this.read(file);
           if ('error' in read) return read.error;
           try {
             snapshot = parseSnapshotXml(read.text);
+            xml = read.text;
           } catch (error) {
             return this.xmlFailure(error);
           }
@@ -615,6 +649,7 @@ export class VirshSession {
           verb: 'snapshot-create',
           domain: dom,
           snapshot,
+          ...(xml !== undefined ? { xml } : {}),
           redefine: flag(o, 'redefine'),
           current: flag(o, 'current'),
           noMetadata: flag(o, 'no-metadata'),
@@ -812,24 +847,20 @@ export class VirshSession {
         if (flag(o, 'pivot') && flag(o, 'finish')) return optionError('Options --pivot and --finish are mutually exclusive');
         const dest = str(o, 'dest');
         if (dest === undefined) return optionError('need either --dest or --xml');
-        if (flag(o, 'wait') || flag(o, 'pivot') || flag(o, 'finish')) {
+        const wait = flag(o, 'wait') || flag(o, 'pivot') || flag(o, 'finish');
+        if (wait && !this.connected) {
           return optionError(
-            'vmledger does not wait for block copies: a copy becomes ready through `guest-event DOM blockjob-ready --disk DISK`; ' +
-              'end it with `blockjob DOM DISK --pivot` or `--abort`',
+            'blockcopy --wait needs a libvirt connection (vmledger --connect URI): without one nothing copies, and a copy ' +
+              'becomes ready only through `guest-event DOM blockjob-ready --disk DISK`; end it with `blockjob DOM DISK --pivot` or `--abort`',
           );
         }
-        return exec(
-          {
-            verb,
-            domain: dom,
-            path: str(o, 'path'),
-            dest,
-            transientJob: flag(o, 'transient-job'),
-            shallow: flag(o, 'shallow'),
-            reuseExternal: flag(o, 'reuse-external'),
-          },
-          () => 'Block Copy started',
+        const path = str(o, 'path')!;
+        const started = await exec(
+          { verb, domain: dom, path, dest, transientJob: flag(o, 'transient-job'), shallow: flag(o, 'shallow'), reuseExternal: flag(o, 'reuse-external') },
+          () => (wait ? '' : 'Block Copy started'),
         );
+        if (!wait || !started.ok) return started;
+        return this.finishBlockCopy(dom, path, flag(o, 'pivot') ? 'pivot' : flag(o, 'finish') ? 'finish' : 'wait', exec, started);
       }
       case 'blockjob': {
         const abort = flag(o, 'abort') || flag(o, 'async') || flag(o, 'pivot');

@@ -316,7 +316,7 @@ test('random sequences with faults keep the invariants', async () => {
           const after = await states();
           for (const h of HOSTS) {
             invariantsOfState(after[h]!, `${where} on ${h}`);
-            // Mirroring is left only by pivot/abort, or when the domain's run ends.
+            // Mirroring is left only by pivot/abort, or when the domain's process ends (MIR-END), persistent or not.
             const b = before[h]!;
             const a = after[h]!;
             const left = Object.keys(b.blockJobs).filter((d) => !a.blockJobs[d] && b.blockJobs[d]!.kind !== 'pull');
@@ -324,9 +324,9 @@ test('random sequences with faults keep the invariants', async () => {
             const c = command;
             const ended = c !== undefined && c.host === h && (c.verb === 'blockjob' || (c.verb === 'snapshot-delete' && (c.mirrorPivot || c.mirrorAbort)));
             const runEnded = a.life !== 'exists' || !a.active;
-            const byGuest = c?.verb === 'guest-event';
+            const processEnded = c?.verb === 'guest-event' || c?.verb === 'destroy' || c?.verb === 'shutdown';
             expect(
-              ended || (runEnded && (!b.persistent || byGuest)),
+              ended || (runEnded && (!b.persistent || processEnded)),
               `${where} on ${h}: mirroring of ${left.join(', ')} left by ${c?.verb ?? step.kind} (persistent=${b.persistent}, active after=${a.active})`,
             ).toBe(true);
           }

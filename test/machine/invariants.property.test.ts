@@ -349,9 +349,13 @@ function runChecked(specs: CommandSpec[]): void {
       }
       if (f.type === 'BlockJobEnded') {
         const job = s.blockJobs[f.disk];
-        // A job lost with its domain: only a transient domain's, or when the guest itself stopped.
+        // A job is lost only with the end of the domain's process (MIR-END), persistent or not: the guest stopped
+        // on its own, or destroy/shutdown ended it; the domain is then inactive (or gone).
         if (f.outcome === 'lost') {
-          expect(!s.persistent || c.verb === 'guest-event', `${where}: a persistent domain's job lost by ${c.verb}`).toBe(true);
+          expect(
+            c.verb === 'guest-event' || c.verb === 'destroy' || c.verb === 'shutdown' || !s.persistent,
+            `${where}: a persistent domain's job lost by ${c.verb}`,
+          ).toBe(true);
         }
         // Only a job that is not a mirror (a pull) completes on its own; mirrors are pivoted or aborted.
         if (f.outcome === 'completed') expect(job?.kind, `${where}: a ${job?.kind} job completed`).toBe('pull');
@@ -371,7 +375,7 @@ function runChecked(specs: CommandSpec[]): void {
       if (topState(next) !== 'migrating') watches.delete(key);
       s = next;
     }
-    // mirroring is left only through a pivot or an abort, or a job lost with a transient domain or a guest stop
+    // mirroring is left only through a pivot or an abort, or a job lost with the end of the domain's process
     // (checked per command: a pull that runs within one command passes through `mirroring` and out again).
     if (topState(before) === 'mirroring' && topState(s) !== 'mirroring') {
       const ended = decision.facts.filter(
