@@ -1,11 +1,11 @@
 // The UI's domain picker on a fleet larger than one page: 600 domains on three hosts, recorded through the real
 // ledger on a SQLite file, searched in Debian's chromium by name, host and state. The picker never lists more
 // than the server's page (50), says how many it found, and a state that does not exist is refused by name.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
@@ -13,8 +13,8 @@ import type { EventStore } from '../services/eventstore/types';
 import { createLedger } from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { startUiServer, type UiServer } from '../services/ui/server';
+import { launchChromium, type Browser } from './support/chromium';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HOSTS = ['east', 'north', 'west'];
 const PER_HOST = 200;
 
@@ -22,7 +22,7 @@ let dir: string;
 let store: EventStore;
 let ledger: Ledger;
 let ui: UiServer;
-let context: BrowserContext | undefined;
+let browser: Browser | undefined;
 let page: Page;
 
 const name = (i: number) => `vm-${String(i).padStart(4, '0')}`;
@@ -45,17 +45,12 @@ beforeAll(async () => {
   );
   await ledger.execute({ verb: 'suspend', host: 'west', domain: name(10), meta: meta() });
   ui = await startUiServer({ store, port: 0, host: '127.0.0.1' });
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install it with \`apt-get install -y chromium\``);
-  context = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'profile-')), {
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    headless: true,
-  });
-  page = await context.newPage();
+  browser = await launchChromium({ width: 1280, height: 720 });
+  page = await browser.context.newPage();
 }, 120_000);
 
 afterAll(async () => {
-  await context?.close().catch(() => undefined);
+  await browser?.close();
   await ui?.close();
   await ledger?.close();
   await store?.close();
