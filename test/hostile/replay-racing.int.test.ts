@@ -101,16 +101,22 @@ describe('replay of a log written by racing writers', () => {
   it('reports a byte flipped inside a record', async () => {
     const path = copy((p) => {
       // The stored bytes of one fact's data, found in the file itself; one byte of its uuid flipped in place.
+      // Page splits leave stale copies of a record on free pages, so the byte is flipped in every copy: the
+      // first one in the file need not be the one SQLite reads.
       const db = new Database(p, { readonly: true });
       const data = db.prepare(`SELECT data FROM events WHERE type = 'DomainDefined' LIMIT 1`).pluck().get() as string;
       db.close();
       const bytes = readFileSync(p);
-      const record = bytes.indexOf(Buffer.from(data));
-      expect(record).toBeGreaterThan(0);
-      const at = record + data.indexOf('"uuid":"') + 9;
+      const needle = Buffer.from(data);
       const fd = openSync(p, 'r+');
-      writeSync(fd, Buffer.from([bytes[at]! ^ 0x01]), 0, 1, at);
+      let copies = 0;
+      for (let record = bytes.indexOf(needle); record >= 0; record = bytes.indexOf(needle, record + 1)) {
+        const at = record + Buffer.byteLength(data.slice(0, data.indexOf('"uuid":"') + 9));
+        writeSync(fd, Buffer.from([bytes[at]! ^ 0x01]), 0, 1, at);
+        copies++;
+      }
       closeSync(fd);
+      expect(copies).toBeGreaterThan(0);
     });
     const summary = await replayOf(path);
     expect(summary.ok).toBe(false);
