@@ -78,8 +78,12 @@ describe('replay of a log written by racing writers', () => {
   it('reports a changed fact', async () => {
     const path = copy((p) => {
       const db = new Database(p);
-      const row = db.prepare(`SELECT position FROM events WHERE stream LIKE 'domain-%' AND type = 'DomainStarted' LIMIT 1`).get() as { position: number };
-      db.prepare(`UPDATE events SET data = replace(data, '"paused":false', '"paused":true') WHERE position = ?`).run(row.position);
+      // A start that did not pause (a random `start --paused` has nothing to flip), and the update must land.
+      const row = db
+        .prepare(`SELECT position FROM events WHERE stream LIKE 'domain-%' AND type = 'DomainStarted' AND data LIKE '%"paused":false%' LIMIT 1`)
+        .get() as { position: number };
+      const changed = db.prepare(`UPDATE events SET data = replace(data, '"paused":false', '"paused":true') WHERE position = ?`).run(row.position);
+      expect(changed.changes).toBe(1);
       db.close();
     });
     const summary = await replayOf(path);
