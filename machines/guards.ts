@@ -1,7 +1,7 @@
 // One guard per rule id of docs/rules.md. A guard is a pure function of the domain state and the command:
 // it returns the refusal libvirt would give, or undefined when the rule lets the command through.
 // The order in which a verb consults its guards lives in `verbs.ts`; the facts an accepted command
-// produces live in `decide.ts`.
+// produces live in `effects.ts`.
 import type { Command, CommandOf } from './commands';
 import {
   exclusiveFlags,
@@ -453,3 +453,26 @@ export const GUARDS = {
 } satisfies Record<string, Guard>;
 
 export type GuardId = keyof typeof GUARDS;
+
+/** What a decision may know beyond the domain and the command. */
+export interface DecideOptions {
+  host?: HostView;
+  /** What-if replay: rules switched off are skipped as if they were not written. */
+  disabledRules?: ReadonlySet<string>;
+}
+
+/** The first of these guards, in this order, that refuses the command (docs/rules.md §4: the first failing check wins). */
+export function firstRefusal(
+  s: DomainState,
+  c: Command,
+  ids: readonly GuardId[],
+  options: DecideOptions = {},
+): Refusal | undefined {
+  const host = options.host ?? emptyHostView;
+  for (const id of ids) {
+    if (options.disabledRules?.has(id)) continue;
+    const refused = GUARDS[id](s, c, host);
+    if (refused) return refused;
+  }
+  return undefined;
+}

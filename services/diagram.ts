@@ -6,13 +6,8 @@
 // Formats: Mermaid `stateDiagram-v2`, Graphviz DOT (a cluster per composite state), JSON (the model every
 // renderer draws from, and what `diffDiagrams` compares), and SVG rendered offline from the DOT with
 // @hpcc-js/wasm-graphviz.
-import {
-  machineEdges,
-  machineStates,
-  type MachineEdge,
-  type MachineStateInfo,
-  type OutcomeGuardId,
-} from '../machines/domainMachine';
+import { machineEdges, machineStates, type MachineEdge, type MachineStateInfo } from '../machines/machineGraph';
+import type { Target } from '../machines/states';
 import { RULES, type RuleEntry } from '../machines/rules';
 
 export type DiagramFormat = 'mermaid' | 'dot' | 'json' | 'svg';
@@ -34,7 +29,7 @@ export interface DiagramEdge {
   to: string;
   event: string;
   rules: string[];
-  outcome?: OutcomeGuardId;
+  outcome?: Target;
   targetless: boolean;
   /** `verb [RULE-ID, …]` */
   label: string;

@@ -11,7 +11,7 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { CommandInput } from '../machines/commands';
-import { machineStates } from '../machines/domainMachine';
+import { machineStates } from '../machines/machineGraph';
 import { diagramModel, diffDiagrams, renderDiagram, type DiagramEdge, type DiagramJson } from '../services/diagram';
 import { formatDiagramDiff, registerDiagramCommands } from '../services/diagram-cli';
 import { renderDiagramView } from '../services/diagramViewRender';

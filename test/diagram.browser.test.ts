@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { CommandInput } from '../machines/commands';
-import { machineEdges, machineStates, type MachineEdge } from '../machines/domainMachine';
+import { machineEdges, machineStates, type MachineEdge } from '../machines/machineGraph';
 import { GUARDS_BY_VERB } from '../machines/verbs';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import type { EventStore } from '../services/eventstore/types';

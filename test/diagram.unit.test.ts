@@ -3,7 +3,7 @@
 // to the machine did to its edges.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { machineEdges, machineStates, type MachineEdge } from '../machines/domainMachine';
+import { machineEdges, machineStates, type MachineEdge } from '../machines/machineGraph';
 import { RULES } from '../machines/rules';
 import {
   diagramModel,

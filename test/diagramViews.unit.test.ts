@@ -3,7 +3,7 @@
 // exactly the edges it names; a diff view tags exactly the changed edges.
 import { describe, expect, it } from 'vitest';
 
-import { machineEdges, machineStates, type MachineEdge } from '../machines/domainMachine';
+import { machineEdges, machineStates, type MachineEdge } from '../machines/machineGraph';
 import { diagramModel } from '../services/diagram';
 import { renderViewDot } from '../services/diagramViewRender';
 import { commonRules, diffView, focusedEdges, focusView, overviewView, parseFocus, type ViewGraph, type ViewState } from '../services/diagramViews';

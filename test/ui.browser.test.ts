@@ -13,7 +13,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { CommandInput } from '../machines/commands';
-import { machineEdges, machineStates } from '../machines/domainMachine';
+import { machineEdges, machineStates } from '../machines/machineGraph';
 import { RULES } from '../machines/rules';
 import { diagramModel } from '../services/diagram';
 import { openSqliteEventStore } from '../services/eventstore/sqlite';

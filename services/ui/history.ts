@@ -7,15 +7,8 @@
 // UI can never show a state the ledger would not compute. The edge a command took is the machine's own answer
 // (edgeTaken on the state before it), so the page highlights exactly the transition the machine drew.
 import type { Command } from '../../machines/commands';
-import {
-  commandEvent,
-  domainSnapshot,
-  edgeTaken,
-  leafStateOf,
-  machineEdges,
-  type LeafState,
-  type MachineEdge,
-} from '../../machines/domainMachine';
+import { commandEvent, domainSnapshot, leafStateOf, type LeafState } from '../../machines/domainMachine';
+import { edgeTaken, machineEdges, type MachineEdge } from '../../machines/machineGraph';
 import { domainStream, initialDomainState, runState, snapshotCount, topState, type DomainState, type TopState } from '../../machines/model';
 import { ruleById } from '../../machines/rules';
 import type { AuditEntry } from '../../projections/auditLog';
