@@ -3,7 +3,6 @@
 export * from '../machines/commands';
 export * from '../machines/decide';
 export * from '../machines/domainMachine';
-export * from '../machines/effects';
 export * from '../machines/machineGraph';
 export * from '../machines/states';
 export * from '../machines/errors';

@@ -167,9 +167,10 @@ export function initialDomainState(host: string, name: string): DomainState {
 export type TopState = 'undefined' | 'inactive' | 'running' | 'transient' | 'migrating' | 'mirroring' | 'gone';
 
 /**
- * The machine state is derived from the context, never stored beside it, so the two cannot disagree.
- * `migrating` and `mirroring` keep `persistent` and `paused` in the context: that is their memory of
- * where to return when the job ends.
+ * The machine state a stored domain state is in (a checkpoint keeps only the context): the machine reaches
+ * the same state by its own edges (test/machine/machine-replay.property.test.ts). `migrating` and
+ * `mirroring` keep `persistent` and `paused` in the context: that is their memory of where to return when
+ * the job ends.
  */
 export function topState(s: DomainState): TopState {
   if (s.life === 'none') return 'undefined';

@@ -1,13 +1,20 @@
 // The one description of the domain's transitions: for each verb, the guards it passes through in libvirt's
 // order (docs/rules.md §4: the first failing check wins), the edges it takes from each state it is accepted in,
-// and, where a state has several, where the command leads. The facts of an accepted command are EFFECTS[verb]
-// (effects.ts). Everything else is read from this table:
-//   decide.ts         the fast path: the guards in order, then the effect (the ledger, replay, the service);
-//   domainMachine.ts  the XState machine: the guards as ordered refusal edges, the edges with their targets;
-//                     the diagram (services/diagram.ts) and the UI's edge highlighting read that machine.
-// Measured (issue 15): XState's pure `transition()` costs about 50–140 µs a command here (it builds an inert actor
-// each call) against 3–5 µs for decide + evolve, which would take replay from ≈0.3–0.4 of raw read+parse to
-// 0.06; hence one table and two readings of it, rather than the machine deciding at run time.
+// and, where a state has several, where the command leads (`leadsTo`, pure: context and command).
+//
+// machines/, the rules and nothing else (pure, no I/O), starting from this table:
+//   guards.ts         one guard per rule id: the refusal libvirt gives, or none;
+//   effects.ts        EFFECTS[verb]: the facts of an accepted command;
+//   states.ts         the machine's states, and the state a stored domain state revives to;
+//   decide.ts         the fast reading of this table (the ledger, replay, the service): guards, then the effect;
+//   domainMachine.ts  the same table built into the XState machine (refusal edges, then accepting edges);
+//   machineGraph.ts   that machine read back as data for the diagram and the UI's edge highlighting;
+//   evolve.ts         facts → state; model.ts the state; commands.ts, events.ts their schemas;
+//   rules.ts, refusals.ts, errors.ts  the rule catalog, the refusal texts, libvirt's error codes; names.ts names.
+//
+// Why two readings of one table rather than the machine deciding at run time (issue 15, measured): XState's pure
+// `transition()` costs 50–140 µs a command here (it builds an inert actor on every call) against 3–5 µs for
+// decide + evolve; sending replay's commands through it took replay from 0.29–0.43 of raw read+parse to 0.06.
 import type { CommandOf, Verb } from './commands';
 import { failsMigration, mirrorJobsEndedBy, revertResult, startsMirror, startsPaused } from './effects';
 export { PERFORM_RECHECKS } from './effects';
