@@ -185,7 +185,10 @@ export function machineStep(
   const emitted = (actions as { type: string; params?: unknown }[]).find((a) => a.type === 'xstate.emit')?.params as
     | { event: DomainMachineEmitted }
     | undefined;
-  if (!emitted) throw new Error(`${command.verb} in ${JSON.stringify(from.value)}: every guard passes but verbs.ts gives no edge for it`);
+  if (!emitted) {
+    const off = options.disabledRules?.size ? ` with ${[...options.disabledRules].join(', ')} switched off` : '';
+    throw new Error(`the machine has no edge for ${command.verb} in ${JSON.stringify(from.value)}: every guard passes${off}, but verbs.ts lists no edge there`);
+  }
   if (emitted.event.type === 'refused') return { snapshot: from === snapshot ? next : snapshot, decision: { ok: false, refusal: emitted.event.refusal } };
   return { snapshot: next, decision: { ok: true, facts: emitted.event.facts } };
 }

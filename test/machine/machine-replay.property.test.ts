@@ -496,6 +496,25 @@ describe('domainMachine definition', () => {
     for (const id of Object.keys(GUARDS)) expect(JSON.stringify(json)).toContain(`"rule":"${id}"`);
   });
 
+  it('takes what-if options and the host view from the event: a switched-off rule is skipped, DEF-NAME sees other domains', () => {
+    const meta = (i: number) => ({ commandId: `w${i}`, time: `2025-01-01T00:00:0${i}Z` });
+    const parse = (input: object, i: number) => CommandSchema.parse({ ...input, meta: meta(i) } as CommandInput);
+    let snapshot = initialDomainSnapshot(HOST, NAME);
+    const clash = parse({ verb: 'define', config: { name: NAME, uuid: 'u3' } }, 1); // u3 is `other`'s (hostView)
+    expect(machineStep(snapshot, clash, { host: hostView }).decision).toMatchObject({ ok: false, refusal: { rule: 'DEF-NAME' } });
+    snapshot = machineStep(snapshot, parse({ verb: 'define', config: { name: NAME, uuid: 'u1' } }, 2), { host: hostView }).snapshot;
+    snapshot = machineStep(snapshot, parse({ verb: 'snapshot-create', domain: NAME, snapshot: { name: 's1' } }, 3)).snapshot;
+    const undefine = parse({ verb: 'undefine', domain: NAME }, 4); // one snapshot, no --snapshots-metadata
+    expect(machineStep(snapshot, undefine).decision).toMatchObject({ ok: false, refusal: { rule: 'UND-SNAPSHOTS' } });
+    const off = { disabledRules: new Set(['UND-SNAPSHOTS']) };
+    const whatIf = machineStep(snapshot, undefine, off);
+    expect(whatIf.decision).toEqual(decide(snapshot.context, undefine, off));
+    expect(whatIf.snapshot.value).toBe('gone');
+    // A rule switched off can let a command through where the machine has no edge: it says so.
+    const resume = parse({ verb: 'resume', domain: NAME }, 5);
+    expect(() => machineStep(snapshot, resume, { disabledRules: new Set(['ACT-REQ']) })).toThrow(/no edge for resume in "inactive"/);
+  });
+
   it('runs as an actor, emits its decisions, and ends at gone', () => {
     const actor = createActor(domainMachine, { input: { host: HOST, name: NAME } });
     const emitted: DomainMachineEmitted[] = [];
