@@ -58,7 +58,6 @@ import {
 } from '@eventstore/db-client';
 
 import { AsyncLogFollower, followLog } from './follow';
-import { registerStoreScheme } from './index';
 import {
   NO_STREAM_REVISION,
   appendThenWriteDocs,
@@ -826,11 +825,7 @@ class EsdbEventStore implements EventStore {
 // ------------------------------------------------------------------------------------------------------------
 // Store specs.
 
-/** Makes `openEventStore('esdb://HOST:PORT?tls=false')` (and `esdb+discover://`) work. Also done on import. */
-export function registerEsdbScheme(): void {
-  const open = (spec: string) => openEsdbEventStore(spec);
-  registerStoreScheme('esdb', open, 'esdb://HOST:PORT');
-  registerStoreScheme('esdb+discover', open, 'esdb+discover://HOST:PORT');
+/** Opens the store of a spec `esdb://HOST:PORT?tls=false` or `esdb+discover://…` (registry.ts). */
+export function openEsdbSpec(spec: string): Promise<EventStore> {
+  return openEsdbEventStore(spec);
 }
-
-registerEsdbScheme();

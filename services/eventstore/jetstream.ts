@@ -83,7 +83,6 @@ import {
 
 import { subjectsCollide } from '../nats/protocol';
 import { AsyncLogFollower, followLog } from './follow';
-import { registerStoreScheme } from './index';
 import {
   NO_STREAM_REVISION,
   appendThenWriteDocs,
@@ -1266,9 +1265,7 @@ function specInteger(spec: string, name: string, value: string, min: number, max
   return n;
 }
 
-/** Makes `openEventStore('jetstream://HOST:PORT')` work. Also done when this module is imported. */
-export function registerJetStreamScheme(): void {
-  registerStoreScheme('jetstream', (spec) => openJetStreamEventStore(parseJetStreamSpec(spec)), 'jetstream://HOST:PORT');
+/** Opens the store of a spec `jetstream://HOST:PORT[?…]` (registry.ts). */
+export function openJetStreamSpec(spec: string): Promise<EventStore> {
+  return openJetStreamEventStore(parseJetStreamSpec(spec));
 }
-
-registerJetStreamScheme();

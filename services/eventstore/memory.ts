@@ -19,6 +19,12 @@ import {
 } from './shared';
 import type { AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent, Subscription } from './types';
 
+/** Opens the store of the spec `memory` (registry.ts). */
+export function openMemorySpec(spec: string): EventStore {
+  if (spec !== 'memory') throw new Error(`bad store spec '${spec}': the in-memory store is written just 'memory'`);
+  return createMemoryEventStore();
+}
+
 export function createMemoryEventStore(): EventStore {
   /** rows[position - 1]: the global log. */
   const rows: StoredEventRow[] = [];

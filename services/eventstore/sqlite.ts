@@ -42,9 +42,28 @@ import {
   type AppendResult,
   type EventStore,
   type NewEvent,
+  type OpenStoreOptions,
   type RecordedEvent,
   type Subscription,
 } from './types';
+
+/** File name used when the configuration names no store: `sqlite:vmledger.sqlite` in the working directory. */
+export const DEFAULT_STORE_FILE = 'vmledger.sqlite';
+
+/** Opens the store of a spec `sqlite:PATH` (registry.ts); relative paths resolve against the working directory. */
+export function openSqliteSpec(spec: string, options?: OpenStoreOptions): SqliteEventStore {
+  const path = spec.slice('sqlite:'.length);
+  if (path.trim() === '') {
+    throw new Error(`bad store spec '${spec}': the path is missing; write sqlite:PATH, e.g. sqlite:${DEFAULT_STORE_FILE}`);
+  }
+  if (path.startsWith('//')) {
+    throw new Error(
+      `bad store spec '${spec}': write sqlite:PATH with a plain path, e.g. sqlite:./${DEFAULT_STORE_FILE} ` +
+        `or sqlite:/var/lib/vmledger/${DEFAULT_STORE_FILE} (no '//')`,
+    );
+  }
+  return openSqliteEventStore(resolve(path), options?.purpose === 'read' ? { whenDamaged: 'read-only' } : {});
+}
 
 /** Value of `PRAGMA application_id` in every vmledger store: ASCII "VMLG". */
 export const VMLEDGER_APPLICATION_ID = 0x564d4c47;

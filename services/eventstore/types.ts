@@ -123,6 +123,14 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
+/** How a store is opened: 'read' (audit, replay) opens a damaged store read-only instead of refusing it. */
+export interface OpenStoreOptions {
+  purpose?: 'write' | 'read';
+}
+
+/** Opens a store from a spec whose scheme the opener was registered for; receives the whole spec. */
+export type StoreOpener = (spec: string, options?: OpenStoreOptions) => EventStore | Promise<EventStore>;
+
 export interface EventStore {
   /**
    * Append facts atomically (all or none) to one stream. Order of checks: a known command id returns the first
