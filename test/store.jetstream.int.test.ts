@@ -14,7 +14,7 @@ import {
   parseJetStreamSpec,
   type JetStreamEventStoreOptions,
 } from '../services/eventstore/jetstream';
-import { StoreCorruptError, WrongExpectedRevisionError, type EventStore, type RecordedEvent } from '../services/eventstore/types';
+import { StoreCorruptError, StoreUnavailableError, WrongExpectedRevisionError, type EventStore, type RecordedEvent } from '../services/eventstore/types';
 import {
   COMMAND_SUBJECT_PREFIX,
   EVENT_SUBJECT_PREFIX,
@@ -388,6 +388,30 @@ describe('jetstream event store', () => {
       /^cannot open the JetStream store 'other': could not reach the JetStream API: TIMEOUT/,
     );
     await server.restart();
+  });
+
+  it('with no server for longer than its retry budget, an append retries for the budget, then fails with StoreUnavailableError; the same command id applies it once later', async () => {
+    const store = await open({ requestTimeoutMs: 300, retryBudgetMs: 1_500 });
+    await store.append('vm-u', [fact('A', 1)], { expectedRevision: 'no-stream', commandId: 'u-1' });
+    await server.kill('SIGKILL');
+    const started = Date.now();
+    const failure = await store.append('vm-u', [fact('B', 2)], { expectedRevision: 0, commandId: 'u-2' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const waited = Date.now() - started;
+    expect(failure).toBeInstanceOf(StoreUnavailableError);
+    expect((failure as Error).message).toMatch(
+      /^event store unavailable: JetStream stream 'VMLEDGER' at .*: (append to stream 'vm-u' was not acknowledged|could not \w[^;]*) within 1500 ms \(request timed out: .*\); .*retry with the same command id$/,
+    );
+    // It kept retrying (timeouts of 300 ms with a backoff) for the whole budget, and gave up soon after it.
+    expect(waited).toBeGreaterThanOrEqual(1_500);
+    expect(waited).toBeLessThan(1_500 + 300 + 3_000);
+
+    await server.restart();
+    const again = await store.append('vm-u', [fact('B', 2)], { expectedRevision: 0, commandId: 'u-2' });
+    expect(again).toMatchObject({ revision: 1, position: 2 });
+    expect((await collect(store.readStream('vm-u'))).map((e) => e.type)).toEqual(['A', 'B']);
   });
 
   describe('a server restart in the middle of a write load', () => {
