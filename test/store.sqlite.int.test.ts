@@ -35,7 +35,7 @@ interface ChildAppender {
  */
 function startAppender(dir: string, file: string, stream: string, count: number, commandId?: string): ChildAppender {
   const script = join(dir, 'appender.mts');
-  const storeModule = pathToFileURL(join(repoRoot, 'services/eventstore/sqlite.ts')).href;
+  const storeModule = pathToFileURL(join(repoRoot, 'services/eventstore/sqlite/index.ts')).href;
   writeFileSync(
     script,
     `import { once } from 'node:events';

@@ -1,20 +1,10 @@
-// The embedded default event store: one SQLite file through better-sqlite3, no server.
-//
-// Durability: WAL journal with synchronous = FULL, so an append is on disk (WAL fsynced) before it resolves.
-// Concurrency: writes are made in IMMEDIATE transactions, which take SQLite's write lock before reading the
-// stream's revision, so appenders in other processes on the same file are serialised and positions stay gap-free.
-// Group commit: appends (and putDoc) are queued and written as soon as the work in progress yields (see enqueue),
-// all of them in one transaction, so appends made concurrently (different commands in flight) share one fsync.
-// Each append runs inside its own SAVEPOINT, so one append's conflict or failure undoes only that append; every
-// promise resolves or rejects after the COMMIT (an acknowledged append is on disk, as before), and subscribers
-// are woken after it. A failure of the transaction itself (disk full, I/O error) fails every write of the batch,
-// and nothing of it is stored. A batch is bounded (256 writes, 4 MiB by default); a longer queue takes several.
-// Safety: a file that is not a vmledger store is inspected read-only and refused, never modified.
+// The EventStore on an open SQLite database (see index.ts): appends queued and written by group commit, each in
+// its own savepoint; reads; following the log (this process's appends offered, other processes' polled); docs.
 
-import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 
+import { corruptionFor, sqliteCode } from './checks';
+import { EVENT_COLUMNS } from './tables';
 import {
   LogFollower,
   NO_STREAM_REVISION,
@@ -34,7 +24,7 @@ import {
   type EncodedEvent,
   type PreparedDocs,
   type StoredEventRow,
-} from './shared';
+} from '../shared';
 import {
   StoreCorruptError,
   StoreFullError,
@@ -42,101 +32,9 @@ import {
   type AppendResult,
   type EventStore,
   type NewEvent,
-  type OpenStoreOptions,
   type RecordedEvent,
   type Subscription,
-} from './types';
-
-/** File name used when the configuration names no store: `sqlite:vmledger.sqlite` in the working directory. */
-export const DEFAULT_STORE_FILE = 'vmledger.sqlite';
-
-/** Opens the store of a spec `sqlite:PATH` (registry.ts); relative paths resolve against the working directory. */
-export function openSqliteSpec(spec: string, options?: OpenStoreOptions): SqliteEventStore {
-  const path = spec.slice('sqlite:'.length);
-  if (path.trim() === '') {
-    throw new Error(`bad store spec '${spec}': the path is missing; write sqlite:PATH, e.g. sqlite:${DEFAULT_STORE_FILE}`);
-  }
-  if (path.startsWith('//')) {
-    throw new Error(
-      `bad store spec '${spec}': write sqlite:PATH with a plain path, e.g. sqlite:./${DEFAULT_STORE_FILE} ` +
-        `or sqlite:/var/lib/vmledger/${DEFAULT_STORE_FILE} (no '//')`,
-    );
-  }
-  return openSqliteEventStore(resolve(path), options?.purpose === 'read' ? { whenDamaged: 'read-only' } : {});
-}
-
-/** Value of `PRAGMA application_id` in every vmledger store: ASCII "VMLG". */
-export const VMLEDGER_APPLICATION_ID = 0x564d4c47;
-/** Format marker kept in the `meta` table; bump the suffix when the schema changes incompatibly. */
-export const SQLITE_STORE_FORMAT = 'vmledger-eventstore/1';
-
-export interface SqliteEventStoreOptions {
-  /**
-   * How often (ms) a waiting subscription looks for facts appended by other processes on the same file.
-   * Appends made through this store object wake subscriptions at once. Default 50.
-   */
-  pollIntervalMs?: number;
-  /**
-   * Check done on open. 'header' checks the SQLite header and reads the schema, which catches a file that is not
-   * SQLite and a damaged header. 'quick' (default) also runs `PRAGMA quick_check`, which reads every page and
-   * catches a damaged page (4 KiB of junk mid-file) before anything is written. 'full' runs `PRAGMA
-   * integrity_check`, which also checks every index against its table (README: the time each takes on a
-   * million facts). Neither sees bytes changed inside a record's JSON: the hash chains do (services/replay.ts).
-   */
-  integrityCheck?: 'header' | 'quick' | 'full';
-  /**
-   * What a failed integrity check does: 'refuse' (default) throws StoreCorruptError; 'read-only' opens the store
-   * for reading (audit, replay), with `damage` saying what the check found, and every write refused.
-   */
-  whenDamaged?: 'refuse' | 'read-only';
-  /** How long (ms) an append waits for another process's write lock before failing. Default 5000. */
-  busyTimeoutMs?: number;
-  /** Caps the file size in pages (`PRAGMA max_page_count`); lets tests take the disk-full path. */
-  maxPageCount?: number;
-  /**
-   * Bounds of one group commit: at most this many writes (appends and putDoc) per transaction (default 256) and
-   * about this many bytes of encoded facts and docs (default 4 MiB); a longer queue is written in several.
-   */
-  maxBatchWrites?: number;
-  maxBatchBytes?: number;
-}
-
-export const DEFAULT_MAX_BATCH_WRITES = 256;
-export const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;
-
-const SQLITE_MAGIC = Buffer.from('SQLite format 3\u0000', 'latin1');
-const SQLITE_HEADER_SIZE = 100;
-
-const SCHEMA = `
-  CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-  ) STRICT, WITHOUT ROWID;
-  CREATE TABLE events (
-    position INTEGER PRIMARY KEY,   -- global position, 1-based, gap-free
-    stream   TEXT    NOT NULL,
-    revision INTEGER NOT NULL,      -- 0-based within the stream
-    type     TEXT    NOT NULL,
-    data     TEXT    NOT NULL,      -- JSON
-    metadata TEXT    NOT NULL,      -- JSON
-    UNIQUE (stream, revision)
-  ) STRICT;
-  CREATE TABLE commands (
-    command_id TEXT PRIMARY KEY,    -- idempotency key: the first result of a command, forever
-    stream     TEXT    NOT NULL,
-    revision   INTEGER NOT NULL,
-    position   INTEGER NOT NULL
-  ) STRICT, WITHOUT ROWID;
-  CREATE TABLE docs (
-    collection TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    value      TEXT NOT NULL,       -- JSON
-    PRIMARY KEY (collection, key)
-  ) STRICT, WITHOUT ROWID;
-`;
-const STORE_TABLES = ['commands', 'docs', 'events', 'meta'];
-
-const EVENT_COLUMNS = 'position, stream, revision, type, data, metadata';
+} from '../types';
 
 /** Counters of the group commit since the store was opened (for benchmarks and tests). */
 export interface GroupCommitStats {
@@ -153,214 +51,13 @@ export interface SqliteEventStore extends EventStore {
   readonly groupCommitStats: Readonly<GroupCommitStats>;
 }
 
-export function openSqliteEventStore(path: string, options: SqliteEventStoreOptions = {}): SqliteEventStore {
-  const file = resolve(path);
-  const pollIntervalMs = options.pollIntervalMs ?? 50;
-  if (!(pollIntervalMs > 0)) throw new TypeError(`pollIntervalMs must be > 0, got ${pollIntervalMs}`);
-
-  refuseUnusablePath(file);
-  const hasContent = existsSync(file) && statSync(file).size > 0;
-  if (hasContent) {
-    refuseNonSqliteFile(file);
-    refuseForeignDatabase(file);
-  }
-
-  const db = explainCorruption(file, () => new Database(file, { timeout: options.busyTimeoutMs ?? 5000 }));
-  try {
-    explainCorruption(file, () => {
-      initialise(file, db);
-      const journalMode = db.pragma('journal_mode = WAL', { simple: true });
-      if (journalMode !== 'wal') {
-        throw new Error(`cannot use '${file}' as an event store: SQLite refused WAL mode (journal_mode is ${String(journalMode)})`);
-      }
-      db.pragma('synchronous = FULL');
-      if (options.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.floor(options.maxPageCount)}`);
-    });
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  let damage: string | undefined;
-  const check = options.integrityCheck ?? 'quick';
-  if (check !== 'header') {
-    damage = integrityProblems(file, db, check);
-    if (damage !== undefined && (options.whenDamaged ?? 'refuse') === 'refuse') {
-      db.close();
-      throw new StoreCorruptError(`${damage}; it was not opened, so nothing was written to it (read it with 'vmledger replay')`);
-    }
-  }
-  const store = new SqliteStore(file, db, pollIntervalMs, {
-    maxWrites: Math.max(1, Math.floor(options.maxBatchWrites ?? DEFAULT_MAX_BATCH_WRITES)),
-    maxBytes: Math.max(1, Math.floor(options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES)),
-  });
-  if (damage !== undefined) store.damage = damage;
-  return store;
-}
-
-/** The folder must exist (we do not guess where a ledger should live) and the path must not be a folder. */
-function refuseUnusablePath(file: string): void {
-  const folder = dirname(file);
-  if (!existsSync(folder)) {
-    throw new Error(`cannot open event store '${file}': folder '${folder}' does not exist (create it first)`);
-  }
-  if (!statSync(folder).isDirectory()) {
-    throw new Error(`cannot open event store '${file}': '${folder}' is not a folder`);
-  }
-  if (existsSync(file) && !statSync(file).isFile()) {
-    throw new Error(`cannot open event store '${file}': it is not a regular file`);
-  }
-}
-
-/** Reads the 100-byte header ourselves, so a text file or random bytes are refused without SQLite touching them. */
-function refuseNonSqliteFile(file: string): void {
-  const header = Buffer.alloc(SQLITE_HEADER_SIZE);
-  const fd = openSync(file, 'r');
-  let length: number;
-  try {
-    length = readSync(fd, header, 0, SQLITE_HEADER_SIZE, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (length < SQLITE_HEADER_SIZE || !header.subarray(0, SQLITE_MAGIC.length).equals(SQLITE_MAGIC)) {
-    throw new StoreCorruptError(
-      `'${file}' is not a vmledger store: it is not a SQLite database (no SQLite header: ` +
-        `some other kind of file, or a store whose header is damaged); the file was left as it is`,
-    );
-  }
-}
-
-/**
- * Classifies the file through a read-only connection, so a foreign database never gets a write or a WAL
- * checkpoint from us. A read-only connection to a WAL-mode file creates `-wal`/`-shm` side files; when we
- * refuse the file we remove the ones that were not there before, leaving the folder as we found it.
- */
-function refuseForeignDatabase(file: string): void {
-  const sideFilesWeMayCreate = [`${file}-wal`, `${file}-shm`].filter((side) => !existsSync(side));
-  try {
-    const inspector = explainCorruption(file, () => new Database(file, { readonly: true, fileMustExist: true }));
-    try {
-      const verdict = explainCorruption(file, () => classify(inspector));
-      if (verdict.kind === 'foreign') {
-        throw new StoreCorruptError(`'${file}' is not a vmledger store: ${verdict.reason}; the file was left as it is`);
-      }
-    } finally {
-      inspector.close();
-    }
-  } catch (error) {
-    // Only side files we just created and nobody wrote into (an empty WAL) are ours to remove.
-    const walIsEmpty = !existsSync(`${file}-wal`) || statSync(`${file}-wal`).size === 0;
-    if (error instanceof StoreCorruptError && walIsEmpty) {
-      for (const side of sideFilesWeMayCreate) rmSync(side, { force: true });
-    }
-    throw error;
-  }
-}
-
-type Classification = { kind: 'empty' } | { kind: 'vmledger' } | { kind: 'foreign'; reason: string };
-
-function classify(db: Database.Database): Classification {
-  const applicationId = db.pragma('application_id', { simple: true }) as number;
-  const tables = db
-    .prepare<[], string>(
-      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-    )
-    .pluck()
-    .all();
-  const format = tables.includes('meta') ? readFormat(db) : undefined;
-
-  if (applicationId === 0 && tables.length === 0) return { kind: 'empty' };
-  if (applicationId !== VMLEDGER_APPLICATION_ID && applicationId !== 0) {
-    const hex = `0x${(applicationId >>> 0).toString(16).padStart(8, '0')}`;
-    return { kind: 'foreign', reason: `it is a SQLite database of another application (application_id ${hex})` };
-  }
-  if (format === undefined) {
-    return applicationId === VMLEDGER_APPLICATION_ID
-      ? { kind: 'foreign', reason: 'it carries the vmledger application id but has no format marker (damaged store)' }
-      : { kind: 'foreign', reason: `it is a SQLite database with other tables (${tables.join(', ')})` };
-  }
-  if (format !== SQLITE_STORE_FORMAT) {
-    return {
-      kind: 'foreign',
-      reason: `its format is '${format}' and this vmledger reads only '${SQLITE_STORE_FORMAT}'`,
-    };
-  }
-  const missing = STORE_TABLES.filter((table) => !tables.includes(table));
-  if (missing.length > 0) {
-    return { kind: 'foreign', reason: `it is a damaged vmledger store: table(s) ${missing.join(', ')} are missing` };
-  }
-  return { kind: 'vmledger' };
-}
-
-function readFormat(db: Database.Database): string | undefined {
-  try {
-    return db.prepare<[], string>("SELECT value FROM meta WHERE key = 'format'").pluck().get();
-  } catch {
-    return undefined; // a foreign table that happens to be called `meta`
-  }
-}
-
-/** Creates the schema in an empty file; re-classifies inside the write lock in case another process raced us. */
-function initialise(file: string, db: Database.Database): void {
-  const run = db.transaction(() => {
-    const verdict = classify(db);
-    if (verdict.kind === 'foreign') {
-      throw new StoreCorruptError(`'${file}' is not a vmledger store: ${verdict.reason}; the file was left as it is`);
-    }
-    if (verdict.kind === 'vmledger') return;
-    db.exec(SCHEMA);
-    db.prepare("INSERT INTO meta (key, value) VALUES ('format', ?)").run(SQLITE_STORE_FORMAT);
-    db.pragma(`application_id = ${VMLEDGER_APPLICATION_ID}`);
-  });
-  run.immediate();
-}
-
-/** What SQLite's own check finds wrong with the file (naming the pages), or undefined when it says ok. */
-function integrityProblems(file: string, db: Database.Database, check: 'quick' | 'full'): string | undefined {
-  const pragma = check === 'quick' ? 'quick_check' : 'integrity_check';
-  let problems: string[];
-  try {
-    problems = db.prepare<[], string>(`PRAGMA ${pragma}(5)`).pluck().all();
-  } catch (error) {
-    if (!corruptionFor(file, error)) throw error;
-    problems = [(error as Error).message];
-  }
-  if (problems.length === 1 && problems[0] === 'ok') return undefined;
-  return `'${file}' is a damaged vmledger store: ${pragma} found ${problems.join('; ')}`;
-}
-
-function sqliteCode(error: unknown): string | undefined {
-  return error instanceof Database.SqliteError ? error.code : undefined;
-}
-
-function corruptionFor(file: string, error: unknown): StoreCorruptError | undefined {
-  const code = sqliteCode(error) ?? '';
-  const detail = (error as Error).message;
-  if (code === 'SQLITE_NOTADB') {
-    return new StoreCorruptError(
-      `'${file}' is not a vmledger store: SQLite says "${detail}" (the header is damaged or it is another kind of file)`,
-    );
-  }
-  if (code.startsWith('SQLITE_CORRUPT')) {
-    return new StoreCorruptError(`'${file}' is a damaged SQLite database: ${detail}`);
-  }
-  return undefined;
-}
-
-function explainCorruption<T>(file: string, work: () => T): T {
-  try {
-    return work();
-  } catch (error) {
-    throw corruptionFor(file, error) ?? error;
-  }
-}
-
-interface CommandRow {
+export interface CommandRow {
   revision: number;
   position: number;
 }
 
 /** One queued write: an append, or a putDoc. Settled after the COMMIT of the transaction that carried it. */
-type QueuedWrite = (
+export type QueuedWrite = (
   | { kind: 'append'; stream: string; events: EncodedEvent[]; options: AppendOptions; docs: PreparedDocs }
   | { kind: 'doc'; doc: EncodedDoc }
 ) & {
@@ -370,21 +67,21 @@ type QueuedWrite = (
   reject: (error: unknown) => void;
 };
 
-type WriteOutcome = { ok: true; value: AppendResult | undefined } | { ok: false; error: unknown };
+export type WriteOutcome = { ok: true; value: AppendResult | undefined } | { ok: false; error: unknown };
 
 /**
  * SQLite errors after which the transaction cannot go on (or SQLite has already rolled it back): the whole batch
  * fails. Anything else raised by one write (our own WrongExpectedRevisionError, a docs function that throws, a
  * constraint or size error of one row) is undone by that write's savepoint and fails that write alone.
  */
-function failsTheBatch(error: unknown, db: Database.Database): boolean {
+export function failsTheBatch(error: unknown, db: Database.Database): boolean {
   if (!db.inTransaction) return true;
   const code = sqliteCode(error);
   if (code === undefined) return false;
   return !(code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH' || code === 'SQLITE_RANGE');
 }
 
-class SqliteStore implements SqliteEventStore {
+export class SqliteStore implements SqliteEventStore {
   private readonly followers = new Set<LogFollower>();
   private pollTimer: NodeJS.Timeout | undefined;
   private headSeenByPoller = -1;
