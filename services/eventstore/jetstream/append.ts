@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 
 import { headers as makeHeaders } from 'nats';
 
-import { backoff, isTransient, isWrongLastSequence } from './errors';
+import { isTransient, isWrongLastSequence, withTransientRetries } from './errors';
 import type { JetStreamLog } from './log';
 import {
   HEADER_COUNT,
@@ -123,88 +123,94 @@ export async function publishAppend(
 ): Promise<AppendResult> {
   log.assertOpen();
   const msgID = commandId === undefined ? `a-${appendId}` : commandMsgId(commandId);
-  const deadline = Date.now() + log.settings.retryBudgetMs;
   /** Set once a publish may have reached the server without us seeing the ack: the subject seq before it. */
   let uncertainAfter: number | undefined;
-  for (let attempt = 0; ; attempt++) {
-    let publishing = false;
-    let last: SubjectHead | undefined;
-    try {
-      if (uncertainAfter !== undefined) {
-        const mine = await log.findOnSubject(subject, uncertainAfter, (p) => p.appendId === appendId);
-        if (mine) {
-          log.forgetSubjectHead(subject);
-          return resultOf(mine, false);
+  /** Whether the latest attempt failed while publishing (its message may be stored). */
+  let publishing = false;
+  return withTransientRetries(
+    log.settings.retryBudgetMs,
+    async () => {
+      for (let conflicts = 0; ; conflicts++) {
+        publishing = false;
+        let last: SubjectHead | undefined;
+        try {
+          if (uncertainAfter !== undefined) {
+            const mine = await log.findOnSubject(subject, uncertainAfter, (p) => p.appendId === appendId);
+            if (mine) {
+              log.forgetSubjectHead(subject);
+              return resultOf(mine, false);
+            }
+          }
+          last = log.subjectHeads.get(subject);
+          const cached = last !== undefined;
+          if (!last) last = await log.readSubjectHead(subject);
+          try {
+            checkExpectedRevision(stream, expected, last.seq === 0 ? 'no-stream' : last.lastRevision);
+          } catch (conflict) {
+            if (!cached) throw conflict;
+            last = await log.readSubjectHead(subject);
+            checkExpectedRevision(stream, expected, last.seq === 0 ? 'no-stream' : last.lastRevision);
+          }
+          let head = log.head;
+          if (!head || last.seq > head.seq) head = await log.readHead();
+          const firstPosition = head.lastPosition + 1;
+          const firstRevision = last.lastRevision + 1;
+          const hdrs = makeHeaders();
+          hdrs.set(HEADER_POSITION, String(firstPosition));
+          hdrs.set(HEADER_REVISION, String(firstRevision));
+          hdrs.set(HEADER_COUNT, String(count));
+          hdrs.set(HEADER_PREVIOUS, String(last.seq));
+          publishing = true;
+          const ack = await log.js.publish(subject, payload, {
+            headers: hdrs,
+            msgID,
+            expect: { lastSequence: head.seq, lastSubjectSequence: last.seq, streamName: log.streamName },
+          });
+          if (log.settings.hooks.loseAck?.()) {
+            throw Object.assign(new Error('TIMEOUT (simulated: the PubAck was lost)'), { code: 'TIMEOUT' });
+          }
+          if (ack.duplicate) {
+            // The server already holds a message with this id: our own earlier attempt, or (for a command id) the
+            // first append of this command. Either way its result is the answer.
+            log.forgetSubjectHead(subject);
+            const stored = parseAppend(toRawFromStored(await log.getBySeq(ack.seq)));
+            const storedPayload = parsePayload(stored);
+            return resultOf(stored, storedPayload.appendId !== appendId);
+          }
+          const lastPosition = firstPosition + count - 1;
+          const lastRevision = firstRevision + count - 1;
+          log.head = { seq: ack.seq, lastPosition };
+          log.remember(ack.seq, firstPosition, count);
+          log.rememberSubjectHead(subject, { seq: ack.seq, lastRevision, lastPosition });
+          return { revision: lastRevision, position: lastPosition, duplicate: false };
+        } catch (error) {
+          if (log.closed) throw log.closedError();
+          if (isWrongLastSequence(error)) {
+            // Someone appended (to this stream or another): re-read the heads and try again at once (not a failure
+            // of the store: no backoff, no budget).
+            log.head = undefined;
+            log.forgetSubjectHead(subject);
+            if (conflicts >= 3) await sleep(Math.min(50, conflicts) * Math.random());
+            continue;
+          }
+          if (isTransient(error)) {
+            // Retried by withTransientRetries (its backoff, within the budget), after re-reading both heads.
+            if (publishing && uncertainAfter === undefined) uncertainAfter = last?.seq ?? 0;
+            log.head = undefined;
+            log.forgetSubjectHead(subject);
+          }
+          throw error;
         }
       }
-      last = log.subjectHeads.get(subject);
-      const cached = last !== undefined;
-      if (!last) last = await log.readSubjectHead(subject);
-      try {
-        checkExpectedRevision(stream, expected, last.seq === 0 ? 'no-stream' : last.lastRevision);
-      } catch (conflict) {
-        if (!cached) throw conflict;
-        last = await log.readSubjectHead(subject);
-        checkExpectedRevision(stream, expected, last.seq === 0 ? 'no-stream' : last.lastRevision);
-      }
-      let head = log.head;
-      if (!head || last.seq > head.seq) head = await log.readHead();
-      const firstPosition = head.lastPosition + 1;
-      const firstRevision = last.lastRevision + 1;
-      const hdrs = makeHeaders();
-      hdrs.set(HEADER_POSITION, String(firstPosition));
-      hdrs.set(HEADER_REVISION, String(firstRevision));
-      hdrs.set(HEADER_COUNT, String(count));
-      hdrs.set(HEADER_PREVIOUS, String(last.seq));
-      publishing = true;
-      const ack = await log.js.publish(subject, payload, {
-        headers: hdrs,
-        msgID,
-        expect: { lastSequence: head.seq, lastSubjectSequence: last.seq, streamName: log.streamName },
-      });
-      if (log.settings.hooks.loseAck?.()) {
-        throw Object.assign(new Error('TIMEOUT (simulated: the PubAck was lost)'), { code: 'TIMEOUT' });
-      }
-      if (ack.duplicate) {
-        // The server already holds a message with this id: our own earlier attempt, or (for a command id) the
-        // first append of this command. Either way its result is the answer.
-        log.forgetSubjectHead(subject);
-        const stored = parseAppend(toRawFromStored(await log.getBySeq(ack.seq)));
-        const storedPayload = parsePayload(stored);
-        return resultOf(stored, storedPayload.appendId !== appendId);
-      }
-      const lastPosition = firstPosition + count - 1;
-      const lastRevision = firstRevision + count - 1;
-      log.head = { seq: ack.seq, lastPosition };
-      log.remember(ack.seq, firstPosition, count);
-      log.rememberSubjectHead(subject, { seq: ack.seq, lastRevision, lastPosition });
-      return { revision: lastRevision, position: lastPosition, duplicate: false };
-    } catch (error) {
-      if (log.closed) throw log.closedError();
-      if (isWrongLastSequence(error)) {
-        // Someone appended (to this stream or another): re-read the heads and try again.
-        log.head = undefined;
-        log.forgetSubjectHead(subject);
-        if (attempt >= 3) await sleep(Math.min(50, attempt) * Math.random());
-        continue;
-      }
-      if (isTransient(error) && Date.now() < deadline) {
-        if (publishing && uncertainAfter === undefined) uncertainAfter = last?.seq ?? 0;
-        log.head = undefined;
-        log.forgetSubjectHead(subject);
-        await sleep(backoff(attempt, deadline));
-        continue;
-      }
-      if (isTransient(error)) {
-        throw publishing || uncertainAfter !== undefined
-          ? log.unavailable(
-              `append to stream '${stream}' was not acknowledged`,
-              error,
-              'it may or may not have been stored (a retry with the same command id finds out and applies it at most once)',
-            )
-          : log.unavailable(`could not append to stream '${stream}'`, error);
-      }
-      throw error;
-    }
-  }
+    },
+    (error) =>
+      publishing || uncertainAfter !== undefined
+        ? log.unavailable(
+            `append to stream '${stream}' was not acknowledged`,
+            error,
+            'it may or may not have been stored (a retry with the same command id finds out and applies it at most once)',
+          )
+        : log.unavailable(`could not append to stream '${stream}'`, error),
+    () => log.assertOpen(),
+  );
 }

@@ -2,8 +2,7 @@
 // transient ones.
 
 import type { NatsError } from 'nats';
-
-import { sleep } from '../shared';
+import pRetry from 'p-retry';
 
 /** JetStream's error code for a failed expected-last-sequence (stream or subject) check. */
 export const JS_WRONG_LAST_SEQUENCE = 10071;
@@ -42,9 +41,10 @@ export function describeTransient(error: unknown): string {
 }
 
 /**
- * Runs `work` (which must be safe to repeat), retrying transient failures with a backoff of up to 1 s until
- * `budgetMs` has passed; then the last one is handed to `giveUp` to explain. `check` runs before each attempt
- * and after each failure (e.g. to stop at once when the store was closed meanwhile).
+ * Runs `work` (which must be safe to repeat), retrying transient failures with a backoff of 50 ms doubling up to
+ * 1 s, never past the budget (so the caller hears back within budget + one request timeout), until `budgetMs` has
+ * passed; then the last one is handed to `giveUp` to explain. `check` runs before each attempt and after each
+ * failure (e.g. to stop at once when the store was closed meanwhile). Any other failure is thrown as it is.
  */
 export async function withTransientRetries<T>(
   budgetMs: number,
@@ -52,22 +52,24 @@ export async function withTransientRetries<T>(
   giveUp: (error: unknown) => Error,
   check: () => void = () => {},
 ): Promise<T> {
-  const deadline = Date.now() + budgetMs;
-  for (let attempt = 0; ; attempt++) {
-    check();
-    try {
-      return await work();
-    } catch (error) {
-      check();
-      if (!isTransient(error)) throw error;
-      if (Date.now() >= deadline) throw giveUp(error);
-      await sleep(backoff(attempt, deadline));
-    }
+  try {
+    return await pRetry(
+      () => {
+        check();
+        return work();
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 50,
+        factor: 2,
+        maxTimeout: 1_000,
+        maxRetryTime: budgetMs,
+        onFailedAttempt: () => check(),
+        shouldRetry: ({ error }) => isTransient(error),
+      },
+    );
+  } catch (error) {
+    // p-retry hands back the last failure: a transient one only when the budget ran out.
+    throw isTransient(error) ? giveUp(error) : error;
   }
-}
-
-/** The pause before attempt `attempt + 1`: 50 ms doubling up to 1 s, never past the deadline (so the caller hears
- * back within budget + one request timeout). */
-export function backoff(attempt: number, deadline: number): number {
-  return Math.max(0, Math.min(1_000, 50 * 2 ** Math.min(attempt, 5), deadline - Date.now()));
 }
