@@ -5,8 +5,10 @@
 //   shared.ts      semantics written once for every backend: argument checks, the expected-revision rule, JSON
 //                  encoding, docs after an append, following the log synchronously (LogFollower)
 //   follow.ts      following the log of a networked store (JetStream, EventStoreDB), surviving server restarts
+//   networked.ts   the EventStore of a networked backend, built from its functions: what JetStream and
+//                  EventStoreDB do alike (docs after the facts, subscribe, close), written once
 //   memory.ts      in-process store, nothing persists
-//   sqlite.ts      the embedded default: one SQLite file (relative paths resolve against the working directory)
+//   sqlite/        the embedded default: one SQLite file (its index says what lives where)
 //   jetstream/     NATS JetStream (its index says what lives where)
 //   esdb/          EventStoreDB (its index says what lives where)
 

@@ -112,7 +112,5 @@ export async function writeCommand(
 }
 
 export async function commandResult(log: EsdbLog, commandId: string): Promise<AppendResult | undefined> {
-  log.assertOpen();
-  if (typeof commandId !== 'string' || commandId === '') return undefined;
   return (await resolveCommand(log, commandId)).result;
 }

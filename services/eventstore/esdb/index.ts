@@ -40,7 +40,7 @@
 //   index.ts      this description; the public names
 //   options.ts    options, the part of the client used, the stream names of one ledger (Names)
 //   open.ts       opening on a connection string or a client; `esdb://…` store specs (registry.ts)
-//   store.ts      the EventStore object: each method hands over to the module of its job
+//   store.ts      the EventStore: each job's functions, assembled by ../networked.ts
 //   log.ts        the per-store state (client, $all cursor, known points, caches) and stream reads
 //   convert.ts    bigint revisions, expected revisions, $all positions and event ids to and from the client's
 //   append.ts     append: facts with derived event ids under a command reservation

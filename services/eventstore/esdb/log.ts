@@ -6,9 +6,10 @@ import { BACKWARDS, END, FORWARDS, StreamNotFoundError } from '@eventstore/db-cl
 import type { EsdbEvent, Point, PositionsEntry } from './convert';
 import { DEFAULT_NAMESPACE, Names, type EsdbClient, type EsdbEventStoreOptions } from './options';
 import type { AsyncLogFollower } from '../follow';
+import type { NetworkedLog } from '../networked';
 import { Queue } from '../shared';
 
-export class EsdbLog {
+export class EsdbLog implements NetworkedLog {
   closed = false;
   readonly followers = new Set<AsyncLogFollower>();
   readonly scanQueue = new Queue();
@@ -68,10 +69,7 @@ export class EsdbLog {
     return undefined;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.followers].map((follower) => follower.close()));
-    this.closed = true;
+  async release(): Promise<void> {
     if (this.ownClient) await this.client.dispose().catch(() => {});
   }
 

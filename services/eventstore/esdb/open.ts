@@ -3,7 +3,9 @@
 import { EventStoreDBClient } from '@eventstore/db-client';
 
 import type { EsdbEventStoreOptions } from './options';
-import { EsdbEventStore } from './store';
+import { EsdbLog } from './log';
+import { loadCheckpoints } from './ordinals';
+import { esdbEventStore } from './store';
 import type { EventStore } from '../types';
 
 /**
@@ -28,14 +30,14 @@ export async function openEsdbEventStore(
     own = true;
   }
   if (!client) throw new TypeError('openEsdbEventStore needs a connection string or a client');
-  const store = new EsdbEventStore(client, own, label, options);
+  const log = new EsdbLog(client, own, label, options);
   try {
-    await store.ping();
+    await loadCheckpoints(log);
   } catch (error) {
     if (own) await client.dispose().catch(() => {});
     throw new Error(`cannot use ${label}: ${(error as Error).message}`, { cause: error });
   }
-  return store;
+  return esdbEventStore(log);
 }
 
 /** Opens the store of a spec `esdb://HOST:PORT?tls=false` or `esdb+discover://…` (registry.ts). */

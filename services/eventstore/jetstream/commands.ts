@@ -100,7 +100,5 @@ export async function reserveCommand(
 }
 
 export async function commandResult(log: JetStreamLog, commandId: string): Promise<AppendResult | undefined> {
-  log.assertOpen();
-  if (typeof commandId !== 'string' || commandId === '') return undefined;
   return (await lookupCommand(log, commandId, commandKey(commandId))).result;
 }

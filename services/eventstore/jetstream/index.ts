@@ -67,7 +67,7 @@
 //   options.ts    options, defaults and their checks (subject prefix, replicas)
 //   spec.ts       `jetstream://…` store specs → options (registry.ts opens them through openJetStreamSpec)
 //   open.ts       connecting, creating or checking the stream, its format marker and the two KV buckets
-//   store.ts      the EventStore object: each method hands over to the module of its job
+//   store.ts      the EventStore: each job's functions, assembled by ../networked.ts
 //   log.ts        the per-store state (connection, cached heads) and single-message reads of the log stream
 //   messages.ts   one append message: subject tokens, headers, payload, the facts it holds
 //   append.ts     append: the payload, the two expectations, conflicts and lost acks

@@ -19,6 +19,7 @@ import {
   type SubjectHead,
 } from './messages';
 import type { JetStreamTestHooks } from './options';
+import type { NetworkedLog } from '../networked';
 import { Queue } from '../shared';
 import { StoreUnavailableError } from '../types';
 
@@ -29,7 +30,7 @@ export interface StoreSettings {
   hooks: JetStreamTestHooks;
 }
 
-export class JetStreamLog {
+export class JetStreamLog implements NetworkedLog {
   closed = false;
   readonly followers = new Set<AsyncLogFollower>();
   readonly appendQueue = new Queue();
@@ -164,10 +165,7 @@ export class JetStreamLog {
     );
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.followers].map((follower) => follower.close()));
-    this.closed = true;
+  async release(): Promise<void> {
     if (this.ownConnection) await this.nc.close().catch(() => {});
   }
 

@@ -25,7 +25,8 @@ import {
   assertSubjectPrefix,
   type JetStreamEventStoreOptions,
 } from './options';
-import { JetStreamEventStore } from './store';
+import { JetStreamLog } from './log';
+import { jetStreamEventStore } from './store';
 import { StoreCorruptError, type EventStore } from '../types';
 
 export async function openJetStreamEventStore(options: JetStreamEventStoreOptions): Promise<EventStore> {
@@ -88,12 +89,14 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
     const docs = await bucket(options.docsBucket ?? DEFAULT_DOCS_BUCKET);
     const duplicateWindowMs = Math.floor((info.config.duplicate_window ?? nanos(120_000)) / 1_000_000);
     const retryBudgetMs = Math.max(0, Math.min(options.retryBudgetMs ?? 30_000, duplicateWindowMs / 2));
-    return new JetStreamEventStore(nc, ownConnection, js, jsm, commands, docs, {
-      streamName,
-      prefix,
-      retryBudgetMs,
-      hooks: options.testHooks ?? {},
-    });
+    return jetStreamEventStore(
+      new JetStreamLog(nc, ownConnection, js, jsm, commands, docs, {
+        streamName,
+        prefix,
+        retryBudgetMs,
+        hooks: options.testHooks ?? {},
+      }),
+    );
   } catch (error) {
     if (ownConnection) await nc.close().catch(() => {});
     throw error;

@@ -1,72 +1,25 @@
-// The EventStore on JetStream: each method checks the store is open and hands over to the module of its job.
-
-import type { JetStreamClient, JetStreamManager, KV, NatsConnection } from 'nats';
+// The EventStore on JetStream: the functions of each job on the store's state (log.ts), assembled by
+// networked.ts with what JetStream and EventStoreDB share.
 
 import { appendWithoutDocs } from './append';
 import { commandResult } from './commands';
 import { getDoc, putDoc } from './docs';
-import { JetStreamLog, type StoreSettings } from './log';
+import type { JetStreamLog } from './log';
 import { headPosition, readAll, readStream, streamRevision } from './read';
 import { liveFacts } from './subscribe';
-import { followLog } from '../follow';
-import { appendThenWriteDocs } from '../shared';
-import type { AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent, Subscription } from '../types';
+import { networkedEventStore } from '../networked';
+import type { EventStore } from '../types';
 
-export class JetStreamEventStore implements EventStore {
-  private readonly log: JetStreamLog;
-
-  constructor(
-    nc: NatsConnection,
-    ownConnection: boolean,
-    js: JetStreamClient,
-    jsm: JetStreamManager,
-    commands: KV,
-    docs: KV,
-    settings: StoreSettings,
-  ) {
-    this.log = new JetStreamLog(nc, ownConnection, js, jsm, commands, docs, settings);
-  }
-
-  async append(stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
-    this.log.assertOpen();
-    // No transaction spans facts and docs here: the docs follow a stored (not refused, not duplicate) append.
-    return appendThenWriteDocs(this, stream, events, options, (s, e, o) => appendWithoutDocs(this.log, s, e, o));
-  }
-
-  readStream(stream: string, fromRevision = 0): AsyncIterable<RecordedEvent> {
-    return readStream(this.log, stream, fromRevision);
-  }
-
-  streamRevision(stream: string): Promise<number | 'no-stream'> {
-    return streamRevision(this.log, stream);
-  }
-
-  readAll(after = 0, limit = Number.POSITIVE_INFINITY): AsyncIterable<RecordedEvent> {
-    return readAll(this.log, after, limit);
-  }
-
-  headPosition(): Promise<number> {
-    return headPosition(this.log);
-  }
-
-  subscribe(after: number, onEvent: (event: RecordedEvent) => void | Promise<void>): Subscription {
-    this.log.assertOpen();
-    return followLog(this.log.followers, after, (from, signal) => liveFacts(this.log, from, signal), onEvent, this.log.label);
-  }
-
-  commandResult(commandId: string): Promise<AppendResult | undefined> {
-    return commandResult(this.log, commandId);
-  }
-
-  getDoc(collection: string, key: string): Promise<unknown | undefined> {
-    return getDoc(this.log, collection, key);
-  }
-
-  putDoc(collection: string, key: string, value: unknown): Promise<void> {
-    return putDoc(this.log, collection, key, value);
-  }
-
-  close(): Promise<void> {
-    return this.log.close();
-  }
+export function jetStreamEventStore(log: JetStreamLog): EventStore {
+  return networkedEventStore(log, {
+    appendWithoutDocs,
+    readStream,
+    streamRevision,
+    readAll,
+    headPosition,
+    liveFacts,
+    commandResult,
+    getDoc,
+    putDoc,
+  });
 }
