@@ -5,13 +5,13 @@ import { randomUUID } from 'node:crypto';
 
 import { WrongExpectedVersionError, jsonEvent, type JSONEventType } from '@eventstore/db-client';
 
+import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents } from '../shared';
+import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
 import { resolveCommand, reserve, writeCommand } from './commands';
 import { commandEventId, fromEsdbCurrentRevision, toEsdbExpectedRevision, toSafeNumber } from './convert';
 import type { EsdbLog } from './log';
 import { ordinalOfId } from './ordinals';
 import { positionsOf, recordPositions } from './sidecar';
-import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents } from '../shared';
-import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
 
 export async function appendWithoutDocs(log: EsdbLog, stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
   const encoded = encodeEvents(stream, events);

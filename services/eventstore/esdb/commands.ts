@@ -3,10 +3,10 @@
 
 import { NO_STREAM, WrongExpectedVersionError, jsonEvent, type JSONEventType } from '@eventstore/db-client';
 
+import { StoreCorruptError, type AppendResult } from '../types';
 import { commandEventId, toSafeNumber } from './convert';
 import type { EsdbLog } from './log';
 import { positionsOf } from './sidecar';
-import { StoreCorruptError, type AppendResult } from '../types';
 
 export interface CommandState {
   /** Revision of the record's last event in its stream, or undefined when there is no record. */

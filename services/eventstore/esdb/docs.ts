@@ -2,8 +2,8 @@
 
 import { ANY, jsonEvent } from '@eventstore/db-client';
 
-import type { EsdbLog } from './log';
 import { toJson } from '../shared';
+import type { EsdbLog } from './log';
 
 export async function getDoc(log: EsdbLog, collection: string, key: string): Promise<unknown | undefined> {
   log.assertOpen();

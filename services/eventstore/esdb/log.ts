@@ -3,11 +3,11 @@
 
 import { BACKWARDS, END, FORWARDS, StreamNotFoundError } from '@eventstore/db-client';
 
-import type { EsdbEvent, Point, PositionsEntry } from './convert';
-import { DEFAULT_NAMESPACE, Names, type EsdbClient, type EsdbEventStoreOptions } from './options';
 import type { AsyncLogFollower } from '../follow';
 import type { NetworkedLog } from '../networked';
 import { Queue } from '../shared';
+import type { EsdbEvent, Point, PositionsEntry } from './convert';
+import { DEFAULT_NAMESPACE, Names, type EsdbClient, type EsdbEventStoreOptions } from './options';
 
 export class EsdbLog implements NetworkedLog {
   closed = false;

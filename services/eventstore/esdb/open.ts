@@ -2,11 +2,11 @@
 
 import { EventStoreDBClient } from '@eventstore/db-client';
 
-import type { EsdbEventStoreOptions } from './options';
+import type { EventStore } from '../types';
 import { EsdbLog } from './log';
+import type { EsdbEventStoreOptions } from './options';
 import { loadCheckpoints } from './ordinals';
 import { esdbEventStore } from './store';
-import type { EventStore } from '../types';
 
 /**
  * Opens the store on a connection string (`esdb://HOST:PORT?tls=false`, any @eventstore/db-client form) with

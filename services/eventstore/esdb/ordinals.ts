@@ -3,10 +3,10 @@
 
 import { ANY, FORWARDS, START, jsonEvent, type AllStreamRecordedEvent, type Position } from '@eventstore/db-client';
 
-import { comparePositions, type EsdbEvent, type Point } from './convert';
-import type { EsdbLog } from './log';
 import { sleep } from '../shared';
 import { StoreCorruptError } from '../types';
+import { comparePositions, type EsdbEvent, type Point } from './convert';
+import type { EsdbLog } from './log';
 
 export const CHECKPOINT_EVERY = 1000;
 export const PAGE = 500;

@@ -1,11 +1,11 @@
 // Reads: one fact stream (positions from its sidecar), the global log from a position, heads.
 
+import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../shared';
+import type { RecordedEvent } from '../types';
 import { toRecorded, toSafeNumber, type EsdbEvent } from './convert';
 import type { EsdbLog } from './log';
 import { PAGE, advance, factsFrom, loadCheckpoints, pointAtOrBefore } from './ordinals';
 import { positionsOf } from './sidecar';
-import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../shared';
-import type { RecordedEvent } from '../types';
 
 export async function* readStream(log: EsdbLog, stream: string, fromRevision = 0): AsyncIterable<RecordedEvent> {
   log.assertOpen();

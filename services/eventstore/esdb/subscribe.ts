@@ -3,10 +3,10 @@
 
 import { START, streamNameFilter, type AllStreamRecordedEvent } from '@eventstore/db-client';
 
+import type { RecordedEvent } from '../types';
 import { comparePositions, toRecorded } from './convert';
 import type { EsdbLog } from './log';
 import { loadCheckpoints, notePoint, pointAtOrBefore } from './ordinals';
-import type { RecordedEvent } from '../types';
 
 /** Facts after `after`, then live ones: a catch-up subscription to $all filtered on the fact prefix. */
 export async function* liveFacts(log: EsdbLog, after: number, signal: AbortSignal): AsyncIterable<RecordedEvent> {

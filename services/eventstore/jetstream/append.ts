@@ -5,6 +5,9 @@ import { randomUUID } from 'node:crypto';
 
 import { headers as makeHeaders } from 'nats';
 
+import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents, sleep, type EncodedEvent } from '../shared';
+import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
+import { commandKey, commandMsgId, encodeRecord, lookupCommand, reserveCommand } from './commands';
 import { isTransient, isWrongLastSequence, withTransientRetries } from './errors';
 import type { JetStreamLog } from './log';
 import {
@@ -20,9 +23,6 @@ import {
   toRawFromStored,
   type SubjectHead,
 } from './messages';
-import { commandKey, commandMsgId, encodeRecord, lookupCommand, reserveCommand } from './commands';
-import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents, sleep, type EncodedEvent } from '../shared';
-import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
 
 export async function appendWithoutDocs(log: JetStreamLog, stream: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
   const encoded = encodeEvents(stream, events);

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 
 import type { KvEntry } from 'nats';
 
+import { StoreCorruptError, type AppendResult } from '../types';
 import { isWrongLastSequence } from './errors';
 import type { JetStreamLog } from './log';
 import { resultOf } from './messages';
-import { StoreCorruptError, type AppendResult } from '../types';
 
 export interface CommandRecord {
   state: 'pending' | 'done';

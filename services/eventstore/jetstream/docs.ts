@@ -1,8 +1,8 @@
 // getDoc/putDoc: one KV entry per doc in the docs bucket, key `<collection token>.<key token>`.
 
+import { toJson } from '../shared';
 import type { JetStreamLog } from './log';
 import { encodeToken } from './messages';
-import { toJson } from '../shared';
 
 export function docKey(collection: string, key: string): string {
   return `${encodeToken(collection)}.${encodeToken(key)}`;

@@ -3,8 +3,11 @@
 
 import type { JetStreamClient, JetStreamManager, KV, NatsConnection, StoredMsg } from 'nats';
 
-import { describeTransient, isNoMessage, withTransientRetries } from './errors';
 import type { AsyncLogFollower } from '../follow';
+import type { NetworkedLog } from '../networked';
+import { Queue } from '../shared';
+import { StoreUnavailableError } from '../types';
+import { describeTransient, isNoMessage, withTransientRetries } from './errors';
 import {
   NO_SUBJECT_HEAD,
   encodeToken,
@@ -19,9 +22,6 @@ import {
   type SubjectHead,
 } from './messages';
 import type { JetStreamTestHooks } from './options';
-import type { NetworkedLog } from '../networked';
-import { Queue } from '../shared';
-import { StoreUnavailableError } from '../types';
 
 export interface StoreSettings {
   streamName: string;

@@ -13,7 +13,9 @@ import {
   type StreamInfo,
 } from 'nats';
 
+import { StoreCorruptError, type EventStore } from '../types';
 import { JS_STREAM_NOT_FOUND, isNoMessage, isWrongLastSequence, jsErrorCode, withTransientRetries } from './errors';
+import { JetStreamLog } from './log';
 import { HEADER_COUNT, HEADER_POSITION, HEADER_PREVIOUS, HEADER_REVISION, decoder } from './messages';
 import {
   DEFAULT_COMMANDS_BUCKET,
@@ -25,9 +27,7 @@ import {
   assertSubjectPrefix,
   type JetStreamEventStoreOptions,
 } from './options';
-import { JetStreamLog } from './log';
 import { jetStreamEventStore } from './store';
-import { StoreCorruptError, type EventStore } from '../types';
 
 export async function openJetStreamEventStore(options: JetStreamEventStoreOptions): Promise<EventStore> {
   const streamName = options.streamName ?? DEFAULT_STREAM_NAME;

@@ -3,11 +3,11 @@
 
 import type { StoredMsg } from 'nats';
 
+import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../shared';
+import { StoreCorruptError, type RecordedEvent } from '../types';
 import { isNoMessage } from './errors';
 import type { JetStreamLog } from './log';
 import { factsOf, lastRevisionOf, parseAppend, toRawFromStored, type AppendMessage, type Head, type RawMsg } from './messages';
-import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../shared';
-import { StoreCorruptError, type RecordedEvent } from '../types';
 
 /** Below this many messages a range is read by direct gets; above, through an ordered consumer. */
 export const SMALL_RANGE = 32;

@@ -1,8 +1,8 @@
 // Store specs `jetstream://[USER:PASS@]HOST:PORT[,HOST:PORT...][?…]` → options of openJetStreamEventStore.
 
+import type { EventStore } from '../types';
 import { openJetStreamEventStore } from './open';
 import type { JetStreamEventStoreOptions } from './options';
-import type { EventStore } from '../types';
 
 /**
  * Options from a spec `jetstream://[USER:PASS@]HOST:PORT[,HOST:PORT...][?stream=NAME&prefix=SUBJECTS&replicas=N

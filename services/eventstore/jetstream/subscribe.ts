@@ -1,10 +1,10 @@
 // The live source behind subscribe(): facts after a position, then new ones, from an ordered consumer.
 // follow.ts reopens it after a failure.
 
+import type { RecordedEvent } from '../types';
 import type { JetStreamLog } from './log';
 import { factsOf, parseAppend } from './messages';
 import { seqOfPosition } from './read';
-import type { RecordedEvent } from '../types';
 
 /** Facts after `after`, then live ones, from an ordered consumer (which re-creates itself after a restart). */
 export async function* liveFacts(log: JetStreamLog, after: number, signal: AbortSignal): AsyncIterable<RecordedEvent> {

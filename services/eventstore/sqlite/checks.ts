@@ -5,8 +5,8 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'nod
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
-import { classify } from './tables';
 import { StoreCorruptError } from '../types';
+import { classify } from './tables';
 
 export const SQLITE_MAGIC = Buffer.from('SQLite format 3\u0000', 'latin1');
 export const SQLITE_HEADER_SIZE = 100;

@@ -5,10 +5,10 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 
+import { StoreCorruptError, type OpenStoreOptions } from '../types';
 import { explainCorruption, integrityProblems, refuseForeignDatabase, refuseNonSqliteFile, refuseUnusablePath } from './checks';
 import { SqliteStore, type SqliteEventStore } from './store';
 import { initialise } from './tables';
-import { StoreCorruptError, type OpenStoreOptions } from '../types';
 
 /** File name used when the configuration names no store: `sqlite:vmledger.sqlite` in the working directory. */
 export const DEFAULT_STORE_FILE = 'vmledger.sqlite';

@@ -3,8 +3,6 @@
 
 import Database from 'better-sqlite3';
 
-import { corruptionFor, sqliteCode } from './checks';
-import { EVENT_COLUMNS } from './tables';
 import {
   LogFollower,
   NO_STREAM_REVISION,
@@ -35,6 +33,8 @@ import {
   type RecordedEvent,
   type Subscription,
 } from '../types';
+import { corruptionFor, sqliteCode } from './checks';
+import { EVENT_COLUMNS } from './tables';
 
 /** Counters of the group commit since the store was opened (for benchmarks and tests). */
 export interface GroupCommitStats {
