@@ -135,7 +135,7 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
     expect(b.virsh(['list', '--all', '--name']).stdout.trim()).toBe('');
   }, SLOW);
 
-  it('MIG-SNAPSHOTS refuses a guest with snapshots before anything reaches libvirt', async () => {
+  it('MIG-SNAPSHOTS refuses a guest with snapshots before anything reaches libvirt, as does a host without a connection', async () => {
     expect((await vmledger('a', 'define', guest(a, 'mig2', true))).code).toBe(0);
     expect((await vmledger('a', 'snapshot-create-as', 'mig2', 'before')).code).toBe(0);
     expect((await vmledger('a', 'start', 'mig2')).code).toBe(0);
@@ -148,6 +148,13 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
 
     expect([migrationCalls(a), migrationCalls(b)]).toEqual(before);
     expect(a.virsh(['domstate', 'mig2']).stdout.trim()).toBe('running');
+    // A destination host without a connection of its own: refused at Begin too, naming the option to give.
+    const nowhere = await vmledger('a', 'snapshot-delete', 'mig2', 'before');
+    expect(nowhere.code).toBe(0);
+    const unmapped = await vmledger('a', 'migrate', '--live', 'mig2', 'qemu+ssh://c/system');
+    expect(unmapped.stderr).toContain("no libvirt connection for destination host 'c': give --connect c=URI");
+    expect(unmapped.code).toBe(1);
+    expect([migrationCalls(a), migrationCalls(b)]).toEqual(before);
     expect(b.virsh(['domstate', 'mig2']).status).not.toBe(0);
     expect(await facts('b', 'mig2')).toEqual([]);
     await vmledger('a', 'destroy', 'mig2');
