@@ -8,10 +8,15 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { connect, type NatsConnection } from 'nats';
+
+import { createVmledgerClient } from '../../services/client';
 import { openSqliteEventStore } from '../../services/eventstore/sqlite';
 import { runVmledger } from '../support/cli';
 import { startLibvirtd, type LibvirtdHandle } from '../support/libvirtd';
+import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 import { createHostPair, hostPairUnavailable, type HostPair } from '../support/netns';
+import { startServe, type ServeProcess } from '../support/serveProcess';
 import { describeLibvirt } from './daemon';
 
 const SLOW = 240_000;
@@ -52,6 +57,9 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
   let b: LibvirtdHandle;
   let work: string;
   let store: string;
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  const serves: ServeProcess[] = [];
   /** `vmledger` with both hosts' connections, addressing host `host`. */
   const vmledger = (host: 'a' | 'b', ...args: string[]) =>
     runVmledger(['-c', `a=${a.qemuUri}`, '-c', `b=${b.qemuUri}`, '--host', host, '--store', `sqlite:${store}`, ...args], work);
@@ -79,6 +87,8 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
       startLibvirtd({ cacheDir, netns: pair.b.netns, hostUuid: '7c0a8f2e-1d4b-4a51-9e3a-00000000000b', migrationAddress: pair.b.address }),
     ]);
     work = mkdtempSync(join(tmpdir(), 'vmledger-migrate-'));
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
     store = join(work, 'ledger.sqlite');
     // Two hosts to libvirt: each daemon reports its own host UUID.
     expect(a.virsh(['capabilities']).stdout).toContain('<uuid>7c0a8f2e-1d4b-4a51-9e3a-00000000000a</uuid>');
@@ -86,6 +96,9 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
   }, 180_000);
 
   afterAll(async () => {
+    for (const s of serves) await s.kill9();
+    await nc?.close();
+    await nats?.stop();
     await Promise.all([a?.stop(), b?.stop()]);
     pair?.remove();
     if (work) rmSync(work, { recursive: true, force: true });
@@ -182,5 +195,50 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
     const audit = await runVmledger(['audit', '--store', `sqlite:${store}`], work);
     expect(audit.stdout).toContain('Unsafe migration: Migration without shared storage is unsafe');
     await vmledger('a', 'destroy', 'mig3');
+  }, SLOW);
+
+  // kill -9 of `serve` around Perform, the one step that changes libvirt: the restarted serve settles the intent
+  // from what both daemons show, and the client's retry of the same migrate resumes the saga where it stopped.
+  it.each([
+    ['mig4', 'after-effect', true],
+    ['mig5', 'after-intent', false],
+  ] as const)('%s: serve killed %s of Perform; the retry finds the guest where libvirt put it (migrated: %s)', async (name, point, migrated) => {
+    expect((await vmledger('a', 'define', guest(a, name, false))).code).toBe(0);
+    expect((await vmledger('a', 'start', name)).code).toBe(0);
+    const serveArgs = ['-c', `a=${a.qemuUri}`, '-c', `b=${b.qemuUri}`, '--store', `sqlite:${store}`, '--nats', nats.url];
+    const first = await startServe(serveArgs, work, point);
+    serves.push(first);
+    const client = createVmledgerClient(nc, { timeoutMs: 5_000, retries: 60, retryDelayMs: 250 });
+    const commandId = `migrate-kill9-${name}`;
+    const answer = client.execute({ verb: 'migrate', host: 'a', domain: name, desthost: 'b', live: true, meta: { commandId } });
+    await first.paused(120_000);
+    await first.kill9();
+    expect(migrationPhases(a, name)).toEqual(migrated ? ['Begin', 'Perform', 'Confirm'] : []);
+    expect(b.virsh(['domstate', name]).stdout.trim()).toBe(migrated ? 'running' : '');
+
+    const second = await startServe(serveArgs, work);
+    serves.push(second);
+    const outcome = await answer;
+    expect(outcome.commandId).toBe(commandId);
+    if (migrated) {
+      expect(outcome.ok).toBe(true);
+      expect(await facts('b', name)).toEqual(['DomainMigratedIn']);
+      expect((await client.loadDomain('b', name)).state.active).toBe(true);
+    } else {
+      expect(outcome).toMatchObject({ ok: false, rule: 'LIBVIRT' });
+      expect(outcome.message).toContain('interrupted before libvirt performed it');
+      expect(await facts('b', name)).toEqual([]);
+      // The job ended: the guest runs on a, free for the next command.
+      const { state } = await client.loadDomain('a', name);
+      expect(state.active && state.migration === null).toBe(true);
+    }
+    // libvirt performed it once at most: one Perform on the source, the guest running on one host only.
+    expect(migrationPhases(a, name).filter((p) => p === 'Perform')).toHaveLength(migrated ? 1 : 0);
+    expect(a.virsh(['domstate', name]).stdout.trim()).toBe(migrated ? 'shut off' : 'running');
+    expect(b.virsh(['domstate', name]).status === 0).toBe(migrated);
+    await second.stop();
+    const replay = await runVmledger(['replay', '--store', `sqlite:${store}`], work);
+    expect(replay.code, replay.stdout + replay.stderr).toBe(0);
+    await vmledger(migrated ? 'b' : 'a', 'destroy', name);
   }, SLOW);
 });

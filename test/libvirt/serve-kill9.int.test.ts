@@ -2,7 +2,6 @@
 // its `start`: serve is started again on the same store, and the client's own retry (the same command id) gets the
 // outcome the ledger recorded when it settled the intent against libvirt. libvirt's side says what really
 // happened: the domain's state per virsh, and how many times the daemon was asked to start it (its API log).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,40 +10,12 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 import { createVmledgerClient } from '../../services/client';
-import { FAULT_ENV } from '../../services/intents';
-import { runVmledger, VMLEDGER_BIN } from '../support/cli';
+import { runVmledger } from '../support/cli';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
+import { startServe, type ServeProcess } from '../support/serveProcess';
 import { describeLibvirt, useLibvirtd } from './daemon';
 
 const SLOW = 240_000;
-
-interface ServeProcess {
-  child: ChildProcess;
-  stderr(): string;
-  exited: Promise<void>;
-}
-
-/** `vmledger serve --connect URI`; resolves once it serves (with FAULT_ENV=point it pauses at that point later). */
-async function serve(args: string[], cwd: string, point?: string): Promise<ServeProcess> {
-  const env = { ...process.env };
-  if (point !== undefined) env[FAULT_ENV] = point;
-  else delete env[FAULT_ENV];
-  const child = spawn(process.execPath, [VMLEDGER_BIN, 'serve', ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitUntil(() => stderr.includes("serving '") || child.exitCode !== null, 60_000, () => `serve to start: ${stderr}`);
-  if (child.exitCode !== null) throw new Error(`serve exited early: ${stderr}`);
-  return { child, stderr: () => stderr, exited };
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describeLibvirt('kill -9 of vmledger serve --connect between the intent and the result', () => {
   const lv = useLibvirtd();
@@ -59,7 +30,7 @@ describeLibvirt('kill -9 of vmledger serve --connect between the intent and the 
     work = mkdtempSync(join(tmpdir(), 'vmledger-serve-kill9-'));
   }, 180_000);
   afterAll(async () => {
-    for (const s of running) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    for (const s of running) await s.kill9();
     await nc?.close();
     await nats?.stop();
     for (const n of ['sk9a', 'sk9b']) {
@@ -81,21 +52,20 @@ describeLibvirt('kill -9 of vmledger serve --connect between the intent and the 
     const starts = () => lv.current.apiCalls().filter((c) => /^virDomainCreate/.test(c.api) && c.line.includes(`name=${name},`)).length;
     const serveArgs = ['--connect', uri, '--store', store, '--nats', nats.url];
 
-    const first = await serve(serveArgs, work, point);
+    const first = await startServe(serveArgs, work, point);
     running.push(first);
     // The client retries on its own (timeouts, no responders while serve is down), always with the same command id.
     const client = createVmledgerClient(nc, { timeoutMs: 3_000, retries: 60, retryDelayMs: 250 });
     const commandId = `serve-kill9-${name}`;
     const answer = client.execute({ verb: 'start', domain: name, meta: { commandId } });
-    await waitUntil(() => first.stderr().includes(`paused at ${point}`), 60_000, () => `serve to pause at ${point}: ${first.stderr()}`);
-    first.child.kill('SIGKILL');
-    await first.exited;
+    await first.paused();
+    await first.kill9();
 
     // libvirt's view while no vmledger runs: the effect happened (after-effect) or not (after-intent).
     expect(lv.current.virsh(['domstate', name]).stdout.trim()).toBe(happened ? 'running' : 'shut off');
     expect(starts()).toBe(happened ? 1 : 0);
 
-    const second = await serve(serveArgs, work);
+    const second = await startServe(serveArgs, work);
     running.push(second);
     const outcome = await answer;
     expect(outcome.commandId).toBe(commandId);
@@ -114,8 +84,7 @@ describeLibvirt('kill -9 of vmledger serve --connect between the intent and the 
     const { state } = await client.loadDomain('local', name);
     expect(state.active).toBe(happened);
 
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await second.stop();
     const replay = await runVmledger(['replay', '--store', store], work);
     expect(replay.code, replay.stdout + replay.stderr).toBe(0);
   }, SLOW);
