@@ -197,6 +197,29 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
     await vmledger('a', 'destroy', 'mig3');
   }, SLOW);
 
+  it("Prepare asks the destination's libvirt: a name defined there behind vmledger's back fails the phase, before any migration call", async () => {
+    expect((await vmledger('a', 'define', guest(a, 'mig6', false))).code).toBe(0);
+    expect((await vmledger('a', 'start', 'mig6')).code).toBe(0);
+    // Same name on b, defined with plain virsh (libvirt picks another UUID): the ledger knows nothing of it.
+    expect(b.virsh(['define', guest(b, 'mig6', false)]).status).toBe(0);
+    const theirs = b.virsh(['domuuid', 'mig6']).stdout.trim();
+    const before = [migrationCalls(a), migrationCalls(b)];
+
+    const refused = await vmledger('a', '--json', 'migrate', '--live', 'mig6', 'b');
+    expect(refused.code).toBe(1);
+    const outcome = JSON.parse(refused.stdout.trim().split('\n').at(-1)!) as { rule: string; message: string };
+    expect(outcome).toMatchObject({
+      rule: 'MIG-PHASES',
+      message: `operation failed: migration failed at phase prepare: domain 'mig6' already exists on host 'b' with uuid ${theirs} (libvirt)`,
+    });
+    expect([migrationCalls(a), migrationCalls(b)]).toEqual(before);
+    expect(a.virsh(['domstate', 'mig6']).stdout.trim()).toBe('running');
+    expect(await facts('a', 'mig6')).toContain('MigrationFailed');
+    expect(await facts('b', 'mig6')).toEqual([]);
+    b.virsh(['undefine', 'mig6']);
+    await vmledger('a', 'destroy', 'mig6');
+  }, SLOW);
+
   // kill -9 of `serve` around Perform, the one step that changes libvirt: the restarted serve settles the intent
   // from what both daemons show, and the client's retry of the same migrate resumes the saga where it stopped.
   it.each([
