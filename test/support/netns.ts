@@ -27,8 +27,11 @@ const ADDRESSES = ['10.213.0.1', '10.213.0.2'] as const;
 /** Why two test hosts cannot be made here (not root, no `ip netns`), or undefined when they can. */
 export function hostPairUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'two test hosts need network namespaces, which need root';
-  const probe = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) return `two test hosts need iproute2's 'ip netns' (${probe.error?.message ?? probe.stderr.trim()})`;
+  // Listing works almost anywhere; adding one is what a container without CAP_SYS_ADMIN refuses.
+  const name = `vmledger-probe-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const probe = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return `two test hosts need 'ip netns add' (iproute2) to work: ${probe.error?.message ?? probe.stderr.trim()}`;
+  spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
   return undefined;
 }
 
