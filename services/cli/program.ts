@@ -17,7 +17,7 @@ import { DEFAULT_STORE_FILE, openEventStore } from '../eventstore/index';
 import type { EventStore } from '../eventstore/types';
 import { createLedger, type LedgerOptions } from '../ledger';
 import type { Ledger } from '../ledger-types';
-import { connectOption } from '../libvirt/connect';
+import { connectOption, type ConnectSpec } from '../libvirt/connect';
 import { VMLEDGER_VERSION } from '../version';
 import { COMMANDS } from '../virsh/definitions';
 
@@ -76,18 +76,18 @@ export interface CliGlobals {
   nats?: string;
   /** A key file: sign every command. */
   signWith?: string;
-  /** `--connect URI`: the libvirt connection accepted commands are performed on. */
-  connect?: string;
+  /** `--connect URI` / `--connect HOST=URI` (repeatable): the libvirt connections accepted commands are performed on. */
+  connect?: ConnectSpec;
 }
 
 /** --store/--host/--json from the command and its parents (the nearest one given wins), with defaults. */
 export function cliGlobals(cmd: Command): CliGlobals {
-  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string; signWith?: string; connect?: string };
+  const all = cmd.optsWithGlobals() as { store?: string; host?: string; json?: boolean; nats?: string; signWith?: string; connect?: ConnectSpec };
   let store = all.store;
   let host = all.host;
   let json = all.json;
   // optsWithGlobals lets a parent's value override an unset child one; the child's own value must win.
-  const own = cmd.opts() as { store?: string; host?: string; json?: boolean; connect?: string };
+  const own = cmd.opts() as { store?: string; host?: string; json?: boolean; connect?: ConnectSpec };
   store = own.store ?? store;
   host = own.host ?? host;
   json = own.json ?? json;

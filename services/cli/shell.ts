@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 
 import { terminalText } from '../terminalText';
 import { VirshSession, type CommandReport, type SessionLedger } from '../virsh/session';
-import { connectDriver } from '../libvirt/connect';
+import { connectDriver, type ConnectSpec } from '../libvirt/connect';
 import { LazyLedger } from './lazyLedger';
 import { CliError, cliGlobals } from './program';
 import { prepareSessionLedger } from './signing';
@@ -59,9 +59,9 @@ async function withSession<T>(cmd: Command, work: (session: VirshSession, print:
   }
 }
 
-async function connectCliDriver(uri: string) {
+async function connectCliDriver(spec: ConnectSpec) {
   try {
-    return await connectDriver(uri);
+    return await connectDriver(spec);
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error));
   }

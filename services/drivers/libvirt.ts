@@ -6,6 +6,9 @@
 //
 // A command the rules refuse never gets here, so libvirt never sees it.
 //
+// Hosts: each command runs on its host's connection (`--connect HOST=URI`), else on the default one; a migration
+// runs between the source's and the destination's (services/drivers/libvirtMigration.ts).
+//
 // Block copies: libvirt starts the job and returns; the job becomes ready on its own. pendingReports() asks
 // libvirt (the `ready='yes'` of the disk's <mirror> in the live XML) and waits for it up to `readyWaitMs`, so the
 // ledger records the readiness (as `guest-event … blockjob-ready` from actor `hypervisor`) before it answers the
@@ -15,18 +18,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { VERBS, commandDomainName, type Command, type CommandInput } from '../../machines/commands';
-import { refusal } from '../../machines/errors';
+import { refusal, type Refusal } from '../../machines/errors';
 import type { Fact } from '../../machines/events';
 import type { DomainState } from '../../machines/model';
 import type { LibvirtConnection } from '../libvirt/connection';
 import { LIBVIRT_RULE, libvirtRefusal } from '../libvirt/errors';
 import { NoLibvirtEquivalent, virshArgv } from '../libvirt/virshArgs';
+import type { MigrationAwareDriver } from '../migration';
 import { formatDomainXml } from '../xml';
+import { checkArrival, isMigrationEffect, performMigration, prepareOnDestination, settleMigration } from './libvirtMigration';
 import { settleOnLibvirt } from './libvirtSettle';
-import type { EffectIntent, EffectResult, HypervisorDriver, Settlement } from './types';
+import type { EffectIntent, EffectResult, Settlement } from './types';
 
-/** Verbs whose effect lands on libvirt (guest-event is libvirt's own report; migration is not performed yet). */
-const virshVerbs = new Set<string>(VERBS.filter((v) => v !== 'guest-event'));
+const MIGRATION_VERBS = new Set<string>(['migrate', 'migrate-phase', 'migrate-incoming']);
+/** Verbs whose effect lands on libvirt (guest-event is libvirt's own report; of a migration only Perform). */
+const virshVerbs = new Set<string>(VERBS.filter((v) => v !== 'guest-event' && !MIGRATION_VERBS.has(v)));
+
+/** The connections of a driver that speaks to several hosts: each host's own, and one for the others. */
+export interface LibvirtHostConnections {
+  default?: LibvirtConnection;
+  hosts: ReadonlyMap<string, LibvirtConnection>;
+}
 
 /** What a refusal by libvirt of a command the rules accepted looked like (for `audit` and the tests). */
 export interface Disagreement {
@@ -36,10 +48,13 @@ export interface Disagreement {
   message: string;
 }
 
-export interface LibvirtDriver extends HypervisorDriver {
+export interface LibvirtDriver extends MigrationAwareDriver {
+  /** The default connection (else the first host's). */
   readonly connection: LibvirtConnection;
-  /** Whether performing the command changes libvirt (every verb but the hypervisor's own reports). */
-  hasEffect(command: Command): boolean;
+  /** The connection commands on `host` run on, if any. */
+  connectionFor(host: string): LibvirtConnection | undefined;
+  /** Whether performing the command changes libvirt (every verb but the hypervisor's own reports; a migration's Perform). */
+  hasEffect(command: Command, decided?: readonly Fact[]): boolean;
   /** What libvirt did about an effect whose result was never recorded (services/drivers/libvirtSettle.ts). */
   settle(intent: Pick<EffectIntent, 'command' | 'state' | 'decided'>): Promise<Settlement>;
   /** Commands the rules accepted and libvirt refused, since this driver was made. */
@@ -137,13 +152,24 @@ function readsBackSources(c: Command): boolean {
   return (c.verb === 'snapshot-create' && c.snapshot.disks.some((d) => d.snapshot === 'external')) || c.verb === 'blockjob' || c.verb === 'blockpull';
 }
 
-export function createLibvirtDriver(connection: LibvirtConnection, options: LibvirtDriverOptions = {}): LibvirtDriver {
+/** A command on a host that has no libvirt connection: refused before anything reaches libvirt. */
+function noConnection(host: string, role = ''): Refusal {
+  return refusal(LIBVIRT_RULE, 'VIR_ERR_INVALID_ARG', `no libvirt connection for ${role}host '${host}': give --connect ${host}=URI`);
+}
+
+export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConnections, options: LibvirtDriverOptions = {}): LibvirtDriver {
   const readyWaitMs = options.readyWaitMs ?? 30_000;
   const shutdownWaitMs = options.shutdownWaitMs ?? 30_000;
+  const targets: LibvirtHostConnections = 'run' in target ? { default: target, hosts: new Map() } : target;
+  const first = targets.default ?? [...targets.hosts.values()][0];
+  if (!first) throw new Error('a libvirt driver needs at least one connection');
+  const connectionFor = (host: string) => targets.hosts.get(host) ?? targets.default;
   const disagreements: Disagreement[] = [];
   let scratch: string | undefined;
   /** The blockcopy command that started the job on `host/name/disk`: names its readiness report. */
   const jobStarts = new Map<string, string>();
+  /** `migrate --live` of the migration job on `host/name` (the job itself does not carry it; lost on a restart: not live). */
+  const liveMigrations = new Map<string, boolean>();
 
   const writeXml = (xml: string): string => {
     scratch ??= mkdtempSync(join(tmpdir(), 'vmledger-libvirt-'));
@@ -152,7 +178,7 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
     return file;
   };
 
-  async function waitForShutoff(name: string): Promise<boolean> {
+  async function waitForShutoff(connection: LibvirtConnection, name: string): Promise<boolean> {
     const deadline = Date.now() + shutdownWaitMs;
     for (;;) {
       const r = await connection.run(['domstate', name]);
@@ -163,12 +189,37 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
     }
   }
 
-  async function dumpxml(name: string): Promise<string | undefined> {
+  async function dumpxml(connection: LibvirtConnection, name: string): Promise<string | undefined> {
     const r = await connection.run(['dumpxml', name]);
     return r.failed ? undefined : r.stdout;
   }
 
-  async function perform(_state: DomainState, c: Command, decided: Fact[]): Promise<EffectResult> {
+  /** The steps of a migration (services/drivers/libvirtMigration.ts): only Perform changes libvirt. */
+  async function performMigrationStep(state: DomainState, c: Command, decided: Fact[], connection: LibvirtConnection): Promise<EffectResult> {
+    if (c.verb === 'migrate') {
+      if (!connectionFor(c.desthost)) return { facts: [], refusal: noConnection(c.desthost, 'destination ') };
+      liveMigrations.set(`${c.host}/${c.domain}`, c.live);
+      return { facts: decided };
+    }
+    if (c.verb === 'migrate-incoming') {
+      const missing = await checkArrival(connection, c);
+      return missing === undefined ? { facts: decided } : { facts: [], refusal: refusal(LIBVIRT_RULE, 'VIR_ERR_OPERATION_FAILED', missing) };
+    }
+    if (c.verb !== 'migrate-phase' || !isMigrationEffect(c, decided)) return { facts: decided };
+    const destinationHost = state.migration?.destination ?? '';
+    const destination = connectionFor(destinationHost);
+    if (!destination) return { facts: [], refusal: noConnection(destinationHost, 'destination ') };
+    const key = `${c.host}/${c.domain}`;
+    const done = await performMigration(connection, destination, state, decided, liveMigrations.get(key) ?? false);
+    liveMigrations.delete(key);
+    if (done.refusedBy !== undefined) disagreements.push({ commandId: c.meta.commandId, verb: 'migrate', domain: c.domain, message: done.refusedBy });
+    return { facts: done.facts };
+  }
+
+  async function perform(state: DomainState, c: Command, decided: Fact[]): Promise<EffectResult> {
+    const connection = connectionFor(c.host);
+    if (!connection) return { facts: [], refusal: noConnection(c.host) };
+    if (MIGRATION_VERBS.has(c.verb)) return performMigrationStep(state, c, decided, connection);
     let file: string | undefined;
     let argv: string[] | undefined;
     try {
@@ -191,7 +242,7 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
       if (file) rmSync(file, { force: true });
     }
     if (c.verb === 'shutdown') {
-      const off = await waitForShutoff(c.domain);
+      const off = await waitForShutoff(connection, c.domain);
       if (!off) {
         const refused = refusal(
           LIBVIRT_RULE,
@@ -204,16 +255,17 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
     }
     for (const f of decided) if (f.type === 'BlockJobStarted') jobStarts.set(`${c.host}/${commandDomainName(c)}/${f.job.disk}`, c.meta.commandId);
     if (!readsBackSources(c)) return { facts: decided };
-    const xml = await dumpxml(commandDomainName(c));
+    const xml = await dumpxml(connection, commandDomainName(c));
     return { facts: xml === undefined ? decided : withLiveSources(decided, liveDisks(xml)) };
   }
 
   async function pendingReports(state: DomainState): Promise<CommandInput[]> {
     const copying = Object.values(state.blockJobs).filter((j) => j.kind === 'copy' && j.phase === 'copying');
-    if (state.life !== 'exists' || !state.active || copying.length === 0) return [];
+    const connection = connectionFor(state.host);
+    if (!connection || state.life !== 'exists' || !state.active || copying.length === 0) return [];
     const deadline = Date.now() + readyWaitMs;
     for (;;) {
-      const xml = await dumpxml(state.name);
+      const xml = await dumpxml(connection, state.name);
       const disks = xml === undefined ? [] : liveDisks(xml);
       const ready = copying.filter((j) => disks.find((d) => d.target === j.disk || d.source === j.disk)?.mirror?.ready);
       if (ready.length > 0 || Date.now() >= deadline) {
@@ -234,17 +286,36 @@ export function createLibvirtDriver(connection: LibvirtConnection, options: Libv
     }
   }
 
+  async function settle(intent: Pick<EffectIntent, 'command' | 'state' | 'decided'>): Promise<Settlement> {
+    const connection = connectionFor(intent.command.host);
+    if (!connection) throw new Error(`cannot settle ${intent.command.meta.commandId}: no libvirt connection for host '${intent.command.host}'`);
+    if (!isMigrationEffect(intent.command as { verb: string; phase?: string }, intent.decided)) return settleOnLibvirt(connection, intent);
+    const destinationHost = intent.state.migration?.destination ?? '';
+    const destination = connectionFor(destinationHost);
+    if (!destination) throw new Error(`cannot settle ${intent.command.meta.commandId}: no libvirt connection for destination host '${destinationHost}'`);
+    return settleMigration(connection, destination, intent);
+  }
+
+  const connections = [...new Set([...(targets.default ? [targets.default] : []), ...targets.hosts.values()])];
+  const hostNames = [...targets.hosts].map(([host, conn]) => `${host}=${conn.uri}`).sort();
   return {
-    // The hypervisor the effects land on: an open intent is settled only by a driver on the same connection.
-    name: connection.uri,
-    connection,
+    // The hypervisor the effects land on: an open intent is settled only by a driver on the same connections.
+    name: hostNames.length === 0 ? first.uri : [...(targets.default ? [targets.default.uri] : []), ...hostNames].join(' '),
+    connection: first,
+    connectionFor,
     disagreements,
     perform,
     pendingReports,
-    hasEffect: (c) => virshVerbs.has(c.verb),
-    settle: (intent) => settleOnLibvirt(connection, intent),
+    hasEffect: (c, decided = []) => virshVerbs.has(c.verb) || isMigrationEffect(c as { verb: string; phase?: string }, decided),
+    settle,
+    async migrationPhase(phase, { command, source }) {
+      if (phase !== 'prepare') return undefined;
+      const destination = connectionFor(command.desthost);
+      if (!destination) return `no libvirt connection for destination host '${command.desthost}'`;
+      return prepareOnDestination(destination, source, command.desthost);
+    },
     async close() {
-      await connection.close();
+      await Promise.all(connections.map((c) => c.close()));
       if (scratch) rmSync(scratch, { recursive: true, force: true });
     },
   };

@@ -124,7 +124,9 @@ export function virshArgv(c: Command, decided: readonly Fact[], files: ArgvFiles
     case 'migrate':
     case 'migrate-phase':
     case 'migrate-incoming':
-      throw new NoLibvirtEquivalent('migration is not supported over a libvirt connection yet');
+      // One `virsh migrate` runs all of libvirt's phases between two connections: the driver's migration steps
+      // (services/drivers/libvirtMigration.ts) perform it, no single command line of one connection.
+      throw new NoLibvirtEquivalent(`${c.verb} is a step of a migration between two connections, not one virsh command`);
   }
 }
 

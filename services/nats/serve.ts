@@ -9,7 +9,7 @@ import { accessControl } from '../identity/access';
 import { loadPolicyFile } from '../identity/policy';
 import type { LibvirtDriver } from '../drivers/libvirt';
 import { createLedger } from '../ledger';
-import { connectDriver, connectOption } from '../libvirt/connect';
+import { connectDriver, connectOption, describeConnect, type ConnectSpec } from '../libvirt/connect';
 import type { Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
 import { startCommandService, stderrLogger, type CommandService, type ServiceLogger } from './service';
@@ -30,8 +30,8 @@ export interface ServeOptions {
   log?: ServiceLogger;
   /** Stop gracefully on SIGINT/SIGTERM (a second signal exits at once). Default true. */
   handleSignals?: boolean;
-  /** `--connect URI`: perform every accepted command on this libvirt connection. */
-  connect?: string;
+  /** `--connect URI` / `HOST=URI` (repeatable): perform every accepted command on these libvirt connections. */
+  connect?: ConnectSpec;
 }
 
 export interface RunningServe {
@@ -130,7 +130,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
     'info',
     `serving '${service.name}' ${service.version} (instance ${service.id}) on ${natsConfig.servers.map(redactUrl).join(',')}, ` +
       `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>` +
-      (options.connect !== undefined ? `; performing them on libvirt at ${options.connect}` : ''),
+      (options.connect !== undefined ? `; performing them on libvirt at ${describeConnect(options.connect)}` : ''),
   );
   return { service, ledger: openedLedger, store: openedStore, nc, stop, done };
 }
@@ -147,8 +147,8 @@ export function registerServeCommand(program: Command): Command {
     .option('--nats <url>', 'NATS server URL (default: $NATS_URL or nats://127.0.0.1:4222)')
     .option('--policy <file>', 'access policy: trusted accounts, signing keys, roles (default: $VMLEDGER_POLICY)')
     .addOption(connectOption())
-    .action(async (opts: { store?: string; nats?: string; policy?: string; connect?: string }, cmd: Command) => {
-      const all = cmd.optsWithGlobals<{ store?: string; nats?: string; connect?: string }>();
+    .action(async (opts: { store?: string; nats?: string; policy?: string; connect?: ConnectSpec }, cmd: Command) => {
+      const all = cmd.optsWithGlobals<{ store?: string; nats?: string; connect?: ConnectSpec }>();
       try {
         const connect = opts.connect ?? all.connect;
         const running = await runServe({ store: opts.store ?? all.store, natsUrl: opts.nats ?? all.nats, policy: opts.policy, ...(connect !== undefined ? { connect } : {}) });

@@ -12,7 +12,12 @@
 //   lv.qemuUri                     qemu+unix:///session?socket=DIR/sock/libvirt-sock
 //   lv.testUri                     test+unix:///default?socket=… (libvirt's test driver, through the same daemon)
 //   lv.image('web1.qcow2')         a blank 32 MiB qcow2 the daemon's user can write
-//   lv.domainXml('web1', disk)     a tiny TCG guest: 64 MiB, no video, a pty serial
+//   lv.domainXml('web1', disk)     a tiny TCG guest: 64 MiB, no video, a pty serial (no disk without `disk`)
+//
+// Two hosts (test/support/netns.ts): `netns` runs the daemon (and so its guests) in a network namespace,
+// `hostUuid` gives it libvirt's host UUID (two daemons on one machine otherwise share the machine's, and libvirt
+// refuses a migration between them as one to the same host), `migrationAddress` is the address its qemu.conf
+// announces and listens on for incoming migrations (migration_host, migration_address).
 //   await lv.stop()                destroys what still runs, stops the daemons, removes the folder (idempotent)
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,8 +42,8 @@ export interface LibvirtdHandle {
   imagesDir: string;
   /** Creates a blank qcow2 image in imagesDir (default 32 MiB) and returns its path. */
   image(name: string, size?: string): string;
-  /** A tiny TCG guest's domain XML, on the given disk image. */
-  domainXml(name: string, disk: string): string;
+  /** A tiny TCG guest's domain XML, on the given disk image (none: a guest without disks). */
+  domainXml(name: string, disk?: string): string;
   /** Runs one `virsh -c URI …` (a fresh process: the independent view of libvirt's state). */
   virsh(args: string[], uri?: string): { status: number; stdout: string; stderr: string };
   log(): string;
@@ -83,6 +88,12 @@ export interface StartLibvirtdOptions {
   cacheDir?: string;
   /** How long to wait for the socket. Default 30 s. */
   startTimeoutMs?: number;
+  /** Run the daemon inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  /** libvirtd.conf `host_uuid`. */
+  hostUuid?: string;
+  /** qemu.conf `migration_host` and `migration_address`: where incoming migrations are announced and received. */
+  migrationAddress?: string;
 }
 
 /** Every process started here, for the exit handler: a test process that dies still leaves nothing running. */
@@ -111,7 +122,11 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   const sockDir = join(dir, 'sock');
   const imagesDir = join(dir, 'images');
   const cache = options.cacheDir ?? join(home, '.cache');
-  for (const d of [home, run, sockDir, imagesDir, cache]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  const libvirtConfig = join(home, '.config', 'libvirt');
+  for (const d of [home, run, sockDir, imagesDir, cache, libvirtConfig]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  const qemuConf = join(libvirtConfig, 'qemu.conf');
+  const address = options.migrationAddress;
+  writeFileSync(qemuConf, address !== undefined ? `migration_host = "${address}"\nmigration_address = "${address}"\n` : '');
   const conf = join(dir, 'libvirtd.conf');
   writeFileSync(
     conf,
@@ -120,14 +135,16 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
       'auth_unix_rw = "none"',
       'auth_unix_ro = "none"',
       'unix_sock_rw_perms = "0770"',
+      ...(options.hostUuid !== undefined ? [`host_uuid = "${options.hostUuid}"`] : []),
       `log_outputs = "3:file:${join(dir, 'libvirtd.log')} 1:file:${join(dir, 'api.log')}"`,
       // libvirt's public API entry points, one debug line per call: what the daemon was asked to do (apiCalls()).
-      'log_filters = "1:libvirt.domain 1:libvirt.domain_snapshot 1:libvirt.domain-snapshot 4:*"',
+      // qemu.qemu_migration: where a migration's stream was set up (`Setting up incoming migration with URI …`).
+      'log_filters = "1:libvirt.domain 1:libvirt.domain_snapshot 1:libvirt.domain-snapshot 1:qemu.qemu_migration 4:*"',
       '',
     ].join('\n'),
   );
   if (asRoot) {
-    for (const d of [dir, home, run, sockDir, imagesDir, cache, conf]) chownSync(d, uid, gid);
+    for (const d of [dir, home, run, sockDir, imagesDir, cache, join(home, '.config'), libvirtConfig, qemuConf, conf]) chownSync(d, uid, gid);
     // The folder itself must be reachable for the daemon's user; only its own subfolders are private.
   }
   const env = {
@@ -140,10 +157,12 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   };
   const argv = [bins.libvirtd, '-f', conf];
   // --pdeathsig: libvirtd dies with the test process, even one killed without running its exit handlers.
-  const command = bins.setpriv ?? argv[0]!;
-  const args = bins.setpriv
-    ? ['--pdeathsig', 'SIGKILL', ...(asRoot ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'] : []), ...argv]
-    : argv.slice(1);
+  const privileged = bins.setpriv
+    ? [bins.setpriv, '--pdeathsig', 'SIGKILL', ...(asRoot ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'] : []), ...argv]
+    : argv;
+  // `ip netns exec` execs the rest (no process in between), so the daemon's parent is still this process.
+  const full = options.netns !== undefined ? [findBinary('ip') ?? 'ip', 'netns', 'exec', options.netns, ...privileged] : privileged;
+  const [command, ...args] = full as [string, ...string[]];
   const child: ChildProcess = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -243,19 +262,27 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   };
 }
 
-/** A tiny guest libvirt runs under TCG: 64 MiB, one qcow2 disk, no video, a pty serial (no OS needed). */
-export function tinyGuestXml(name: string, disk: string): string {
+/**
+ * A tiny guest libvirt runs under TCG: 64 MiB, one qcow2 disk (or none), no video, a pty serial (no OS needed).
+ * Without a disk it is one libvirt migrates between two daemons on one machine: with a writable local disk it
+ * refuses (`Unsafe migration: Migration without shared storage is unsafe`).
+ */
+export function tinyGuestXml(name: string, disk?: string): string {
+  const disks =
+    disk === undefined
+      ? ''
+      : `
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='${disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>`;
   return `<domain type='qemu'>
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='${disk}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
+  <devices>${disks}
     <serial type='pty'/>
     <console type='pty'/>
     <video><model type='none'/></video>
