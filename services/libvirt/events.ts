@@ -47,6 +47,8 @@ export interface EventWatch {
   readonly spawned: number;
   /** Lines read that were events. */
   readonly events: number;
+  /** The child spawned `spawned` is still running. */
+  alive(spawned: number): boolean;
   /** Stops the child and does not respawn it. */
   close(): Promise<void>;
 }
@@ -118,6 +120,9 @@ export function watchLibvirtEvents(uri: string, options: EventWatchOptions): Eve
     },
     get events() {
       return events;
+    },
+    alive(n) {
+      return n === spawned && child !== undefined && child.exitCode === null;
     },
     async close() {
       closed = true;

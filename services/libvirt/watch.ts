@@ -46,6 +46,9 @@ export function stopHintOf(event: LibvirtEvent): StopHint | undefined {
   if (event.kind !== 'lifecycle') return undefined;
   const [what, how] = event.detail.split(' ', 2);
   if (what === 'Crashed') return 'crashed';
+  // `Shutdown Finished after guest request` comes about a second before `Stopped Shutdown` (the domain is still
+  // active between them); `… after host request` before `Stopped Destroyed`.
+  if (what === 'Shutdown') return /after guest request/.test(event.detail) ? 'shutdown' : /after host request/.test(event.detail) ? 'destroyed' : undefined;
   if (what !== 'Stopped') return undefined;
   switch (how) {
     case 'Shutdown':
@@ -81,8 +84,15 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
     }
   };
 
-  const schedule = (name: string, pass: Pass) => {
+  /** The last stop hint each domain's events gave: a later pass that finds the domain gone uses it. */
+  const hints = new Map<string, { hint: StopHint; at: number }>();
+  const HINT_MS = 10_000;
+
+  const schedule = (name: string, given: Pass) => {
     if (closed) return;
+    if (given.hint) hints.set(name, { hint: given.hint, at: Date.now() });
+    const recent = hints.get(name);
+    const pass = given.hint || !recent || Date.now() - recent.at > HINT_MS ? given : { ...given, hint: recent.hint };
     if (running.has(name)) {
       // One more pass after this one; an event's hint wins over a resync's lack of one.
       const prior = waiting.get(name);
@@ -149,8 +159,14 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
     ...(options.virsh !== undefined ? { virsh: options.virsh } : {}),
     onEvent,
     onSpawn: (n) => {
-      if (n > 1) log('info', `libvirt events: subscribed again (child ${n}); resynchronising`);
-      for (const ms of options.resyncAfterSpawnMs ?? [250, 2000]) later(ms, () => void resync());
+      // Only a child still listening by then has (most likely) subscribed: one that could not connect exits at once.
+      for (const ms of options.resyncAfterSpawnMs ?? [250, 2000]) {
+        later(ms, () => {
+          if (!events.alive(n)) return;
+          if (n > 1 && ms === (options.resyncAfterSpawnMs ?? [250])[0]) log('info', `libvirt events: subscribed again (child ${n}); resynchronising`);
+          void resync();
+        });
+      }
     },
     onExit: (why, delayMs) => {
       if (!closed) log('warn', `libvirt events: ${why}; respawning in ${delayMs} ms`);

@@ -42,6 +42,10 @@ export interface LibvirtdHandle {
   /** Runs one `virsh -c URI …` (a fresh process: the independent view of libvirt's state). */
   virsh(args: string[], uri?: string): { status: number; stdout: string; stderr: string };
   log(): string;
+  /** Kills libvirtd alone (SIGKILL; its guests' qemu processes go on, as after a daemon crash). */
+  kill(): Promise<void>;
+  /** Starts libvirtd again on the same folders after kill(): it reconnects to the guests that still run. */
+  start(): Promise<void>;
   /** The public API calls the daemon served so far (`virDomainUndefineFlags`, …), in order, with their domain. */
   apiCalls(): { api: string; line: string }[];
   stop(): Promise<void>;
@@ -144,12 +148,19 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   const args = bins.setpriv
     ? ['--pdeathsig', 'SIGKILL', ...(asRoot ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'] : []), ...argv]
     : argv.slice(1);
-  const child: ChildProcess = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   let exited = false;
-  child.on('exit', () => (exited = true));
+  const spawnDaemon = (): ChildProcess => {
+    const c: ChildProcess = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    exited = false;
+    c.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    c.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    c.on('exit', () => {
+      if (child === c) exited = true;
+    });
+    return c;
+  };
+  let child: ChildProcess = spawnDaemon();
 
   const socket = join(sockDir, 'libvirt-sock');
   const qemuUri = `qemu+unix:///session?socket=${socket}`;
@@ -208,16 +219,19 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  while (!existsSync(socket)) {
-    if (exited || Date.now() > deadline) {
-      const why = log();
-      hardStop();
-      live.delete(hardStop);
-      throw new Error(`libvirtd did not start (${exited ? 'it exited' : 'no socket'}):\n${why}`);
+  const waitForSocket = async () => {
+    const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+    while (!existsSync(socket)) {
+      if (exited || Date.now() > deadline) {
+        const why = log();
+        hardStop();
+        live.delete(hardStop);
+        throw new Error(`libvirtd did not start (${exited ? 'it exited' : 'no socket'}):\n${why}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  await waitForSocket();
 
   return {
     dir,
@@ -234,6 +248,19 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
     domainXml: tinyGuestXml,
     virsh,
     log,
+    async kill() {
+      if (exited) return;
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGKILL');
+      await gone;
+      // libvirtd leaves its socket behind when killed: the next start must not be taken as up before it listens.
+      rmSync(socket, { force: true });
+    },
+    async start() {
+      if (!exited) return;
+      child = spawnDaemon();
+      await waitForSocket();
+    },
     apiCalls() {
       const file = join(dir, 'api.log');
       if (!existsSync(file)) return [];
