@@ -159,11 +159,9 @@ export function edgesGuardedBy(leaf: string, verb: string, rule: string | undefi
   return edges.filter((e) => e.event === verb && sources.includes(e.from) && e.rules.includes(rule)).map((e) => e.id);
 }
 
-/** The kind and source of a recorded command: `libvirt` when it records what libvirt did on its own. */
-function origin(command: Command | undefined, fallback: 'command' | 'hypervisor'): Pick<HistoryStep, 'kind' | 'source'> {
-  const observed = (command as { meta?: { observed?: { source?: unknown; detail?: unknown } } } | undefined)?.meta?.observed;
-  if (!observed || typeof observed.source !== 'string') return { kind: fallback };
-  return { kind: 'libvirt', source: { source: observed.source, ...(typeof observed.detail === 'string' ? { detail: observed.detail } : {}) } };
+/** The kind and source of an entry: `libvirt` when it records what libvirt did on its own. */
+function origin(entry: AuditEntry, fallback: 'command' | 'hypervisor'): Pick<HistoryStep, 'kind' | 'source'> {
+  return entry.observed ? { kind: 'libvirt', source: entry.observed } : { kind: fallback };
 }
 
 /** Reads the one event at a global position. */
@@ -243,7 +241,7 @@ export async function buildHistory(
       const rule = entry.rule;
       steps.push({
         ...base,
-        ...origin(command, 'command'),
+        ...origin(entry, 'command'),
         line: commandLine(command, entry.verb, domain),
         outcome: 'refused',
         ...(rule !== undefined ? { rule } : {}),
@@ -267,7 +265,7 @@ export async function buildHistory(
     const edge = edgeForAccepted(beforeState, state, command, entry.verb === 'hypervisor' ? 'guest-event' : entry.verb, edges);
     steps.push({
       ...base,
-      ...origin(command, entry.verb === 'hypervisor' ? 'hypervisor' : 'command'),
+      ...origin(entry, entry.verb === 'hypervisor' ? 'hypervisor' : 'command'),
       line: entry.verb === 'hypervisor' ? `(reported by the hypervisor: ${ownFacts.map((f) => f.type).join(', ')})` : commandLine(command, entry.verb, domain),
       outcome: 'accepted',
       ...(entry.rule !== undefined ? { rule: entry.rule } : {}),
