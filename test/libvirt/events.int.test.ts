@@ -42,7 +42,7 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   let client: VmledgerClient;
   let store: string;
   const latencies: Record<string, number> = {};
-  const names = ['po1', 'ob1', 'ob2', 'pw1', 'rs2'];
+  const names = ['po1', 'ob1', 'ob2', 'bj1', 'pw1', 'rs2'];
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'vmledger-events-'));
@@ -185,6 +185,24 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
       ]);
       const replay = await runVmledger(['replay', '--store', `sqlite:${store}`], work);
       expect(replay.code, replay.stdout + replay.stderr).toBe(0);
+    },
+    SLOW,
+  );
+
+  it(
+    'a block copy started, ready and pivoted behind its back: the job and the disk it ends on are in the ledger within 2 s',
+    async () => {
+      expect((await client.commands.define(withXml(readFileSync(blankXml('bj1'), 'utf8')))).ok).toBe(true);
+      expect((await client.commands.start({ domain: 'bj1' })).ok).toBe(true);
+      const dest = join(lv.current.imagesDir, 'bj1-copy.qcow2');
+      await recorded(
+        'virsh blockcopy --transient-job --wait (ready)',
+        () => virsh('blockcopy', 'bj1', 'vda', dest, '--transient-job', '--wait'),
+        async () => (await state('bj1')).blockJobs.vda?.phase === 'ready',
+      );
+      await recorded('virsh blockjob --pivot', () => virsh('blockjob', 'bj1', 'vda', '--pivot'), async () => (await state('bj1')).blockJobs.vda === undefined);
+      expect((await state('bj1')).config?.disks[0]?.source).toBe(dest);
+      expect((await virsh('domblklist', 'bj1')).stdout).toContain(dest);
     },
     SLOW,
   );

@@ -68,6 +68,14 @@ describeLibvirt('reconcile and adopt against a real libvirtd', () => {
       const dry = await reconcile(store, '--dry-run');
       expect(dry).toEqual([{ domain: 'rc1', what: 'state', ledger: 'running', libvirt: 'shut off (destroyed)' }]);
       expect((await ok(store, 'domstate', 'rc1')).trim()).toBe('running');
+      // Two processes reconciling at once record the destroy once (the same command id: domain, revision, verb).
+      const [first, second] = await Promise.all([reconcile(store), reconcile(store)]);
+      expect([...first, ...second].filter((f) => f.recorded).map((f) => f.commandId)).toHaveLength(first.length + second.length);
+      expect(new Set([...first, ...second].map((f) => f.commandId)).size).toBe(1);
+      expect((await ok(store, 'domstate', 'rc1')).trim()).toBe('shut off');
+      virsh('start', 'rc1');
+      await reconcile(store);
+      virsh('destroy', 'rc1');
       const human = await runVmledger(['reconcile', '-c', lv.current.qemuUri, '--store', store], work);
       expect(human.stdout).toMatch(/rc1\s+state\s+running\s+shut off \(destroyed\)\s+recorded/);
       expect((await ok(store, 'domstate', 'rc1')).trim()).toBe('shut off');
@@ -98,7 +106,7 @@ describeLibvirt('reconcile and adopt against a real libvirtd', () => {
       const audit = await runVmledger(['audit', 'rc1', '--store', store, '--json'], work);
       const entries = JSON.parse(audit.stdout) as { actor: string; verb: string; commandId: string }[];
       const byLibvirt = entries.filter((e) => e.actor === 'libvirt');
-      expect(byLibvirt.map((e) => e.verb)).toEqual(['destroy', 'start', 'snapshot-create', 'destroy', 'snapshot-create', 'undefine']);
+      expect(byLibvirt.map((e) => e.verb)).toEqual(['destroy', 'start', 'destroy', 'start', 'snapshot-create', 'destroy', 'snapshot-create', 'undefine']);
       expect(byLibvirt.every((e) => e.commandId.startsWith('libvirt/'))).toBe(true);
       const replay = await runVmledger(['replay', '--store', store], work);
       expect(replay.code, replay.stdout + replay.stderr).toBe(0);

@@ -245,7 +245,7 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
       if (asRoot) chownSync(path, uid, gid);
       return path;
     },
-    domainXml: tinyGuestXml,
+    domainXml: (name, disk) => tinyGuestXml(name, disk),
     virsh,
     log,
     async kill() {
@@ -270,13 +270,17 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   };
 }
 
-/** A tiny guest libvirt runs under TCG: 64 MiB, one qcow2 disk, no video, a pty serial (no OS needed). */
-export function tinyGuestXml(name: string, disk: string): string {
+/**
+ * A tiny guest libvirt runs under TCG: 64 MiB, one qcow2 disk, no video, a pty serial (no OS needed).
+ * `bootFromDisk`: boots the disk's boot sector, with ACPI (test/support/poweroffGuest.ts).
+ */
+export function tinyGuestXml(name: string, disk: string, options: { bootFromDisk?: boolean } = {}): string {
+  const boot = options.bootFromDisk ? "<boot dev='hd'/>" : '';
   return `<domain type='qemu'>
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <os><type arch='x86_64' machine='pc'>hvm</type>${boot}</os>${options.bootFromDisk ? '\n  <features><acpi/></features>' : ''}
   <devices>
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>

@@ -6,6 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { tinyGuestXml } from './libvirtd';
+
 /** The boot sector: wait `waitMs` (at most ~71 minutes), power off, halt. */
 export function poweroffBootSector(waitMs: number): Buffer {
   const us = Math.max(0, Math.min(0xffffffff, Math.round(waitMs * 1000)));
@@ -55,22 +57,5 @@ export function poweroffImage(qemuImg: string, dir: string, name: string, waitMs
 
 /** A tiny TCG guest that boots from its disk (the boot sector above). */
 export function poweroffGuestXml(name: string, disk: string): string {
-  return `<domain type='qemu'>
-  <name>${name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <features><acpi/></features>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='${disk}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <serial type='pty'/>
-    <console type='pty'/>
-    <video><model type='none'/></video>
-  </devices>
-</domain>
-`;
+  return tinyGuestXml(name, disk, { bootFromDisk: true });
 }
