@@ -3,7 +3,7 @@
 //   2026-12-01 19:23:27.001+0000: event 'block-job' for domain 'd': Block Copy for vda ready
 //
 // That child is long-lived and supervised here: when libvirtd goes away it prints `error: Disconnected …` and
-// exits, and nothing reconnects it, so it is respawned with a growing pause (100 ms doubling to 5 s, back to
+// exits, and nothing reconnects it, so it is respawned with a growing pause (100 ms doubling to 2 s, back to
 // 100 ms once a child has lived 10 s). It gives no signal of having subscribed, so `onSpawn` is called after each
 // spawn: the caller resynchronises then (services/libvirt/watch.ts), which closes the gap an event may fall into.
 //
@@ -54,7 +54,7 @@ export interface EventWatch {
 }
 
 const FIRST_DELAY_MS = 100;
-const MAX_DELAY_MS = 5000;
+const MAX_DELAY_MS = 2000;
 /** A child that lived this long was healthy: the next respawn starts from the first delay again. */
 const HEALTHY_MS = 10_000;
 
