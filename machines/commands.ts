@@ -61,6 +61,18 @@ export const CommandMetaSchema = z.strictObject({
     })
     .strict()
     .optional(),
+  /**
+   * Set on what libvirt did on its own (an event, or a difference found by a resync, `reconcile` or `adopt`):
+   * the command is what libvirt already did, decided by the same rules and recorded, never performed. Only the
+   * ledger's own observers set it (ClientCommandSchema refuses it); its command id is in the ledger's namespace.
+   */
+  observed: z
+    .strictObject({
+      source: z.enum(['event', 'resync', 'reconcile', 'adopt']),
+      /** What libvirt said (the event line, or `what: ledger → libvirt` of the difference). */
+      detail: z.string().max(1000).optional(),
+    })
+    .optional(),
 });
 export type CommandMeta = z.infer<typeof CommandMetaSchema>;
 
@@ -314,4 +326,7 @@ export function isCoordinatorVerb(verb: unknown): boolean {
 export const ClientCommandSchema = CommandSchema.superRefine((c, ctx) => {
   const problem = clientCommandIdProblem(c.meta.commandId);
   if (problem) ctx.addIssue({ code: 'custom', message: problem, path: ['meta', 'commandId'] });
+  if (c.meta.observed !== undefined) {
+    ctx.addIssue({ code: 'custom', message: 'only the ledger records what libvirt did on its own', path: ['meta', 'observed'] });
+  }
 });

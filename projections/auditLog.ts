@@ -41,6 +41,8 @@ export interface AuditEntry {
   auth?: AuditAuth;
   commandId: string;
   correlationId?: string;
+  /** Set when the entry records what libvirt did on its own (meta.observed): how vmledger heard it, what libvirt said. */
+  observed?: AuditObserved;
   /** The command's verb; `hypervisor` for facts the hypervisor reported without a command. */
   verb: string;
   host: string;
@@ -74,6 +76,9 @@ const AuditAuthSchema = z.object({
 });
 export type AuditAuth = z.infer<typeof AuditAuthSchema>;
 
+const AuditObservedSchema = z.object({ source: z.string(), detail: z.string().optional() });
+export type AuditObserved = z.infer<typeof AuditObservedSchema>;
+
 const AuditFactSchema = z.object({ position: z.number().int(), stream: z.string(), revision: z.number().int(), type: z.string() });
 export const AuditEntrySchema = z.object({
   position: z.number().int(),
@@ -82,6 +87,7 @@ export const AuditEntrySchema = z.object({
   auth: AuditAuthSchema.optional(),
   commandId: z.string(),
   correlationId: z.string().optional(),
+  observed: AuditObservedSchema.optional(),
   verb: z.string(),
   host: z.string(),
   domain: z.string(),
@@ -293,7 +299,9 @@ function metaString(value: unknown): string {
 
 function entryBase(event: RecordedEvent) {
   const m = event.metadata;
-  const auth = AuditAuthSchema.safeParse(commandOf(event)?.meta?.auth);
+  const meta = commandOf(event)?.meta;
+  const auth = AuditAuthSchema.safeParse(meta?.auth);
+  const observed = AuditObservedSchema.safeParse(meta?.observed);
   return {
     position: event.position,
     time: metaString(m.time),
@@ -301,6 +309,7 @@ function entryBase(event: RecordedEvent) {
     ...(auth.success && auth.data !== undefined ? { auth: auth.data } : {}),
     commandId: metaString(m.commandId),
     ...(typeof m.correlationId === 'string' ? { correlationId: m.correlationId } : {}),
+    ...(observed.success && observed.data !== undefined ? { observed: observed.data } : {}),
   };
 }
 

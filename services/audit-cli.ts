@@ -106,7 +106,9 @@ export function formatAuditTable(entries: readonly AuditEntry[]): string {
  * The actor and how it was authenticated: `alice (nats OPS/alice)`, `root (signed UABC…)`, or
  * `nats (unauthenticated)`; a claim that was not believed follows as `claimed 'x'`.
  */
-export function actorText(e: Pick<AuditEntry, 'actor' | 'auth'>): string {
+export function actorText(e: Pick<AuditEntry, 'actor' | 'auth' | 'observed'>): string {
+  // What libvirt did on its own, out of band: how vmledger heard it.
+  if (e.observed) return `${e.actor} (${e.observed.source}, out-of-band)`;
   const a = e.auth;
   if (!a) return e.actor;
   const how: string[] = [];

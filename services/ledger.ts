@@ -59,7 +59,7 @@ import {
 import { canonicalJson, eventHash, factFromEvent, factHash, factToEventData } from './factHash';
 import type { CommandOutcome, ExecuteOptions, Ledger, LoadedDomain } from './ledger-types';
 export { OldStreamLayoutError } from './hostIndex';
-import { IntentProtocol, OpenIntentSchema, type IntentHead, type IntentOptions, type IntentPort } from './intents';
+import { IntentProtocol, JOB_BUSY_RULE, OpenIntentSchema, type IntentHead, type IntentOptions, type IntentPort } from './intents';
 import { runMigration, type MigrationOptions, type MigrationPort } from './migration';
 import { EFFECT_INTENDED, isEffectRecord } from '../projections/log';
 
@@ -661,6 +661,11 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (isClaim(c)) await this.followLog();
       head = await this.loadHead(c.host, name);
+      if (head.intent && c.meta.observed) {
+        // What libvirt did while a command's job holds the domain is most likely that job's own effect: not
+        // recorded now; the observer looks again once the job's result is in.
+        return { outcome: this.refusedOutcome(c, makeRefusal(JOB_BUSY_RULE, 'VIR_ERR_OPERATION_INVALID', `domain ${name} has a job in progress`), head.revision), save: false };
+      }
       if (head.intent) {
         // Another command's job holds the domain (or this command's own, recorded before a crash or by another process).
         const unblocked = await this.intents.unblock(head, c);
@@ -674,18 +679,21 @@ class EmbeddedLedger implements Ledger, MigrationPort {
           'VIR_ERR_OPERATION_FAILED',
           `domain ${name} changed: expected revision ${expected}, actual ${head.revision}`,
         );
+        // An observation made on an older state is not recorded: the observer compares again.
+        if (c.meta.observed) return { outcome: this.refusedOutcome(c, conflict, head.revision), save: false };
         return this.refuse(c, conflict, head.revision, saveDoc);
       }
       const decision = decide(head.state, c, { host: this.hostView });
       if (!decision.ok) return this.refuse(c, decision.refusal, head.revision, saveDoc);
-      if (this.intents.applies(c, decision.facts)) {
+      if (!c.meta.observed && this.intents.applies(c, decision.facts)) {
         // An effect outside the ledger: intent first, performed once, then the result (services/intents.ts).
         const done = await this.intents.performOnce(head, c, decision.facts, saveDoc);
         if (done !== 'lost') return done;
         this.cache.delete(stream);
         continue;
       }
-      const effect = await this.driver.perform(head.state, c, decision.facts);
+      // What libvirt did on its own already happened: recorded as decided, never performed.
+      const effect = c.meta.observed ? { facts: decision.facts } : await this.driver.perform(head.state, c, decision.facts);
       if (effect.refusal) return this.refuse(c, effect.refusal, head.revision, saveDoc);
       // Accepted, changing nothing: the domain's stream and revision stay as they are; the audit record goes to
       // noops-<host> (as a refusal's to refusals-<host>).
@@ -1081,6 +1089,20 @@ export async function reportFromHypervisor(ledger: Ledger, input: unknown): Prom
   const parsed = CommandSchema.safeParse(input);
   if (!parsed.success) return validationOutcome(input, parsed.error);
   if (parsed.data.verb !== 'guest-event') throw new TypeError(`a hypervisor report is a guest-event, not '${parsed.data.verb}'`);
+  return ledger.step(parsed.data, { save: true });
+}
+
+/**
+ * Records what libvirt did on its own (a command with `meta.observed`, from services/reconcile.ts): decided by the
+ * rules like any command, recorded with its facts (or its refusal: the model disagrees with libvirt), never
+ * performed. Idempotent by its command id. Not recorded when its `expectedRevision` is stale or a job holds the
+ * domain (rule CONCURRENCY / JOB-BUSY, outcome not saved): the observer compares again.
+ */
+export async function recordObserved(ledger: Ledger, input: unknown): Promise<CommandOutcome> {
+  if (!(ledger instanceof EmbeddedLedger)) throw new TypeError('observations are recorded on an embedded ledger only');
+  const parsed = CommandSchema.safeParse(input);
+  if (!parsed.success) return validationOutcome(input, parsed.error);
+  if (!parsed.data.meta.observed) throw new TypeError('an observation needs meta.observed');
   return ledger.step(parsed.data, { save: true });
 }
 

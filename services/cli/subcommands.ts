@@ -18,6 +18,7 @@ const SUBCOMMANDS: readonly LazySubcommands[] = [
   { names: ['diagram', 'diagram-diff', 'ui'], load: async () => (await import('../diagram-cli')).registerDiagramCommands },
   { names: ['copy-store'], load: async () => (await import('../copyStore')).registerCopyStoreCommand },
   { names: ['schema'], load: async () => (await import('../nats/jsonSchema')).registerSchemaCommand }, // JSON Schema of every command
+  { names: ['adopt', 'reconcile'], load: async () => (await import('../reconcile-cli')).registerReconcileCommands }, // the ledger brought to what libvirt shows
   { names: ['keygen'], load: async () => (await import('../identity/keygen-cli')).registerKeygenCommand }, // a key for --sign-with
 ];
 

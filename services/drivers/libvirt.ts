@@ -23,6 +23,7 @@ import type { Fact } from '../../machines/events';
 import type { DomainState } from '../../machines/model';
 import type { LibvirtConnection } from '../libvirt/connection';
 import { LIBVIRT_RULE, libvirtRefusal } from '../libvirt/errors';
+import { liveDisks, type LiveDisk } from '../libvirt/observe';
 import { NoLibvirtEquivalent, virshArgv } from '../libvirt/virshArgs';
 import type { MigrationAwareDriver } from '../migration';
 import { formatDomainXml } from '../xml';
@@ -76,47 +77,8 @@ export interface LibvirtDriverOptions {
 
 const POLL_MS = 50;
 
-/** The `<disk>` elements of a domain XML with their target and what libvirt says about them. */
-export interface LiveDisk {
-  target: string;
-  source?: string;
-  /** A block job's mirror on this disk, and whether libvirt reports it ready. */
-  mirror?: { file?: string; ready: boolean };
-}
-
-function unescapeXml(s: string): string {
-  return s.replace(/&(lt|gt|quot|apos|amp);/g, (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!);
-}
-
-function attr(tag: string, name: string): string | undefined {
-  const m = new RegExp(`\\s${name}=(?:'([^']*)'|"([^"]*)")`).exec(tag);
-  return m ? unescapeXml(m[1] ?? m[2] ?? '') : undefined;
-}
-
-/** Disk targets, top sources and mirrors from `dumpxml` (libvirt writes this XML itself: a shallow reading is safe). */
-export function liveDisks(xml: string): LiveDisk[] {
-  const disks: LiveDisk[] = [];
-  for (const m of xml.matchAll(/<disk\b[\s\S]*?<\/disk>/g)) {
-    const body = m[0];
-    // The top source is the first <source> before any <backingStore> or <mirror>.
-    const head = body.split(/<backingStore|<mirror/)[0]!;
-    const target = /<target\b[^>]*>/.exec(body);
-    const dev = target ? attr(target[0], 'dev') : undefined;
-    if (dev === undefined) continue;
-    const src = /<source\b[^>]*>/.exec(head);
-    const source = src ? (attr(src[0], 'file') ?? attr(src[0], 'dev')) : undefined;
-    const mirrorTag = /<mirror\b[^>]*>/.exec(body);
-    let mirror: LiveDisk['mirror'];
-    if (mirrorTag) {
-      const mirrorBody = body.slice(mirrorTag.index);
-      const mirrorSrc = /<source\b[^>]*>/.exec(mirrorBody);
-      const file = attr(mirrorTag[0], 'file') ?? (mirrorSrc ? attr(mirrorSrc[0], 'file') : undefined);
-      mirror = { ready: attr(mirrorTag[0], 'ready') === 'yes', ...(file !== undefined ? { file } : {}) };
-    }
-    disks.push({ target: dev, ...(source !== undefined ? { source } : {}), ...(mirror ? { mirror } : {}) });
-  }
-  return disks;
-}
+// The live XML's disks are read in services/libvirt/observe.ts (with every other read of a domain).
+export { liveDisks, type LiveDisk } from '../libvirt/observe';
 
 /** The XML libvirt gets for define/create: the client's own, else one made from the config, with the ledger's UUID. */
 export function domainXmlFor(c: Extract<Command, { verb: 'define' | 'create' }>): string {

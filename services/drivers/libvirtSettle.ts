@@ -7,6 +7,7 @@ import { commandDomainName } from '../../machines/commands';
 import { evolveAll } from '../../machines/evolve';
 import type { DomainState } from '../../machines/model';
 import type { LibvirtConnection } from '../libvirt/connection';
+import { readDomain, type LibvirtDomain } from '../libvirt/observe';
 import type { EffectIntent, Settlement } from './types';
 
 /** What libvirt and the model can both say about a domain. */
@@ -33,40 +34,24 @@ export function observedOf(s: DomainState): Observed {
   };
 }
 
-const field = (text: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
-
-/** The domain as libvirt shows it now (dominfo, snapshot-list, the live XML's mirrors). */
+/** The domain as libvirt shows it now (services/libvirt/observe.ts reads it), in the terms the model has. */
 export async function observeOnLibvirt(connection: LibvirtConnection, name: string): Promise<Observed> {
-  const info = await connection.run(['dominfo', name]);
-  if (info.failed) {
-    if (/failed to get domain|Domain not found/.test(info.stderr)) {
-      return { exists: false, active: false, paused: false, persistent: false, managedSave: false, snapshots: [], mirroring: [] };
-    }
-    throw new Error(`cannot settle: dominfo ${name}: ${info.stderr.trim()}`);
-  }
-  const state = field(info.stdout, 'State') ?? '';
-  const snaps = await connection.run(['snapshot-list', name, '--name']);
-  const xml = await connection.run(['dumpxml', name]);
-  const mirroring = [...xml.stdout.matchAll(/<disk\b[\s\S]*?<\/disk>/g)]
-    .filter((m) => /<mirror\b/.test(m[0]))
-    .map((m) => /<target\b[^>]*\bdev=['"]([^'"]+)['"]/.exec(m[0])?.[1])
-    .filter((d): d is string => d !== undefined)
-    .sort();
-  const active = state === 'running' || state === 'paused' || state === 'idle' || state === 'in shutdown';
+  return observedOfLibvirt(await readDomain(connection, name));
+}
+
+export function observedOfLibvirt(d: LibvirtDomain): Observed {
+  if (!d.exists) return { exists: false, active: false, paused: false, persistent: false, managedSave: false, snapshots: [], mirroring: [] };
   return {
     exists: true,
-    active,
-    paused: state === 'paused',
-    persistent: field(info.stdout, 'Persistent') === 'yes',
-    managedSave: field(info.stdout, 'Managed save') === 'yes',
-    snapshots: snaps.failed
-      ? []
-      : snaps.stdout
-          .split('\n')
-          .map((l) => l.trim())
-          .filter((l) => l !== '')
-          .sort(),
-    mirroring,
+    active: d.active,
+    paused: d.paused,
+    persistent: d.persistent,
+    managedSave: d.managedSave,
+    snapshots: d.snapshotNames,
+    mirroring: d.disks
+      .filter((disk) => disk.mirror !== undefined)
+      .map((disk) => disk.target)
+      .sort(),
   };
 }
 

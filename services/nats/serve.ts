@@ -85,6 +85,8 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   }
   const openedStore = store;
   const openedLedger = ledger;
+  // With --connect: what libvirt did while nobody listened, then what it does on its own (services/libvirt/watch.ts).
+  const watch = driver ? await watchConnection(openedLedger, driver, log) : undefined;
 
   void (async () => {
     for await (const status of nc.status()) {
@@ -109,6 +111,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
     stopping ??= (async () => {
       try {
         await service.stop();
+        await watch?.close().catch((e: unknown) => log('error', `stopping the libvirt watch: ${String(e)}`));
         await openedLedger.close().catch((e: unknown) => log('error', `closing the ledger: ${String(e)}`));
         await driver?.close().catch((e: unknown) => log('error', `closing the libvirt connection: ${String(e)}`));
         await openedStore.close().catch((e: unknown) => log('error', `closing the store: ${String(e)}`));
@@ -133,6 +136,32 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
       (options.connect !== undefined ? `; performing them on libvirt at ${describeConnect(options.connect)}` : ''),
   );
   return { service, ledger: openedLedger, store: openedStore, nc, stop, done };
+}
+
+/** The start-up reconcile (printed to the log), then the watch of libvirt's events (loaded only with --connect). */
+async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: ServiceLogger) {
+  const [{ reconcileHost }, { watchLibvirt }, { openLibvirtConnection }] = await Promise.all([
+    import('../reconcile'),
+    import('../libvirt/watch'),
+    import('../libvirt/connection'),
+  ]);
+  try {
+    const found = await reconcileHost(ledger, driver.connection, { source: 'reconcile' });
+    for (const f of found) {
+      log(f.outcome && !f.outcome.ok ? 'warn' : 'info', `reconcile at start-up: ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`, f.outcome && !f.outcome.ok ? { rule: f.outcome.rule, message: f.outcome.message } : undefined);
+    }
+  } catch (error) {
+    log('warn', `reconcile at start-up failed (the watch resynchronises): ${error instanceof Error ? error.message : String(error)}`);
+  }
+  // Its own connection: its reads do not queue behind a command's (a destroy takes seconds), nor delay them.
+  const connection = openLibvirtConnection(driver.connection.uri);
+  const watch = watchLibvirt(ledger, connection, { log });
+  return {
+    async close() {
+      await watch.close();
+      await connection.close();
+    },
+  };
 }
 
 /**

@@ -38,7 +38,13 @@ export interface HistoryFact {
 export interface HistoryStep {
   /** 0: before the first command; then one per audit entry, in log order. */
   index: number;
-  kind: 'initial' | 'command' | 'hypervisor';
+  /**
+   * `libvirt`: what libvirt did on its own (an event, or a difference found by a resync, `reconcile` or `adopt`),
+   * recorded with actor `libvirt`: shown apart from the commands sent to vmledger, with `source`.
+   */
+  kind: 'initial' | 'command' | 'hypervisor' | 'libvirt';
+  /** For `libvirt` steps: how vmledger learnt it (event, resync, reconcile, adopt) and what libvirt said. */
+  source?: { source: string; detail?: string };
   position: number | null;
   time: string | null;
   actor: string | null;
@@ -153,6 +159,11 @@ export function edgesGuardedBy(leaf: string, verb: string, rule: string | undefi
   return edges.filter((e) => e.event === verb && sources.includes(e.from) && e.rules.includes(rule)).map((e) => e.id);
 }
 
+/** The kind and source of an entry: `libvirt` when it records what libvirt did on its own. */
+function origin(entry: AuditEntry, fallback: 'command' | 'hypervisor'): Pick<HistoryStep, 'kind' | 'source'> {
+  return entry.observed ? { kind: 'libvirt', source: entry.observed } : { kind: fallback };
+}
+
 /** Reads the one event at a global position. */
 async function eventAt(store: EventStore, position: number): Promise<RecordedEvent | undefined> {
   for await (const e of store.readAll(position - 1, 1)) return e.position === position ? e : undefined;
@@ -230,7 +241,7 @@ export async function buildHistory(
       const rule = entry.rule;
       steps.push({
         ...base,
-        kind: 'command',
+        ...origin(entry, 'command'),
         line: commandLine(command, entry.verb, domain),
         outcome: 'refused',
         ...(rule !== undefined ? { rule } : {}),
@@ -254,7 +265,7 @@ export async function buildHistory(
     const edge = edgeForAccepted(beforeState, state, command, entry.verb === 'hypervisor' ? 'guest-event' : entry.verb, edges);
     steps.push({
       ...base,
-      kind: entry.verb === 'hypervisor' ? 'hypervisor' : 'command',
+      ...origin(entry, entry.verb === 'hypervisor' ? 'hypervisor' : 'command'),
       line: entry.verb === 'hypervisor' ? `(reported by the hypervisor: ${ownFacts.map((f) => f.type).join(', ')})` : commandLine(command, entry.verb, domain),
       outcome: 'accepted',
       ...(entry.rule !== undefined ? { rule: entry.rule } : {}),

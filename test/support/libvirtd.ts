@@ -47,6 +47,10 @@ export interface LibvirtdHandle {
   /** Runs one `virsh -c URI …` (a fresh process: the independent view of libvirt's state). */
   virsh(args: string[], uri?: string): { status: number; stdout: string; stderr: string };
   log(): string;
+  /** Kills libvirtd alone (SIGKILL; its guests' qemu processes go on, as after a daemon crash). */
+  kill(): Promise<void>;
+  /** Starts libvirtd again on the same folders after kill(): it reconnects to the guests that still run. */
+  start(): Promise<void>;
   /** The public API calls the daemon served so far (`virDomainUndefineFlags`, …), in order, with their domain. */
   apiCalls(): { api: string; line: string }[];
   stop(): Promise<void>;
@@ -163,12 +167,19 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
   // `ip netns exec` execs the rest (no process in between), so the daemon's parent is still this process.
   const full = options.netns !== undefined ? [findBinary('ip') ?? 'ip', 'netns', 'exec', options.netns, ...privileged] : privileged;
   const [command, ...args] = full as [string, ...string[]];
-  const child: ChildProcess = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   let exited = false;
-  child.on('exit', () => (exited = true));
+  const spawnDaemon = (): ChildProcess => {
+    const c: ChildProcess = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    exited = false;
+    c.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    c.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    c.on('exit', () => {
+      if (child === c) exited = true;
+    });
+    return c;
+  };
+  let child: ChildProcess = spawnDaemon();
 
   const socket = join(sockDir, 'libvirt-sock');
   const qemuUri = `qemu+unix:///session?socket=${socket}`;
@@ -227,16 +238,19 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
-  while (!existsSync(socket)) {
-    if (exited || Date.now() > deadline) {
-      const why = log();
-      hardStop();
-      live.delete(hardStop);
-      throw new Error(`libvirtd did not start (${exited ? 'it exited' : 'no socket'}):\n${why}`);
+  const waitForSocket = async () => {
+    const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+    while (!existsSync(socket)) {
+      if (exited || Date.now() > deadline) {
+        const why = log();
+        hardStop();
+        live.delete(hardStop);
+        throw new Error(`libvirtd did not start (${exited ? 'it exited' : 'no socket'}):\n${why}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  await waitForSocket();
 
   return {
     dir,
@@ -250,9 +264,22 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
       if (asRoot) chownSync(path, uid, gid);
       return path;
     },
-    domainXml: tinyGuestXml,
+    domainXml: (name, disk) => tinyGuestXml(name, disk),
     virsh,
     log,
+    async kill() {
+      if (exited) return;
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGKILL');
+      await gone;
+      // libvirtd leaves its socket behind when killed: the next start must not be taken as up before it listens.
+      rmSync(socket, { force: true });
+    },
+    async start() {
+      if (!exited) return;
+      child = spawnDaemon();
+      await waitForSocket();
+    },
     apiCalls() {
       const file = join(dir, 'api.log');
       if (!existsSync(file)) return [];
@@ -266,8 +293,10 @@ export async function startLibvirtd(options: StartLibvirtdOptions = {}): Promise
  * A tiny guest libvirt runs under TCG: 64 MiB, one qcow2 disk (or none), no video, a pty serial (no OS needed).
  * Without a disk it is one libvirt migrates between two daemons on one machine: with a writable local disk it
  * refuses (`Unsafe migration: Migration without shared storage is unsafe`).
+ * `bootFromDisk`: boots the disk's boot sector, with ACPI (test/support/poweroffGuest.ts).
  */
-export function tinyGuestXml(name: string, disk?: string): string {
+export function tinyGuestXml(name: string, disk?: string, options: { bootFromDisk?: boolean } = {}): string {
+  const boot = options.bootFromDisk ? "<boot dev='hd'/>" : '';
   const disks =
     disk === undefined
       ? ''
@@ -281,7 +310,7 @@ export function tinyGuestXml(name: string, disk?: string): string {
   <name>${name}</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <os><type arch='x86_64' machine='pc'>hvm</type>${boot}</os>${options.bootFromDisk ? '\n  <features><acpi/></features>' : ''}
   <devices>${disks}
     <serial type='pty'/>
     <console type='pty'/>

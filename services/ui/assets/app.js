@@ -285,12 +285,15 @@ function renderStepList() {
           'button',
           {
             type: 'button',
-            class: `step ${s.outcome || 'initial'}`,
+            class: `step ${s.outcome || 'initial'}${s.kind === 'libvirt' ? ' libvirt' : ''}`,
+            'data-kind': s.kind,
             'data-step': s.index,
             'data-state': s.after.leaf,
             onclick: () => showStep(s.index),
           },
           h('span', { class: 'n' }, `${s.index}.`),
+          // What libvirt did on its own is marked apart from the commands, with where vmledger heard it.
+          s.kind === 'libvirt' ? h('span', { class: 'badge libvirt', 'data-testid': 'step-source' }, `libvirt · ${s.source.source}`) : null,
           h('span', { class: 'cmd', title: s.line }, s.kind === 'initial' ? '(before any command)' : s.line),
           h('span', { class: 'to' }, to),
         ),
@@ -326,6 +329,17 @@ function renderDetail(s) {
     parts.push(h('p', {}, h('span', { class: 'badge initial' }, 'before'), ' ', `${state.history.domain} on ${state.history.host} before its first command`));
     parts.push(h('p', {}, 'State: ', h('strong', { class: 'mono', 'data-testid': 'step-state' }, s.after.leaf)));
   } else {
+    if (s.kind === 'libvirt') {
+      parts.push(
+        h(
+          'p',
+          { class: 'source', 'data-testid': 'source' },
+          h('span', { class: 'badge libvirt' }, 'from libvirt'),
+          ` not a command sent to vmledger: libvirt did it on its own, heard by ${s.source.source}`,
+          s.source.detail ? h('span', { class: 'mono' }, ` (${s.source.detail})`) : null,
+        ),
+      );
+    }
     parts.push(h('p', { class: 'line' }, s.line));
     const outcome = h('span', { class: `badge ${s.outcome}` }, s.outcome);
     if (s.outcome === 'refused') {
