@@ -51,7 +51,7 @@ export const SchemaQuerySchema = z.object({
 
 /**
  * One line naming every invalid field: `domain: Required; meta.time: Invalid ISO datetime`, in the style of the
- * ledger's own command validation (services/ledger.ts validationOutcome), so queries and commands read alike.
+ * ledger's own command validation (services/ledger/outcomes.ts validationOutcome), so queries and commands read alike.
  */
 export function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown): string {
   return issues
