@@ -4,6 +4,8 @@
 // instead (auditRecords.ts); a driver whose effects land outside the ledger gets the exactly-once protocol
 // (services/intents.ts). Within one process, commands on one domain queue on its lock, and UUID claims (define,
 // create, migrate-incoming) on one host queue on the host's, after the host index has followed the log.
+import pRetry from 'p-retry';
+
 import { commandDomainName, type Command } from '../../machines/commands';
 import { refusal as makeRefusal } from '../../machines/errors';
 import type { Fact } from '../../machines/events';
@@ -42,6 +44,13 @@ export interface CommandHandlerParts {
   applied: (stream: string, state: DomainState, revision: number) => void;
 }
 
+/** What an attempt loaded (at `revision`) is no longer the stream's head: load and decide again. */
+class StaleHead extends Error {
+  constructor(readonly revision: number) {
+    super(`stale at revision ${revision}`);
+  }
+}
+
 function isClaim(c: Command): boolean {
   return c.verb === 'define' || c.verb === 'create' || c.verb === 'migrate-incoming';
 }
@@ -61,92 +70,111 @@ export class CommandHandler {
     return isClaim(c) ? this.parts.claimLocks.run(c.host, work) : work();
   }
 
+  /** Attempts until one is not stale (MAX_ATTEMPTS at most, straight after each other: the loser of a race reloads). */
   private async attempts(c: Command, stream: string, saveDoc: boolean): Promise<IntentAttempt> {
-    const { store, driver, streams, audit, docs, intents } = this.parts;
-    const name = commandDomainName(c);
-    let head: Head | undefined;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      if (isClaim(c)) await this.parts.followLog();
-      head = await streams.load(c.host, name);
-      if (head.intent) {
-        // Another command's job holds the domain (or this command's own, recorded before a crash or by another process).
-        const unblocked = await intents.unblock(head, c);
-        if (unblocked !== 'reload') return unblocked;
-        continue;
-      }
-      const expected = c.meta.expectedRevision;
-      if (expected !== undefined && expected !== head.revision) {
-        const conflict = makeRefusal(
-          CONCURRENCY_RULE,
-          'VIR_ERR_OPERATION_FAILED',
-          `domain ${name} changed: expected revision ${expected}, actual ${head.revision}`,
-        );
-        return audit.refuse(c, conflict, head.revision, saveDoc);
-      }
-      const decision = decideOn(head.state, c, this.parts.hostView);
-      if (!decision.ok) return audit.refuse(c, decision.refusal, head.revision, saveDoc);
-      if (intents.applies(c, decision.facts)) {
-        // An effect outside the ledger: intent first, performed once, then the result (services/intents.ts).
-        const done = await intents.performOnce(head, c, decision.facts, saveDoc);
-        if (done !== 'lost') return done;
-        streams.forget(stream);
-        continue;
-      }
-      const effect = await driver.perform(head.state, c, decision.facts);
-      if (effect.refusal) return audit.refuse(c, effect.refusal, head.revision, saveDoc);
-      // Accepted, changing nothing: the domain's stream and revision stay as they are; the audit record goes to
-      // noops-<host> (as a refusal's to refusals-<host>).
-      if (effect.facts.length === 0) return audit.recordNoop(c, head, saveDoc);
-      const facts: Fact[] = effect.facts;
-
-      const events = encode(c, facts, head.hash);
-      const state = applyFacts(head.state, facts);
-      const after: Head = { ...head, state, revision: head.revision + events.length, hash: events.at(-1)!.metadata.hash };
-      const checkpoint = streams.checkpointDue(after);
-      const outcomeOf = (r: AppendResult): CommandOutcome => accepted(c, recorded(stream, events, r), r.revision);
-      // One durable write per command: the outcome doc (which quotes the positions the store assigns, hence a
-      // function of the result) and a due checkpoint go with the facts, in the same transaction on SQLite.
-      let outcome: CommandOutcome | undefined;
-      let result: AppendResult;
-      try {
-        result = await store.append(stream, events, {
-          expectedRevision: head.revision < 0 ? 'no-stream' : head.revision,
-          commandId: c.meta.commandId,
-          docs: (r) => {
-            outcome = outcomeOf(r);
-            const doc = saveDoc ? docs.outcomeDoc(outcome) : undefined;
-            return [...(doc ? [doc] : []), ...(checkpoint ? [checkpoint] : [])];
-          },
-        });
-      } catch (error) {
-        if (error instanceof WrongExpectedRevisionError) {
-          streams.forget(stream); // someone else appended: reload and decide again
-          continue;
-        }
-        throw error;
-      }
-      if (result.duplicate) {
-        // The same command id was appended by someone else meanwhile: theirs is the first outcome.
-        const prior = await docs.recallOutcome(c.meta.commandId, false);
-        if (prior) return { outcome: prior, save: false };
-      }
-      const docsWritten = outcome !== undefined;
-      outcome ??= outcomeOf(result);
-      const next: Head = {
-        ...after,
-        revision: result.revision,
-        checkpointRevision: docsWritten && checkpoint ? after.revision : head.checkpointRevision,
-      };
-      streams.set(stream, next);
-      this.parts.applied(stream, state, result.revision);
-      return { outcome, save: !docsWritten, state };
+    let lastRevision = -1;
+    try {
+      return await pRetry(() => this.attempt(c, stream, saveDoc), {
+        retries: MAX_ATTEMPTS - 1,
+        minTimeout: 0,
+        maxTimeout: 0,
+        randomize: false,
+        shouldRetry: ({ error }) => error instanceof StaleHead,
+      });
+    } catch (error) {
+      if (!(error instanceof StaleHead)) throw error;
+      lastRevision = error.revision;
     }
+    const name = commandDomainName(c);
     const gaveUp = makeRefusal(
       CONCURRENCY_RULE,
       'VIR_ERR_OPERATION_FAILED',
       `domain ${name} kept changing while the command was decided: gave up after ${MAX_ATTEMPTS} attempts; retry the command`,
     );
     // Not recorded and not remembered: a retry with the same command id may well succeed.
-    return { outcome: refusedOutcome(c, gaveUp, head?.revision ?? -1), save: false };
+    return { outcome: refusedOutcome(c, gaveUp, lastRevision), save: false };
+  }
+
+  /**
+   * One attempt: load → decide → perform → append. Throws StaleHead when what it loaded went stale (another writer
+   * appended first, an intent was settled meanwhile): the next attempt loads again.
+   */
+  private async attempt(c: Command, stream: string, saveDoc: boolean): Promise<IntentAttempt> {
+    const { store, driver, streams, audit, docs, intents } = this.parts;
+    const name = commandDomainName(c);
+    if (isClaim(c)) await this.parts.followLog();
+    const head = await streams.load(c.host, name);
+    if (head.intent) {
+      // Another command's job holds the domain (or this command's own, recorded before a crash or by another process).
+      const unblocked = await intents.unblock(head, c);
+      if (unblocked === 'reload') throw new StaleHead(head.revision);
+      return unblocked;
+    }
+    const expected = c.meta.expectedRevision;
+    if (expected !== undefined && expected !== head.revision) {
+      const conflict = makeRefusal(
+        CONCURRENCY_RULE,
+        'VIR_ERR_OPERATION_FAILED',
+        `domain ${name} changed: expected revision ${expected}, actual ${head.revision}`,
+      );
+      return audit.refuse(c, conflict, head.revision, saveDoc);
+    }
+    const decision = decideOn(head.state, c, this.parts.hostView);
+    if (!decision.ok) return audit.refuse(c, decision.refusal, head.revision, saveDoc);
+    if (intents.applies(c, decision.facts)) {
+      // An effect outside the ledger: intent first, performed once, then the result (services/intents.ts).
+      const done = await intents.performOnce(head, c, decision.facts, saveDoc);
+      if (done !== 'lost') return done;
+      streams.forget(stream);
+      throw new StaleHead(head.revision);
+    }
+    const effect = await driver.perform(head.state, c, decision.facts);
+    if (effect.refusal) return audit.refuse(c, effect.refusal, head.revision, saveDoc);
+    // Accepted, changing nothing: the domain's stream and revision stay as they are; the audit record goes to
+    // noops-<host> (as a refusal's to refusals-<host>).
+    if (effect.facts.length === 0) return audit.recordNoop(c, head, saveDoc);
+    const facts: Fact[] = effect.facts;
+
+    const events = encode(c, facts, head.hash);
+    const state = applyFacts(head.state, facts);
+    const after: Head = { ...head, state, revision: head.revision + events.length, hash: events.at(-1)!.metadata.hash };
+    const checkpoint = streams.checkpointDue(after);
+    const outcomeOf = (r: AppendResult): CommandOutcome => accepted(c, recorded(stream, events, r), r.revision);
+    // One durable write per command: the outcome doc (which quotes the positions the store assigns, hence a
+    // function of the result) and a due checkpoint go with the facts, in the same transaction on SQLite.
+    let outcome: CommandOutcome | undefined;
+    let result: AppendResult;
+    try {
+      result = await store.append(stream, events, {
+        expectedRevision: head.revision < 0 ? 'no-stream' : head.revision,
+        commandId: c.meta.commandId,
+        docs: (r) => {
+          outcome = outcomeOf(r);
+          const doc = saveDoc ? docs.outcomeDoc(outcome) : undefined;
+          return [...(doc ? [doc] : []), ...(checkpoint ? [checkpoint] : [])];
+        },
+      });
+    } catch (error) {
+      if (error instanceof WrongExpectedRevisionError) {
+        streams.forget(stream); // someone else appended: reload and decide again
+        throw new StaleHead(head.revision);
+      }
+      throw error;
+    }
+    if (result.duplicate) {
+      // The same command id was appended by someone else meanwhile: theirs is the first outcome.
+      const prior = await docs.recallOutcome(c.meta.commandId, false);
+      if (prior) return { outcome: prior, save: false };
+    }
+    const docsWritten = outcome !== undefined;
+    outcome ??= outcomeOf(result);
+    const next: Head = {
+      ...after,
+      revision: result.revision,
+      checkpointRevision: docsWritten && checkpoint ? after.revision : head.checkpointRevision,
+    };
+    streams.set(stream, next);
+    this.parts.applied(stream, state, result.revision);
+    return { outcome, save: !docsWritten, state };
   }
 }

@@ -1,19 +1,21 @@
-// One async job at a time per key (a stream, a host), jobs on other keys concurrently.
+// One async job at a time per key (a domain stream, a host, an audit stream), jobs on other keys concurrently:
+// an async-mutex Mutex per key, dropped again when nobody holds or waits for it (the keys are every domain).
+import { Mutex } from 'async-mutex';
+
 export class KeyedMutex {
-  private readonly tails = new Map<string, Promise<void>>();
+  private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
 
   async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = previous.then(() => mine);
-    this.tails.set(key, tail);
-    await previous;
+    let lock = this.locks.get(key);
+    if (!lock) {
+      lock = { mutex: new Mutex(), users: 0 };
+      this.locks.set(key, lock);
+    }
+    lock.users++;
     try {
-      return await fn();
+      return await lock.mutex.runExclusive(fn);
     } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
+      if (--lock.users === 0) this.locks.delete(key);
     }
   }
 }

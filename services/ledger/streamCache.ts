@@ -3,6 +3,7 @@
 // every `checkpointEvery` facts (written by the command handler with the fact that makes it due).
 import { createHash } from 'node:crypto';
 
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 
 import { DomainStateSchema, domainStream, initialDomainState } from '../../machines/model';
@@ -33,27 +34,6 @@ function stateHash(state: unknown): string {
   return createHash('sha256').update(canonicalJson(state)).digest('hex');
 }
 
-class Lru<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly capacity: number) {}
-  get(key: K): V | undefined {
-    const value = this.map.get(key);
-    if (value !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, value);
-    }
-    return value;
-  }
-  set(key: K, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
-  }
-  delete(key: K): void {
-    this.map.delete(key);
-  }
-}
-
 export interface StreamCacheOptions {
   checkpointEvery: number;
   cacheSize: number;
@@ -61,13 +41,13 @@ export interface StreamCacheOptions {
 }
 
 export class StreamCache {
-  private readonly cache: Lru<string, Head>;
+  private readonly cache: LRUCache<string, Head>;
 
   constructor(
     private readonly store: EventStore,
     private readonly options: StreamCacheOptions,
   ) {
-    this.cache = new Lru(options.cacheSize);
+    this.cache = new LRUCache({ max: options.cacheSize });
   }
 
   /** The domain's stream as the store has it now: the cached head brought up to date, or a cold load. */
