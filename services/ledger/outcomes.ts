@@ -51,21 +51,37 @@ function quoteValue(value: unknown): string {
   }
 }
 
+/**
+ * One zod issue as a message names it: `domain: Required`, `meta.time: Invalid ISO datetime` (a field the input
+ * lacks is `Required`, whatever zod calls it); `emptyPath` names the whole input.
+ */
+export function describeIssue(issue: z.core.$ZodIssue, input: unknown, emptyPath?: string): string {
+  const path = issue.path.map(String).join('.') || emptyPath;
+  const missing = issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined;
+  const text = missing ? 'Required' : issue.message;
+  return path ? `${path}: ${text}` : text;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = input;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
 /** The outcome of input that does not parse: VIR_ERR_INVALID_ARG, rule VALIDATION, naming each bad field. */
 export function validationOutcome(input: unknown, error: z.ZodError): CommandOutcome {
   const raw = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
-  const at = (path: readonly PropertyKey[]) =>
-    path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), raw);
   const problems = error.issues.map((issue) => {
-    const path = issue.path.map(String).join('.') || 'command';
     if (issue.path.length === 1 && issue.path[0] === 'verb') {
       return `verb: ${raw.verb === undefined ? 'Required' : `unknown verb ${quoteValue(raw.verb)}`}`;
     }
-    const missing = issue.code === 'invalid_type' && at(issue.path) === undefined;
-    return `${path}: ${missing ? 'Required' : issue.message}`;
+    return describeIssue(issue, raw, 'command');
   });
   return {
-    ...unparsedRefusal(raw),
+    ...outcomeShell(raw),
     rule: VALIDATION_RULE,
     code: ERROR_CODES.VIR_ERR_INVALID_ARG,
     codeName: 'VIR_ERR_INVALID_ARG',
@@ -73,14 +89,19 @@ export function validationOutcome(input: unknown, error: z.ZodError): CommandOut
   };
 }
 
-/** What a refusal of input that was not (or not yet) parsed can say about it: verb, host, domain, command id. */
-function unparsedRefusal(raw: Record<string, unknown>): Omit<CommandOutcome, 'rule' | 'code' | 'codeName' | 'message'> {
+/**
+ * What an outcome can say of input that was not (or not yet) parsed: verb, host, domain, command id, as far as they
+ * are strings. The ledger's refusals of such input start from it, and so do the NATS service's error replies to a
+ * request that never reached the ledger (`verb`: the one its subject names).
+ */
+export function outcomeShell(input: unknown, verb?: string): Omit<CommandOutcome, 'rule' | 'code' | 'codeName' | 'message'> {
+  const raw = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   const meta = (raw.meta && typeof raw.meta === 'object' ? raw.meta : {}) as Record<string, unknown>;
   const config = (raw.config && typeof raw.config === 'object' ? raw.config : {}) as Record<string, unknown>;
   return {
     ok: false,
-    command: str(raw.verb),
+    command: verb ?? str(raw.verb),
     host: str(raw.host) || 'local',
     domain: str(raw.domain) || str(config.name),
     commandId: str(meta.commandId),
@@ -96,5 +117,5 @@ export function coordinatorOnlyOutcome(input: { verb: string } & Record<string, 
     'VIR_ERR_OPERATION_DENIED',
     `'${input.verb}' is a step of a migration and only the ledger's migration coordinator issues it; send 'migrate'`,
   );
-  return { ...unparsedRefusal(input), ...denied };
+  return { ...outcomeShell(input), ...denied };
 }
