@@ -15,6 +15,17 @@ import { COMMAND_ACCEPTED, COMMAND_REFUSED, noopStream, refusalStream } from './
 import type { OutcomeDocs } from './outcomeDocs';
 import { accepted, refusedOutcome } from './outcomes';
 
+/** One record to append: its stream and type, the command, the hashed data, the outcome it answers, the domain revision. */
+interface AuditRecord {
+  stream: string;
+  type: string;
+  command: Command;
+  data: Record<string, unknown>;
+  outcome: CommandOutcome;
+  revision: number;
+  saveDoc: boolean;
+}
+
 export class AuditRecords {
   /** One append at a time per audit stream (refusals, no-ops) in this process, so each chains to the hash before it. */
   private readonly locks = new KeyedMutex();
@@ -29,7 +40,7 @@ export class AuditRecords {
   refuse(c: Command, r: Refusal, revision: number, saveDoc = true): Promise<IntentAttempt> {
     // The domain's revision it was refused at goes into the hashed data: the replay re-decides it on that state.
     const data = jsonClone({ command: c, rule: r.rule, code: r.code, codeName: r.codeName, message: r.message, domainRevision: revision });
-    return this.append(refusalStream(c.host), COMMAND_REFUSED, c, data, refusedOutcome(c, r, revision), revision, saveDoc);
+    return this.append({ stream: refusalStream(c.host), type: COMMAND_REFUSED, command: c, data, outcome: refusedOutcome(c, r, revision), revision, saveDoc });
   }
 
   /**
@@ -40,7 +51,7 @@ export class AuditRecords {
    */
   async recordNoop(c: Command, head: IntentHead, saveDoc: boolean): Promise<IntentAttempt> {
     const data = jsonClone({ command: c, domainRevision: head.revision, ...(head.hash !== undefined ? { domainHash: head.hash } : {}) });
-    const attempt = await this.append(noopStream(c.host), COMMAND_ACCEPTED, c, data, accepted(c, [], head.revision), head.revision, saveDoc);
+    const attempt = await this.append({ stream: noopStream(c.host), type: COMMAND_ACCEPTED, command: c, data, outcome: accepted(c, [], head.revision), revision: head.revision, saveDoc });
     return { ...attempt, state: head.state };
   }
 
@@ -50,27 +61,11 @@ export class AuditRecords {
    * could put it after a record it does not chain to: a break the replay would report as tampering); serialised
    * per audit stream in this process, and retried on a fresh head when another process got in first.
    */
-  private append(
-    stream: string,
-    type: string,
-    c: Command,
-    data: Record<string, unknown>,
-    outcome: CommandOutcome,
-    revision: number,
-    saveDoc: boolean,
-  ): Promise<IntentAttempt> {
-    return this.locks.run(stream, () => this.appendLocked(stream, type, c, data, outcome, revision, saveDoc));
+  private append(record: AuditRecord): Promise<IntentAttempt> {
+    return this.locks.run(record.stream, () => this.appendLocked(record));
   }
 
-  private async appendLocked(
-    stream: string,
-    type: string,
-    c: Command,
-    data: Record<string, unknown>,
-    outcome: CommandOutcome,
-    revision: number,
-    saveDoc: boolean,
-  ): Promise<IntentAttempt> {
+  private async appendLocked({ stream, type, command: c, data, outcome, revision, saveDoc }: AuditRecord): Promise<IntentAttempt> {
     // The domain stream's revision when decided: what the first outcome said (and what an audit wants to know).
     const base = { ...baseMeta(c), command: jsonClone(c), domainRevision: revision };
     let docWritten = false;
