@@ -20,7 +20,8 @@
 //      end (service, ledger, durable SQLite append, fact published, reply). Targets (issue 19): vmledger ≥ 0.5 ×
 //      the durable echo, p99 ≤ 5 × its p99. The plain echo (no disk) is shown too. Each responder is a process of its own (vmledger: the real `vmledger serve`). Also, to show where the
 //      time goes: the same service on the in-memory store (no disk), and the same commands into ledger.execute
-//      in-process (no NATS). Median of several runs.
+//      in-process (no NATS). Median of several runs. The echo and the durable echo are also measured with their
+//      responder written on nats.js v3 (@nats-io/transport-node) instead of nats 2.29, right after each.
 //   d  replay check (decide + evolve + hash chain of every fact) vs the raw read-and-parse rate of the same store.
 //      Target ≥ 0.3. 200,000 facts by default, 1,000,000 with --full.
 //   g  scale (issue 19; --full, or --only g): a store of 100,000 domains / 1,000,000 facts (default sizes: 10,000 /
@@ -417,6 +418,24 @@ function rowsFor(results: Results): Row[] {
       figure: fmt(r.vmledger.requestsPerSecond),
       baseline: `${fmt(r.echo.requestsPerSecond)} (p99 ${fmt(r.echo.p99Ms, ' ms')})`,
       ratio: fmt(r.ratio),
+      target: '',
+      met: '',
+    });
+    rows.push({
+      section: 'c',
+      what: '  echo responder on nats.js v3 (vs nats 2.29)',
+      figure: `${fmt(r.echoNatsV3.requestsPerSecond)} (p99 ${fmt(r.echoNatsV3.p99Ms, ' ms')})`,
+      baseline: `${fmt(r.echo.requestsPerSecond)} (p99 ${fmt(r.echo.p99Ms, ' ms')})`,
+      ratio: fmt(round(r.echoNatsV3.requestsPerSecond / r.echo.requestsPerSecond)),
+      target: '',
+      met: '',
+    });
+    rows.push({
+      section: 'c',
+      what: '  durable echo on nats.js v3 (vs nats 2.29)',
+      figure: `${fmt(r.durableEchoNatsV3.requestsPerSecond)} (p99 ${fmt(r.durableEchoNatsV3.p99Ms, ' ms')})`,
+      baseline: `${fmt(r.durableEcho.requestsPerSecond)} (p99 ${fmt(r.durableEcho.p99Ms, ' ms')})`,
+      ratio: fmt(round(r.durableEchoNatsV3.requestsPerSecond / r.durableEcho.requestsPerSecond)),
       target: '',
       met: '',
     });
