@@ -49,7 +49,7 @@ import { clusterBench, type ClusterBenchResult } from './cluster';
 import { effectfulBookkeeping, measureCommandRate, measureConcurrentCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
 import { libvirtBench, type LibvirtBenchResult } from './libvirt';
 import { memoryBench, type MemoryBenchResult } from './memory';
-import { natsBench, type NatsBenchResult } from './nats';
+import { natsBench, type NatsBenchResult, type RateAndLatency } from './nats';
 import { replayBench, type ReplayBenchResult } from './replay';
 import { scaleBench, type ScaleBenchResult } from './scale';
 import { startupBench, type StartupBenchResult } from './startup';
@@ -421,24 +421,18 @@ function rowsFor(results: Results): Row[] {
       target: '',
       met: '',
     });
-    rows.push({
+    // The same responder on nats.js v3 beside nats 2.29: rate and p99 of each.
+    const v3Row = (what: string, v3: RateAndLatency, v2: RateAndLatency): Row => ({
       section: 'c',
-      what: '  echo responder on nats.js v3 (vs nats 2.29)',
-      figure: `${fmt(r.echoNatsV3.requestsPerSecond)} (p99 ${fmt(r.echoNatsV3.p99Ms, ' ms')})`,
-      baseline: `${fmt(r.echo.requestsPerSecond)} (p99 ${fmt(r.echo.p99Ms, ' ms')})`,
-      ratio: fmt(round(r.echoNatsV3.requestsPerSecond / r.echo.requestsPerSecond)),
+      what,
+      figure: `${fmt(v3.requestsPerSecond)} (p99 ${fmt(v3.p99Ms, ' ms')})`,
+      baseline: `${fmt(v2.requestsPerSecond)} (p99 ${fmt(v2.p99Ms, ' ms')})`,
+      ratio: fmt(round(v3.requestsPerSecond / v2.requestsPerSecond)),
       target: '',
       met: '',
     });
-    rows.push({
-      section: 'c',
-      what: '  durable echo on nats.js v3 (vs nats 2.29)',
-      figure: `${fmt(r.durableEchoNatsV3.requestsPerSecond)} (p99 ${fmt(r.durableEchoNatsV3.p99Ms, ' ms')})`,
-      baseline: `${fmt(r.durableEcho.requestsPerSecond)} (p99 ${fmt(r.durableEcho.p99Ms, ' ms')})`,
-      ratio: fmt(round(r.durableEchoNatsV3.requestsPerSecond / r.durableEcho.requestsPerSecond)),
-      target: '',
-      met: '',
-    });
+    rows.push(v3Row('  echo responder on nats.js v3 (vs nats 2.29)', r.echoNatsV3, r.echo));
+    rows.push(v3Row('  durable echo on nats.js v3 (vs nats 2.29)', r.durableEchoNatsV3, r.durableEcho));
     rows.push({
       section: 'c',
       what: '  same service on the in-memory store (no disk)',
