@@ -8,6 +8,9 @@
 // differ only by what answers the requests. (With the responder inside the load generator's process, the
 // generator's own NATS work is charged to the responder: 0.22–0.29 instead of the figures below.)
 //
+// The echo and the durable echo are measured twice, with the responder on nats 2.29 (what the service uses) and on
+// nats.js v3 (`@nats-io/transport-node`, the maintained line), to tell whether moving the service would pay.
+//
 // The vmledger commands go to 64 domains (one worker per domain, alternating start/destroy), so they never
 // conflict on a stream: the number measures the pipeline, not retries. `ledgerDirect` runs the same commands
 // into ledger.execute in this process, to separate what NATS costs from what the durable store costs.
@@ -38,6 +41,9 @@ export interface NatsBenchResult {
   echo: RateAndLatency;
   /** A durable echo responder process: parse, one SQLite insert (WAL, FULL, group commit), reply. */
   durableEcho: RateAndLatency;
+  /** The same two responders written with nats.js v3 (`@nats-io/transport-node`), measured right after each. */
+  echoNatsV3: RateAndLatency;
+  durableEchoNatsV3: RateAndLatency;
   /** vmledger rate / durable echo rate (target ≥ 0.5). */
   durableRatio: number;
   /** vmledger p99 / durable echo p99 (target ≤ 5). */
@@ -139,9 +145,15 @@ async function measureLedgerDirect(file: string, inFlight: number, warmupMs: num
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * The nats.js packages a responder is written with: `nats` 2.29 (what the service uses) or the maintained v3 line
+ * (`@nats-io/transport-node`, same connect/subscribe/respond calls), so the two can be compared on the same load.
+ */
+export type NatsPackage = 'nats' | '@nats-io/transport-node';
+
 /** The minimal responder the baseline measures: every request answered with its own body. */
-const ECHO_RESPONDER = `
-  import { connect } from 'nats';
+const echoResponder = (pkg: NatsPackage) => `
+  import { connect } from '${pkg}';
   const nc = await connect({ servers: process.env.BENCH_NATS_URL, name: 'bench-echo-responder' });
   nc.subscribe(process.env.BENCH_ECHO_SUBJECT, { callback: (_err, msg) => msg.respond(msg.data) });
   await nc.flush();
@@ -154,9 +166,9 @@ const ECHO_RESPONDER = `
  * store settings (WAL, synchronous = FULL, the requests of one I/O event committed together on process.nextTick:
  * one transaction, one fsync), reply once committed. What vmledger does beyond this is its own cost.
  */
-const DURABLE_ECHO_RESPONDER = `
+const durableEchoResponder = (pkg: NatsPackage) => `
   import Database from 'better-sqlite3';
-  import { connect } from 'nats';
+  import { connect } from '${pkg}';
   const db = new Database(process.env.BENCH_DB_FILE);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -222,38 +234,42 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
   };
   const workDir = mkdtempSync(join(options.dir ?? tmpdir(), 'vmledger-nats-bench-'));
   try {
-    // ---- raw echo ----
+    // ---- raw echo, then durable echo (the same requests, each inserted into SQLite before the reply); each
+    // responder written with nats 2.29 and with nats.js v3, one right after the other ----
     const echoSubject = `bench.echo.${Date.now()}`;
-    const echoResponder = await spawnResponder(
-      ['--input-type=module', '-e', ECHO_RESPONDER],
-      { BENCH_NATS_URL: natsUrl, BENCH_ECHO_SUBJECT: echoSubject },
-      'echo responder ready',
-    );
-    children.push(echoResponder);
     const requester = await open('bench-echo-requester');
     const body = new TextEncoder().encode(JSON.stringify({ domain: 'bench-0', meta: { commandId: 'x'.repeat(36) } }));
+    const durableBody = (worker: number, n: number) =>
+      new TextEncoder().encode(JSON.stringify({ domain: `bench-${worker}`, meta: { commandId: `durable-${worker}-${n}`, time: new Date().toISOString(), actor: 'bench' } }));
+    const throughResponder = async (code: string, ready: string, once: (worker: number, n: number) => Promise<void>, dbFile = '') => {
+      const responder = await spawnResponder(
+        ['--input-type=module', '-e', code],
+        { BENCH_NATS_URL: natsUrl, BENCH_ECHO_SUBJECT: echoSubject, BENCH_DB_FILE: dbFile },
+        ready,
+      );
+      children.push(responder);
+      try {
+        await measure(inFlight, warmupMs, once);
+        return await measure(inFlight, durationMs, once);
+      } finally {
+        await stopResponder(responder);
+      }
+    };
     const echoOnce = async () => {
       await requester.request(echoSubject, body, { timeout: 10_000 });
     };
-    await measure(inFlight, warmupMs, echoOnce);
-    const echo = await measure(inFlight, durationMs, echoOnce);
-    await stopResponder(echoResponder);
-
-    // ---- durable echo: the same requests, each inserted into SQLite before the reply ----
-    const durableResponder = await spawnResponder(
-      ['--input-type=module', '-e', DURABLE_ECHO_RESPONDER],
-      { BENCH_NATS_URL: natsUrl, BENCH_ECHO_SUBJECT: echoSubject, BENCH_DB_FILE: join(workDir, 'durable-echo.sqlite') },
-      'durable echo responder ready',
-    );
-    children.push(durableResponder);
-    const durableBody = (worker: number, n: number) =>
-      new TextEncoder().encode(JSON.stringify({ domain: `bench-${worker}`, meta: { commandId: `durable-${worker}-${n}`, time: new Date().toISOString(), actor: 'bench' } }));
     const durableOnce = async (worker: number, n: number) => {
       await requester.request(echoSubject, durableBody(worker, n), { timeout: 10_000 });
     };
-    await measure(inFlight, warmupMs, durableOnce);
-    const durableEcho = await measure(inFlight, durationMs, durableOnce);
-    await stopResponder(durableResponder);
+    const echo = await throughResponder(echoResponder('nats'), 'echo responder ready', echoOnce);
+    const echoNatsV3 = await throughResponder(echoResponder('@nats-io/transport-node'), 'echo responder ready', echoOnce);
+    const durableEcho = await throughResponder(durableEchoResponder('nats'), 'durable echo responder ready', durableOnce, join(workDir, 'durable-echo.sqlite'));
+    const durableEchoNatsV3 = await throughResponder(
+      durableEchoResponder('@nats-io/transport-node'),
+      'durable echo responder ready',
+      durableOnce,
+      join(workDir, 'durable-echo-v3.sqlite'),
+    );
 
     // ---- vmledger end to end: the real `vmledger serve`, on SQLite, then on the in-memory store ----
     const client = createVmledgerClient(await open('bench-vmledger-client'), { timeoutMs: 30_000, retries: 0 });
@@ -279,6 +295,8 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
       inFlight,
       echo,
       durableEcho,
+      echoNatsV3,
+      durableEchoNatsV3,
       durableRatio: Math.round((vmledger.requestsPerSecond / durableEcho.requestsPerSecond) * 10_000) / 10_000,
       p99Ratio: Math.round((vmledger.p99Ms / durableEcho.p99Ms) * 100) / 100,
       vmledger,

@@ -20,7 +20,8 @@
 //      end (service, ledger, durable SQLite append, fact published, reply). Targets (issue 19): vmledger ≥ 0.5 ×
 //      the durable echo, p99 ≤ 5 × its p99. The plain echo (no disk) is shown too. Each responder is a process of its own (vmledger: the real `vmledger serve`). Also, to show where the
 //      time goes: the same service on the in-memory store (no disk), and the same commands into ledger.execute
-//      in-process (no NATS). Median of several runs.
+//      in-process (no NATS). Median of several runs. The echo and the durable echo are also measured with their
+//      responder written on nats.js v3 (@nats-io/transport-node) instead of nats 2.29, right after each.
 //   d  replay check (decide + evolve + hash chain of every fact) vs the raw read-and-parse rate of the same store.
 //      Target ≥ 0.3. 200,000 facts by default, 1,000,000 with --full.
 //   g  scale (issue 19; --full, or --only g): a store of 100,000 domains / 1,000,000 facts (default sizes: 10,000 /
@@ -48,7 +49,7 @@ import { clusterBench, type ClusterBenchResult } from './cluster';
 import { effectfulBookkeeping, measureCommandRate, measureConcurrentCommandRate, measureLoad, type CommandRate, type LoadTime } from './ledger';
 import { libvirtBench, type LibvirtBenchResult } from './libvirt';
 import { memoryBench, type MemoryBenchResult } from './memory';
-import { natsBench, type NatsBenchResult } from './nats';
+import { natsBench, type NatsBenchResult, type RateAndLatency } from './nats';
 import { replayBench, type ReplayBenchResult } from './replay';
 import { scaleBench, type ScaleBenchResult } from './scale';
 import { startupBench, type StartupBenchResult } from './startup';
@@ -420,6 +421,18 @@ function rowsFor(results: Results): Row[] {
       target: '',
       met: '',
     });
+    // The same responder on nats.js v3 beside nats 2.29: rate and p99 of each.
+    const v3Row = (what: string, v3: RateAndLatency, v2: RateAndLatency): Row => ({
+      section: 'c',
+      what,
+      figure: `${fmt(v3.requestsPerSecond)} (p99 ${fmt(v3.p99Ms, ' ms')})`,
+      baseline: `${fmt(v2.requestsPerSecond)} (p99 ${fmt(v2.p99Ms, ' ms')})`,
+      ratio: fmt(round(v3.requestsPerSecond / v2.requestsPerSecond)),
+      target: '',
+      met: '',
+    });
+    rows.push(v3Row('  echo responder on nats.js v3 (vs nats 2.29)', r.echoNatsV3, r.echo));
+    rows.push(v3Row('  durable echo on nats.js v3 (vs nats 2.29)', r.durableEchoNatsV3, r.durableEcho));
     rows.push({
       section: 'c',
       what: '  same service on the in-memory store (no disk)',

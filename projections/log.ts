@@ -1,7 +1,7 @@
 // How the ledger's storage conventions look from the reading side: which stream holds what, how a stored
 // event turns back into a machine Fact, and where a decision's command and a refusal live. Every projection,
 // the replay check and the audit CLI read the log through these helpers only, so a change of encoding in
-// services/ledger.ts is mirrored here and nowhere else.
+// services/ledger/ (layout.ts, encoding.ts) is mirrored here and nowhere else.
 import type { Command } from '../machines/commands';
 import { commandDomainName } from '../machines/commands';
 import type { Fact } from '../machines/events';

@@ -5,7 +5,7 @@
 import { domainStream } from '../machines/model';
 import type { DomainSummarySource } from './domainQuery';
 
-/** What the host index keeps per domain stream (see services/ledger.ts HostIndex). */
+/** What the host index keeps per domain stream (see services/hostIndex.ts HostIndex). */
 export interface IndexEntry extends DomainSummarySource {
   snapshots: string[];
   revision: number;

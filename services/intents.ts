@@ -89,7 +89,7 @@ export interface IntentAttempt {
   state?: DomainState;
 }
 
-/** What the protocol needs from the ledger (services/ledger.ts): its encoding, outcomes, docs and caches. */
+/** What the protocol needs from the ledger (services/ledger/): its encoding, outcomes, docs and caches. */
 export interface IntentPort {
   store: EventStore;
   driver: HypervisorDriver;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 import { CommandMetaSchema, CommandSchema, VERBS, type Verb } from '../../machines/commands';
 import { DEFAULT_HOST } from '../../machines/model';
+import { describeIssue } from '../ledger/outcomes';
 
 type CommandObjectSchema = (typeof CommandSchema.options)[number];
 
@@ -50,25 +51,9 @@ export const SchemaQuerySchema = z.object({
 });
 
 /**
- * One line naming every invalid field: `domain: Required; meta.time: Invalid ISO datetime`, in the style of the
- * ledger's own command validation (services/ledger.ts validationOutcome), so queries and commands read alike.
+ * One line naming every invalid field: `domain: Required; meta.time: Invalid ISO datetime`, worded as the ledger's
+ * own command validation words each field (services/ledger/outcomes.ts), so queries and commands read alike.
  */
 export function describeIssues(issues: readonly z.core.$ZodIssue[], input: unknown): string {
-  return issues
-    .map((issue) => {
-      const path = issue.path.map(String).join('.');
-      const missing = issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined;
-      const text = missing ? 'Required' : issue.message;
-      return path === '' ? text : `${path}: ${text}`;
-    })
-    .join('; ');
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let v: unknown = input;
-  for (const key of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<PropertyKey, unknown>)[key];
-  }
-  return v;
+  return issues.map((issue) => describeIssue(issue, input)).join('; ');
 }

@@ -50,6 +50,7 @@ import { CursorError, cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
 import { defaultAccess, queryAccess, type AccessControl } from '../identity/access';
 import type { CommandOutcome, Ledger } from '../ledger-types';
+import { outcomeShell } from '../ledger/outcomes';
 import { VMLEDGER_VERSION } from '../version';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions } from './config';
 import { commandJsonSchemas } from './jsonSchema';
@@ -355,25 +356,14 @@ export async function startCommandService(options: CommandServiceOptions): Promi
   };
 
   /** The CommandOutcome shell of a request that never reached the ledger (names what could be read). */
-  const outcomeShell = (verb: Verb, msg: ServiceMsg): Omit<CommandOutcome, 'ok'> => {
-    let body: Record<string, unknown> = {};
+  const requestShell = (verb: Verb, msg: ServiceMsg): Omit<CommandOutcome, 'ok'> => {
+    let body: unknown;
     try {
-      const parsed: unknown = JSON.parse(new TextDecoder().decode(msg.data.subarray(0, Math.min(msg.data.length, maxPayloadBytes))));
-      if (isPlainObject(parsed)) body = parsed;
+      body = JSON.parse(new TextDecoder().decode(msg.data.subarray(0, Math.min(msg.data.length, maxPayloadBytes))));
     } catch {
       // unreadable: leave the fields empty
     }
-    const str = (v: unknown) => (typeof v === 'string' ? v : '');
-    const meta = isPlainObject(body.meta) ? body.meta : {};
-    const config = isPlainObject(body.config) ? body.config : {};
-    return {
-      command: verb,
-      host: str(body.host) || 'local',
-      domain: str(body.domain) || str(config.name),
-      commandId: str(meta.commandId),
-      events: [],
-      revision: -1,
-    };
+    return outcomeShell(body, verb);
   };
 
   const handleCommand = async (verb: Verb, msg: ServiceMsg): Promise<Reply> => {
@@ -416,7 +406,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
       commandSubject(verb),
       { kind: 'command', verb },
       (msg) => handleCommand(verb, msg),
-      (msg) => outcomeShell(verb, msg),
+      (msg) => requestShell(verb, msg),
     );
   }
 
