@@ -1,0 +1,216 @@
+// What-if: the recorded commands (accepted and refused) replayed with some rules switched off, and every decision
+// that would come out differently.
+import type { Command } from '../../machines/commands';
+import type { Fact } from '../../machines/events';
+import { GUARDS } from '../../machines/guards';
+import { domainStream, initialDomainState, type DomainState } from '../../machines/model';
+import { RULES } from '../../machines/rules';
+import { evolveKnown, newStreamFold } from '../../projections/domainList';
+import { acceptedNoopOf, commandOf, factOf, isDomainStream, isNoopStream, isRefusalStream, refusalOf } from '../../projections/log';
+import type { EventStore, RecordedEvent } from '../eventstore/types';
+import { HostIndex } from './hosts';
+import {
+  guestEventFor,
+  outcomeOf,
+  recordedOutcome,
+  safeDecide,
+  safeTarget,
+  sameOutcome,
+  withoutDisabledFailure,
+  type Outcome,
+} from './outcome';
+import { progressOf, type ReplayProgress } from './progress';
+
+
+export interface WhatIfOptions {
+  /** Rule ids (guards) to switch off. */
+  without: readonly string[];
+  onProgress?: (progress: ReplayProgress) => void;
+  progressEvery?: number;
+}
+
+export interface WhatIfChange {
+  position: number;
+  commandId: string;
+  verb: string;
+  host: string;
+  domain: string;
+  /**
+   * `rule`: the switched-off rule decided this command (same state, same host, only the rules differ).
+   * `consequence`: it changes because an earlier changed decision left the domain (or its host) elsewhere.
+   */
+  cause: 'rule' | 'consequence';
+  was: Outcome;
+  wouldBe: Outcome;
+}
+
+export interface WhatIfReport {
+  without: string[];
+  /** Commands replayed: accepted decisions and refusals. */
+  commands: number;
+  changes: WhatIfChange[];
+  direct: number;
+  consequences: number;
+  elapsedMs: number;
+}
+
+/** Rule ids that can be switched off: those with a guard. */
+export function switchableRules(): string[] {
+  return Object.keys(GUARDS);
+}
+
+export function assertSwitchableRules(ids: readonly string[]): void {
+  const guards = new Set(switchableRules());
+  for (const id of ids) {
+    if (guards.has(id)) continue;
+    const rule = RULES.find((r) => r.id === id);
+    if (rule) throw new Error(`rule ${id} shapes the facts of accepted commands (kind: effect); only rules that refuse can be switched off`);
+    throw new Error(`unknown rule '${id}'; rules that can be switched off: ${[...guards].join(', ')}`);
+  }
+}
+
+/**
+ * Replays the recorded commands in log order with some rules switched off. Two worlds are folded side by side:
+ * the recorded one (the facts as stored) and the what-if one. While a domain's what-if state is the recorded
+ * state, an unchanged decision follows the record (so driver-reported facts are kept); once a decision changes,
+ * the domain's what-if state is evolved with what decide says instead, and its later decisions are compared
+ * with what was recorded.
+ */
+export async function whatIf(store: EventStore, options: WhatIfOptions): Promise<WhatIfReport> {
+  assertSwitchableRules(options.without);
+  const started = performance.now();
+  const disabled: ReadonlySet<string> = new Set(options.without);
+  const total = await store.headPosition();
+  const progressEvery = Math.max(1, options.progressEvery ?? 10_000);
+
+  const recorded = new Map<string, DomainState>();
+  const whatIfStates = new Map<string, DomainState>();
+  const recordedHosts = new HostIndex();
+  const whatIfHosts = new HostIndex();
+  const changes: WhatIfChange[] = [];
+  let commands = 0;
+  let read = 0;
+  /** The decision whose facts are being read, and whether the what-if world follows its recorded facts. */
+  let open: { stream: string; commandId: unknown; follow: boolean } | undefined;
+
+  /** Both worlds start a stream from the same object: a stream has diverged exactly when the two differ by reference. */
+  const ensure = (stream: string, host: string, name: string) => {
+    if (recorded.has(stream)) return;
+    const initial = initialDomainState(host, name);
+    recorded.set(stream, initial);
+    whatIfStates.set(stream, initial);
+  };
+  const setWhatIf = (stream: string, next: DomainState) => {
+    whatIfHosts.update(whatIfStates.get(stream), next);
+    whatIfStates.set(stream, next);
+  };
+  const applyWhatIf = (stream: string, facts: Fact[]) => {
+    let next = whatIfStates.get(stream)!;
+    for (const f of facts) next = evolveKnown(next, f);
+    setWhatIf(stream, next);
+  };
+
+  /** One decision point; returns whether the what-if world keeps following the record for this decision. */
+  const decidePoint = (event: RecordedEvent, command: Command, stream: string, target: { host: string; name: string }, was: Outcome): boolean => {
+    commands++;
+    ensure(stream, target.host, target.name);
+    const rs = recorded.get(stream)!;
+    const ws = whatIfStates.get(stream)!;
+    const diverged = rs !== ws;
+    const asIf = withoutDisabledFailure(command, disabled);
+    const wouldDecision = safeDecide(ws, asIf, whatIfHosts, disabled);
+    const wouldBe = outcomeOf(wouldDecision, asIf);
+    const change = (cause: WhatIfChange['cause']) =>
+      changes.push({
+        position: event.position,
+        commandId: String(event.metadata.commandId ?? command.meta?.commandId ?? ''),
+        verb: String(command.verb),
+        host: target.host,
+        domain: target.name,
+        cause,
+        was,
+        wouldBe,
+      });
+    if (!diverged) {
+      // Compare with today's rules on the same history, so rule drift and driver refusals are not "changes".
+      const baseline = outcomeOf(safeDecide(rs, command, recordedHosts), command);
+      if (sameOutcome(wouldBe, baseline)) return true;
+      const direct = outcomeOf(safeDecide(rs, asIf, recordedHosts, disabled), asIf);
+      change(sameOutcome(direct, baseline) ? 'consequence' : 'rule');
+      // A migration phase that would pass: the saga's later steps (and the destination's) are not in the log, so
+      // the what-if world keeps following the record rather than invent them (or strand the domain mid-migration).
+      if (command.verb === 'migrate-phase' && was.outcome === 'refused' && wouldBe.outcome === 'accepted') return true;
+    } else if (!sameOutcome(wouldBe, was)) {
+      change('consequence');
+    }
+    // The what-if world goes its own way for this decision: decide's facts, or nothing when it would be refused
+    // (the recorded facts then move only the recorded world, and the two part).
+    if (wouldDecision.ok) applyWhatIf(stream, wouldDecision.facts);
+    return false;
+  };
+
+  for await (const event of store.readAll(0)) {
+    read++;
+    if (isDomainStream(event.stream)) {
+      const known = recorded.get(event.stream) ?? newStreamFold(event).state;
+      const identity = { host: known.host, name: known.name };
+      ensure(event.stream, identity.host, identity.name);
+      const command = commandOf(event);
+      const continues = !command && open && open.stream === event.stream && open.commandId === event.metadata.commandId;
+      let follow: boolean;
+      if (continues) {
+        follow = open!.follow;
+      } else if (command) {
+        const target = safeTarget(command) ?? identity;
+        follow = decidePoint(event, command, event.stream, target, recordedOutcome(event, command));
+        open = { stream: event.stream, commandId: event.metadata.commandId, follow };
+      } else {
+        // A hypervisor report: followed while the domain is undiverged, else re-decided as its guest-event.
+        const ws = whatIfStates.get(event.stream)!;
+        follow = recorded.get(event.stream) === ws;
+        if (!follow) {
+          const guestEvent = guestEventFor(event, ws);
+          const decision = guestEvent ? safeDecide(ws, guestEvent, whatIfHosts, disabled) : undefined;
+          if (decision?.ok) applyWhatIf(event.stream, decision.facts);
+        }
+        open = { stream: event.stream, commandId: event.metadata.commandId, follow };
+      }
+      const rsBefore = recorded.get(event.stream)!;
+      const wsBefore = whatIfStates.get(event.stream)!;
+      const rsAfter = evolveKnown(rsBefore, factOf(event));
+      recordedHosts.update(rsBefore, rsAfter);
+      recorded.set(event.stream, rsAfter);
+      if (follow && wsBefore === rsBefore) setWhatIf(event.stream, rsAfter);
+    } else if (isNoopStream(event.stream)) {
+      // An accepted no-op: nothing recorded to follow; where the what-if world differs it may do something now.
+      open = undefined;
+      const noop = acceptedNoopOf(event);
+      const target = noop && safeTarget(noop.command);
+      if (noop && target) decidePoint(event, noop.command, domainStream(target.host, target.name), target, { outcome: 'accepted' });
+    } else if (isRefusalStream(event.stream)) {
+      open = undefined;
+      const refused = refusalOf(event);
+      const target = refused && safeTarget(refused.command);
+      if (refused && target) {
+        decidePoint(event, refused.command, domainStream(target.host, target.name), target, {
+          outcome: 'refused',
+          rule: refused.rule,
+          message: refused.message,
+        });
+      }
+    } else {
+      open = undefined;
+    }
+    if (options.onProgress && read % progressEvery === 0) options.onProgress(progressOf(read, total, started));
+  }
+  if (options.onProgress) options.onProgress(progressOf(read, total, started));
+  const direct = changes.filter((c) => c.cause === 'rule').length;
+  return {
+    without: [...options.without],
+    commands,
+    changes,
+    direct,
+    consequences: changes.length - direct,
+    elapsedMs: Math.round(performance.now() - started),
+  };
+}
