@@ -1,11 +1,11 @@
-// Hash chains and tamper findings: what is wrong with a record (its hash, its metadata against its hashed command,
-// its signature), the anchor that notices facts cut from the end of the log, and the second look at a flagged
-// stream that names each changed, removed or reordered fact.
+// Tamper findings on single records: a fact that fails its hash, metadata that disagrees with the hashed command,
+// a signature that does not verify, a store that cannot be read; and the anchor that notices facts cut from the
+// end of the log. (The second look at a flagged stream is streamCheck.ts.)
 import type { Command } from '../../machines/commands';
-import { canonicalJson, eventHash } from '../factHash';
+import { canonicalJson } from '../factHash';
 import { verifyCommandSignature } from '../identity/signature';
 import { COMMAND_ACCEPTED, COMMAND_REFUSED } from '../../projections/log';
-import type { EventStore, RecordedEvent } from '../eventstore/types';
+import { StoreCorruptError, type EventStore, type RecordedEvent } from '../eventstore/types';
 import { safeTarget } from './outcome';
 
 export type TamperProblem = 'changed' | 'removed' | 'reordered' | 'unchained' | 'missing-hash' | 'truncated' | 'damaged';
@@ -68,12 +68,26 @@ export function signatureProblem(command: Command): string | undefined {
   return check.ok ? undefined : `the recorded command's signature does not verify: ${check.reason}`;
 }
 
-export function lastStream(chains: Map<string, ChainCursor>, position: number): string | undefined {
+/** A damaged store: our own errors, or SQLite's when a page does not parse. */
+export function isCorruption(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof StoreCorruptError || (typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB'));
+}
+
+function lastStream(chains: Map<string, ChainCursor>, position: number): string | undefined {
   for (const [stream, cursor] of chains) if (cursor.position === position) return stream;
   return undefined;
 }
 
-export async function readAnchor(store: EventStore) {
+/** Where the log ended when it was last verified clean: a later check must still find this fact there. */
+export interface Anchor {
+  position: number;
+  stream: string;
+  revision: number;
+  hash: string;
+}
+
+export async function readAnchor(store: EventStore): Promise<Anchor | undefined> {
   const doc = (await store.getDoc(ANCHOR_COLLECTION, ANCHOR_KEY)) as
     | { position?: unknown; stream?: unknown; revision?: unknown; hash?: unknown }
     | undefined;
@@ -81,150 +95,11 @@ export async function readAnchor(store: EventStore) {
   return { position: doc.position, stream: doc.stream, revision: doc.revision, hash: typeof doc.hash === 'string' ? doc.hash : '' };
 }
 
-/**
- * Second look at a stream the first pass flagged, in revision order: revisions that are missing (removed, with
- * the global positions that went missing between their neighbours), facts whose global order contradicts their
- * revisions, and the hash chain, from which the order the facts were recorded in is re-derived (each fact's hash
- * names the hash it was chained to) to tell a changed fact from a moved one. One finding per fact.
- */
-export async function checkStream(store: EventStore, stream: string, positionGaps: [number, number][], claimed: Set<number>): Promise<TamperFinding[]> {
-  const events: RecordedEvent[] = [];
-  for await (const event of store.readStream(stream)) events.push(event);
-  const findings = new Map<number, TamperFinding>(); // by revision
-  const report = (finding: TamperFinding) => {
-    const known = findings.get(finding.revision);
-    if (!known) findings.set(finding.revision, finding);
-    else if (finding.problem === 'reordered' && known.problem === 'reordered') known.detail += `; ${finding.detail}`;
-    else if (finding.problem === 'reordered' || finding.problem === 'removed') findings.set(finding.revision, finding);
-  };
-
-  // Removed: holes in the revisions, matched with holes in the global positions between the neighbours.
-  events.forEach((event, i) => {
-    const previous = events[i - 1];
-    const from = previous ? previous.revision + 1 : 0;
-    if (event.revision <= from) return;
-    const after = previous?.position ?? 0;
-    const missing: number[] = [];
-    for (const [a, b] of positionGaps) for (let p = Math.max(a, after + 1); p <= Math.min(b, event.position - 1); p++) missing.push(p);
-    const count = event.revision - from;
-    for (let k = 0; k < count; k++) {
-      const revision = from + k;
-      const position = missing.length === count ? missing[k]! : null;
-      if (position !== null) claimed.add(position);
-      report({
-        stream,
-        revision,
-        position,
-        problem: 'removed',
-        detail:
-          `revision ${revision} is missing (the stream goes from revision ${from - 1}${previous ? ` at position ${after}` : ''} ` +
-          `to revision ${event.revision} at position ${event.position})` +
-          (position !== null ? `; it was at position ${position}` : ''),
-      });
-    }
-  });
-
-  // Global order: the facts whose positions contradict their revisions are those outside the longest run of
-  // increasing positions (in revision order): the fewest facts that, moved back, would make the order agree.
-  const inOrder = longestIncreasingRun(events.map((e) => e.position));
-  events.forEach((event, i) => {
-    if (inOrder.has(i)) return;
-    report({
-      stream,
-      revision: event.revision,
-      position: event.position,
-      problem: 'reordered',
-      detail: `revision ${event.revision} is at position ${event.position}, out of order with the stream's other revisions`,
-    });
-  });
-
-  // The hash chain.
-  const hashes = events.map((e) => (typeof e.metadata.hash === 'string' ? e.metadata.hash : ''));
-  const holder = new Map<string, number>(); // recorded hash → index in `events`
-  hashes.forEach((h, i) => h && holder.set(h, i));
-  /** Index of the fact each fact chains to: -1 for the stream's start, undefined when none fits. */
-  const predecessor: (number | undefined)[] = events.map((event, i) => {
-    const own = hashes[i]!;
-    if (!own) return undefined;
-    if (i > 0 && eventHash(hashes[i - 1], event) === own) return i - 1;
-    if (eventHash('', event) === own) return -1;
-    for (const [hash, j] of holder) if (j !== i && eventHash(hash, event) === own) return j;
-    return undefined;
-  });
-  // The revision each fact was recorded at: one after the revision its predecessor was recorded at.
-  const recordedAt = new Map<number, number>();
-  const originalRevision = (i: number, depth = 0): number => {
-    const known = recordedAt.get(i);
-    if (known !== undefined) return known;
-    const p = predecessor[i];
-    const value = p === undefined || depth > events.length ? events[i]!.revision : p === -1 ? 0 : originalRevision(p, depth + 1) + 1;
-    recordedAt.set(i, value);
-    return value;
-  };
-  events.forEach((event, i) => {
-    if (!hashes[i]) {
-      report({ stream, revision: event.revision, position: event.position, problem: 'missing-hash', detail: 'the fact carries no hash' });
-      return;
-    }
-    const base = { stream, revision: event.revision, position: event.position };
-    const p = predecessor[i];
-    if (p === undefined) {
-      const previous = events[i - 1];
-      if (i === 0 ? event.revision !== 0 : previous!.revision !== event.revision - 1) return; // after a removal: not checkable alone
-      // A hole in the global log right before it: the fact recorded before it was removed, and the stream renumbered.
-      const after = previous?.position ?? 0;
-      const hole = positionGaps
-        .flatMap(([a, b]) => Array.from({ length: Math.max(0, Math.min(b, event.position - 1) - Math.max(a, after + 1) + 1) }, (_, k) => Math.max(a, after + 1) + k))
-        .filter((position) => !claimed.has(position));
-      if (hole.length > 0) {
-        for (const position of hole) claimed.add(position);
-        report({
-          stream,
-          revision: event.revision,
-          position: hole[0]!,
-          problem: 'removed',
-          detail:
-            `revision ${event.revision} (position ${hole.join(', ')}) was removed and the later revisions renumbered: ` +
-            `the ${event.type} now at revision ${event.revision} (position ${event.position}) chains to a hash no stored fact has`,
-        });
-        return;
-      }
-      const previousBroken = i > 0 && predecessor[i - 1] === undefined;
-      if (previousBroken) {
-        report({ ...base, problem: 'unchained', detail: `it does not chain to revision ${event.revision - 1}'s recorded hash (that hash was changed, or this fact was too)` });
-      } else {
-        report({ ...base, problem: 'changed', detail: changedDetail(event) });
-      }
-      return;
-    }
-    const original = originalRevision(i);
-    if (original !== event.revision) {
-      report({
-        ...base,
-        problem: 'reordered',
-        detail: `this ${event.type} was recorded as revision ${original} (its hash chains to the fact recorded before it), but it is stored as revision ${event.revision}`,
-      });
-    }
-  });
-  return [...findings.values()];
-}
-
-/** Indexes of one longest strictly increasing subsequence of `values` (patience sorting, O(n log n)). */
-function longestIncreasingRun(values: readonly number[]): Set<number> {
-  const tails: number[] = []; // index of the last element of the best run of each length
-  const previous: number[] = new Array(values.length).fill(-1);
-  values.forEach((v, i) => {
-    let lo = 0;
-    let hi = tails.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (values[tails[mid]!]! < v) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo > 0) previous[i] = tails[lo - 1]!;
-    tails[lo] = i;
-  });
-  const run = new Set<number>();
-  for (let i = tails.at(-1) ?? -1; i >= 0; i = previous[i]!) run.add(i);
-  return run;
+/** After a clean check: the fact at the head becomes the anchor. */
+export async function saveAnchor(store: EventStore, chains: Map<string, ChainCursor>, lastPosition: number): Promise<void> {
+  const last = chains.get(lastStream(chains, lastPosition) ?? '');
+  const stream = lastStream(chains, lastPosition);
+  if (stream && last) {
+    await store.putDoc(ANCHOR_COLLECTION, ANCHOR_KEY, { position: lastPosition, stream, revision: last.revision, hash: last.hash });
+  }
 }
