@@ -20,9 +20,9 @@ import {
 } from '../../projections/log';
 import { eventHash } from '../factHash';
 import type { RecordedEvent } from '../eventstore/types';
+import { HostIndex } from '../hostIndex';
 import { noopChecks, refusalDriftOf, refusedAt } from './auditRecords';
 import { metadataMismatch, signatureProblem, type Anchor, type ChainCursor, type TamperFinding } from './chains';
-import { HostIndex } from './hosts';
 import { guestEventFor, safeDecide, safeTarget } from './outcome';
 import type { RefusalDrift, ReplayViolation, ViolationSink } from './types';
 
@@ -190,7 +190,7 @@ function visitDomainFact(pass: Pass, event: RecordedEvent, command: Command | un
   if (before.revision < 0) pass.counts.domains++;
   pass.folds[event.stream] = before;
   const after = foldDomainEvent(pass.folds, event)!;
-  pass.hosts.update(before.state, after.state);
+  pass.hosts.trackState(event.stream, after.state, event.revision);
 }
 
 /** While an effect is intended and not settled, only its own command's records may follow in the stream. */

@@ -8,7 +8,7 @@ import { RULES } from '../../machines/rules';
 import { evolveKnown, newStreamFold } from '../../projections/domainList';
 import { acceptedNoopOf, commandOf, factOf, isDomainStream, isNoopStream, isRefusalStream, refusalOf } from '../../projections/log';
 import type { EventStore, RecordedEvent } from '../eventstore/types';
-import { HostIndex } from './hosts';
+import { HostIndex } from '../hostIndex';
 import {
   guestEventFor,
   outcomeOf,
@@ -145,8 +145,9 @@ function ensure(worlds: Worlds, stream: string, host: string, name: string): voi
   worlds.whatIf.set(stream, initial);
 }
 
+/** The what-if state of a stream; its host index entry carries no revision (-1): it is no revision of the log. */
 function setWhatIf(worlds: Worlds, stream: string, next: DomainState): void {
-  worlds.whatIfHosts.update(worlds.whatIf.get(stream), next);
+  worlds.whatIfHosts.trackState(stream, next, -1);
   worlds.whatIf.set(stream, next);
 }
 
@@ -215,7 +216,7 @@ function visitDomainFact(worlds: Worlds, event: RecordedEvent): void {
   const rsBefore = worlds.recorded.get(event.stream)!;
   const wsBefore = worlds.whatIf.get(event.stream)!;
   const rsAfter = evolveKnown(rsBefore, factOf(event));
-  worlds.recordedHosts.update(rsBefore, rsAfter);
+  worlds.recordedHosts.trackState(event.stream, rsAfter, event.revision);
   worlds.recorded.set(event.stream, rsAfter);
   if (follow && wsBefore === rsBefore) setWhatIf(worlds, event.stream, rsAfter);
 }
