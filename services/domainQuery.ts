@@ -3,6 +3,7 @@
 // and a limit) so a NATS reply never has to hold a whole fleet.
 import { z } from 'zod';
 
+import { pageThrough, QueryValueError } from './nats/paging';
 import { cmp } from './virsh/print';
 
 /** What the host index keeps of each domain: enough for `list`, its filters and DEF-NAME's uuid lookup. */
@@ -170,7 +171,7 @@ export function cursorAfter(e: { host: string; name: string }): string {
   return Buffer.from(JSON.stringify([e.host, e.name]), 'utf8').toString('base64url');
 }
 
-export class CursorError extends Error {}
+export class CursorError extends QueryValueError {}
 
 export function parseCursor(cursor: string): { host: string; name: string } {
   let parsed: unknown;
@@ -236,16 +237,12 @@ export function selectPage(
 }
 
 /** Every domain a query selects, page after page (a remote ledger's pages are cut to fit max_payload). */
-export async function allDomains(
+export function allDomains(
   source: { queryDomains(query?: DomainQuery): Promise<DomainPage> },
   query: DomainQuery = {},
 ): Promise<DomainSummary[]> {
-  const rows: DomainSummary[] = [];
-  let cursor = query.cursor;
-  for (;;) {
+  return pageThrough(async (cursor) => {
     const page = await source.queryDomains({ ...query, ...(cursor !== undefined ? { cursor } : {}) });
-    for (const row of page.domains) rows.push(row); // not push(...rows): 100,000 arguments is more than a call takes
-    if (page.next === null || page.domains.length === 0) return rows;
-    cursor = page.next;
-  }
+    return { rows: page.domains, next: page.next };
+  }, query.cursor);
 }

@@ -1,6 +1,10 @@
 // Paged query replies that always fit the server's max_payload: rows are serialized one by one and the page is
 // cut where the next row would not fit, its `next` cursor pointing after the last row sent. The client asks again
-// with that cursor (services/client.ts pages through transparently).
+// with that cursor (services/client.ts pages through transparently, with pageThrough). Every paged query uses
+// these two: domains (services/domainQuery.ts), the audit (services/auditQuery.ts), snapshots (snapshotQuery.ts).
+
+/** A query naming something wrong (a cursor that is not one, a filter value that does not exist): a validation error. */
+export class QueryValueError extends Error {}
 
 /** nats-server's default max_payload, when the connection has no server info yet. */
 export const DEFAULT_SERVER_MAX_PAYLOAD = 1024 * 1024;
@@ -53,4 +57,18 @@ export function pagedJson<T>(
     used += size;
   }
   return head + parts.join(',') + tail(page.next);
+}
+
+/**
+ * Every row of a paged query, page after page from `cursor` (a remote ledger's pages are cut to fit max_payload).
+ * Rows are copied one by one: push(...rows) of 100,000 arguments is more than a call takes.
+ */
+export async function pageThrough<T>(fetch: (cursor: string | undefined) => Promise<Page<T>>, cursor?: string): Promise<T[]> {
+  const all: T[] = [];
+  for (;;) {
+    const page = await fetch(cursor);
+    for (const row of page.rows) all.push(row);
+    if (page.next === null || page.rows.length === 0) return all;
+    cursor = page.next;
+  }
 }
