@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { AuditEntry, AuditQuery } from '../projections/auditLog';
 import { parseLogPoint, type LogPoint } from '../projections/log';
 import { MAX_PAGE_LIMIT } from './domainQuery';
-import { QueryValueError, type Page } from './nats/paging';
+import { decodeCursor, encodeCursor, QueryValueError, type Page } from './nats/paging';
 
 export const AuditQuerySchema = z
   .object({
@@ -36,22 +36,17 @@ interface AuditCursor {
   left: number | null;
 }
 
-function encodeCursor(c: AuditCursor): string {
-  return Buffer.from(JSON.stringify([c.after, c.until, c.left]), 'utf8').toString('base64url');
+function encodeAuditCursor(c: AuditCursor): string {
+  return encodeCursor([c.after, c.until, c.left]);
 }
 
-function parseCursor(cursor: string): AuditCursor {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  const whole = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!Array.isArray(parsed) || parsed.length !== 3 || !whole(parsed[0]) || !(parsed[1] === null || whole(parsed[1])) || !(parsed[2] === null || whole(parsed[2]))) {
-    throw new QueryValueError(`cursor: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this query (pass the previous page's next)`);
-  }
-  return { after: parsed[0] as number, until: parsed[1] as number | null, left: parsed[2] as number | null };
+const whole = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isAuditKey = (k: unknown): k is [number, number | null, number | null] =>
+  Array.isArray(k) && k.length === 3 && whole(k[0]) && (k[1] === null || whole(k[1])) && (k[2] === null || whole(k[2]));
+
+function parseAuditCursor(cursor: string): AuditCursor {
+  const [after, until, left] = decodeCursor(cursor, isAuditKey);
+  return { after, until, left };
 }
 
 function sinceOf(since: number | string | undefined): LogPoint | undefined {
@@ -82,7 +77,7 @@ export async function auditPage(select: AuditSelect, q: z.output<typeof AuditQue
   };
   let at: AuditCursor = { after: 0, until: null, left: q.count ?? null };
   if (q.cursor !== undefined) {
-    at = parseCursor(q.cursor);
+    at = parseAuditCursor(q.cursor);
   } else if (q.count !== undefined && !since) {
     const latest = await select({ ...filters, limit: q.count });
     if (latest.length > 0) at = { after: latest[0]!.position - 1, until: latest.at(-1)!.position, left: latest.length };
@@ -95,7 +90,7 @@ export async function auditPage(select: AuditSelect, q: z.output<typeof AuditQue
   if (q.cursor === undefined && rows.length === 0) await assertKnown(select, q);
   const index = new Map(rows.map((e, i) => [e, i]));
   const cursorOf = (e: AuditEntry) =>
-    encodeCursor({ after: e.position, until: at.until, left: at.left === null ? null : at.left - (index.get(e)! + 1) });
+    encodeAuditCursor({ after: e.position, until: at.until, left: at.left === null ? null : at.left - (index.get(e)! + 1) });
   const more = inRange.length > size && (at.left === null || at.left > size);
   return { rows, next: more ? cursorOf(rows[rows.length - 1]!) : null, cursorOf };
 }

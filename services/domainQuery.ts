@@ -3,7 +3,7 @@
 // and a limit) so a NATS reply never has to hold a whole fleet.
 import { z } from 'zod';
 
-import { pageThrough, QueryValueError } from './nats/paging';
+import { decodeCursor, encodeCursor, pageThrough } from './nats/paging';
 import { cmp } from './virsh/print';
 
 /** What the host index keeps of each domain: enough for `list`, its filters and DEF-NAME's uuid lookup. */
@@ -168,22 +168,14 @@ export function compareSummaries(a: { host: string; name: string }, b: { host: s
 
 /** The opaque cursor after a domain: its host and name. */
 export function cursorAfter(e: { host: string; name: string }): string {
-  return Buffer.from(JSON.stringify([e.host, e.name]), 'utf8').toString('base64url');
+  return encodeCursor([e.host, e.name]);
 }
 
-export class CursorError extends QueryValueError {}
+const isDomainKey = (k: unknown): k is [string, string] => Array.isArray(k) && k.length === 2 && typeof k[0] === 'string' && typeof k[1] === 'string';
 
 export function parseCursor(cursor: string): { host: string; name: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string') {
-    throw new CursorError(`cursor: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this query (pass the previous page's next)`);
-  }
-  return { host: parsed[0], name: parsed[1] };
+  const [host, name] = decodeCursor(cursor, isDomainKey);
+  return { host, name };
 }
 
 /** First index in `sorted` whose key is after `key`. */

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DEFAULT_HOST, initialDomainState, type DomainState, type Snapshot } from '../machines/model';
 import { buildSnapshotTree } from '../projections/snapshotTree';
 import { MAX_PAGE_LIMIT } from './domainQuery';
-import { QueryValueError, type Page } from './nats/paging';
+import { decodeCursor, encodeCursor, type Page } from './nats/paging';
 import { cmp } from './virsh/print';
 
 export const SnapshotsQuerySchema = z.object({
@@ -22,25 +22,14 @@ export const SnapshotsQuerySchema = z.object({
 export type SnapshotRow = Snapshot & { current: boolean };
 
 export function snapshotCursor(row: { name: string }): string {
-  return Buffer.from(JSON.stringify([row.name]), 'utf8').toString('base64url');
+  return encodeCursor([row.name]);
 }
 
-function parseSnapshotCursor(cursor: string): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 1 || typeof parsed[0] !== 'string') {
-    throw new QueryValueError(`cursor: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this query (pass the previous page's next)`);
-  }
-  return parsed[0];
-}
+const isSnapshotKey = (k: unknown): k is [string] => Array.isArray(k) && k.length === 1 && typeof k[0] === 'string';
 
 /** One page of a domain's snapshots, in name order, after the cursor. */
 export function snapshotPage(state: DomainState, q: { cursor?: string | undefined; limit?: number | undefined }, maxRows: number): Page<SnapshotRow> {
-  const after = q.cursor !== undefined ? parseSnapshotCursor(q.cursor) : undefined;
+  const after = q.cursor !== undefined ? decodeCursor(q.cursor, isSnapshotKey)[0] : undefined;
   const names = Object.keys(state.snapshots).sort(cmp).filter((name) => after === undefined || cmp(name, after) > 0);
   const size = Math.min(q.limit ?? MAX_PAGE_LIMIT, maxRows);
   const rows = names.slice(0, size).map((name) => ({ ...state.snapshots[name]!, current: state.current === name }));

@@ -6,6 +6,23 @@
 /** A query naming something wrong (a cursor that is not one, a filter value that does not exist): a validation error. */
 export class QueryValueError extends Error {}
 
+/** An opaque cursor: the key of the last row sent, as base64url JSON. */
+export function encodeCursor(key: unknown): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+/** The key in a cursor, if it is one of this query's (`isKey`); else a QueryValueError naming the cursor. */
+export function decodeCursor<K>(cursor: string, isKey: (key: unknown) => key is K): K {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    key = undefined;
+  }
+  if (!isKey(key)) throw new QueryValueError(`cursor: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this query (pass the previous page's next)`);
+  return key;
+}
+
 /** nats-server's default max_payload, when the connection has no server info yet. */
 export const DEFAULT_SERVER_MAX_PAYLOAD = 1024 * 1024;
 
