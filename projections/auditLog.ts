@@ -223,6 +223,8 @@ export class AuditLogState {
     }
     const since = query.since;
     if (since && 'position' in since) chunks = chunks.filter((i) => this.chunkLast[i]! >= since.position);
+    const after = query.after;
+    if (after !== undefined) chunks = chunks.filter((i) => this.chunkLast[i]! > after);
     if (since && 'time' in since) {
       const sinceMs = timeMs(since.time);
       chunks = chunks.filter((i) => this.chunkMaxTime[i]! >= sinceMs);
@@ -240,7 +242,7 @@ export class AuditLogState {
     const chunks = this.#candidates(at.sealed, query);
     const limit = query.limit;
     const parts: AuditEntry[][] = [];
-    if (limit === undefined || query.since) {
+    if (limit === undefined || query.since || query.after !== undefined) {
       // Every match, or the earliest `limit` of them: forwards, stopping once there are enough.
       let found = 0;
       for (const i of chunks) {
@@ -471,7 +473,9 @@ export interface AuditQuery {
   host?: string;
   /** Entries at or after this global position, or stamped at or after this ISO time. */
   since?: { position: number } | { time: string };
-  /** At most this many: the earliest ones after `since` when given, else the latest ones. */
+  /** Only entries after this global position (where the previous page of a paged query ended). */
+  after?: number;
+  /** At most this many: the earliest ones after `since` (or `after`) when given, else the latest ones. */
   limit?: number;
   outcome?: 'accepted' | 'refused';
   /** One migration (or any commands a client correlated): entries whose correlation id, or command id, is this. */
@@ -488,6 +492,7 @@ export function auditMatcher(query: AuditQuery = {}): (e: AuditEntry) => boolean
     if (query.outcome !== undefined && e.outcome !== query.outcome) return false;
     if (query.correlationId !== undefined && groupKey(e) !== query.correlationId) return false;
     if (since && 'position' in since && e.position < since.position) return false;
+    if (query.after !== undefined && e.position <= query.after) return false;
     if (since && 'time' in since && !(timeMs(e.time) >= sinceMs)) return false;
     return true;
   };
@@ -496,7 +501,7 @@ export function auditMatcher(query: AuditQuery = {}): (e: AuditEntry) => boolean
 /** The query's `limit` applied to the matching entries (in log order): the earliest after `since`, else the latest. */
 function limitAuditEntries(out: AuditEntry[], query: AuditQuery): AuditEntry[] {
   if (query.limit === undefined || out.length <= query.limit) return out;
-  return query.since ? out.slice(0, query.limit) : out.slice(out.length - query.limit);
+  return query.since || query.after !== undefined ? out.slice(0, query.limit) : out.slice(out.length - query.limit);
 }
 
 export function selectAuditEntries(entries: readonly AuditEntry[], query: AuditQuery = {}): AuditEntry[] {

@@ -2,6 +2,7 @@
 // command line. registerAuditCommands(program) adds both subcommands to a commander program (services/cli/main.ts).
 //
 //   vmledger audit [DOM] [--host HOST] [--since TIME|POSITION] [--limit N] [--json] [--store SPEC]
+//   vmledger --nats URL audit …      the same, asked of a running `vmledger serve` (vmledger.query.audit, paged)
 //   vmledger replay [--json] [--at POSITION|TIME] [--without RULE]... [--store SPEC]
 //
 // Exit codes of `replay` (the check): 0 every recorded decision passes today's rules and every hash chain holds;
@@ -14,6 +15,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 
 import type { AuditEntry } from '../projections/auditLog';
+import type { AuditRequest } from './auditQuery';
 import { auditEntries } from '../projections/queries';
 import { parseLogPoint, type LogPoint } from '../projections/log';
 import { renderSnapshotTree } from '../projections/snapshotTree';
@@ -258,12 +260,25 @@ function collect(value: string, previous: string[] | undefined): string[] {
  */
 function optionsOf(cmd: Command, env: NodeJS.ProcessEnv) {
   const own = cmd.opts<{ store?: string; json?: boolean; host?: string }>();
-  const all = cmd.optsWithGlobals<{ store?: string; json?: boolean; host?: string }>();
+  const all = cmd.optsWithGlobals<{ store?: string; json?: boolean; host?: string; nats?: string }>();
   return {
     store: own.store ?? all.store ?? (env.VMLEDGER_STORE?.trim() || DEFAULT_STORE_SPEC),
     json: own.json ?? all.json ?? false,
     host: own.host ?? all.host,
+    nats: all.nats,
   };
+}
+
+/** `vmledger --nats URL audit`: the entries from a running service, every page of them (NATS client loaded only here). */
+async function remoteAuditEntries(url: string, env: NodeJS.ProcessEnv, query: AuditRequest): Promise<AuditEntry[]> {
+  const { connectNats, natsConfigFromEnv, natsConnectionOptions } = await import('./nats/config');
+  const { createVmledgerClient } = await import('./client');
+  const nc = await connectNats(natsConnectionOptions(natsConfigFromEnv(env, { url, name: 'vmledger audit' })));
+  try {
+    return await createVmledgerClient(nc).auditEntries(query);
+  } finally {
+    await nc.drain().catch(() => undefined);
+  }
 }
 
 export function registerAuditCommands(program: Command, deps: AuditCliDeps = {}): Command {
@@ -296,23 +311,31 @@ export function registerAuditCommands(program: Command, deps: AuditCliDeps = {})
     .option('--json', 'print the entries as JSON')
     .option('--store <spec>', `event store: sqlite:PATH or memory (default: $VMLEDGER_STORE or ${DEFAULT_STORE_SPEC})`)
     .action(async (domain: string | undefined, opts: { since?: string; limit?: string }, cmd: Command) => {
-      const { store: spec, json, host } = optionsOf(cmd, env);
-      await withStore(spec, 1, async (store) => {
+      const { store: spec, json, host, nats } = optionsOf(cmd, env);
+      const read = async (store?: EventStore) => {
         const since: LogPoint | undefined = opts.since === undefined ? undefined : parseLogPoint(opts.since);
         let limit: number | undefined;
         if (opts.limit !== undefined) {
           limit = Number(opts.limit);
           if (!Number.isSafeInteger(limit) || limit < 0) throw new Error(`--limit must be a whole number, got '${opts.limit}'`);
         }
-        const entries = await auditEntries(store, {
-          ...(domain !== undefined ? { domain } : {}),
-          ...(host !== undefined ? { host } : {}),
-          ...(since ? { since } : {}),
-          ...(limit !== undefined ? { limit } : {}),
-        });
+        const filters = { ...(domain !== undefined ? { domain } : {}), ...(host !== undefined ? { host } : {}) };
+        const entries =
+          store !== undefined
+            ? await auditEntries(store, { ...filters, ...(since ? { since } : {}), ...(limit !== undefined ? { limit } : {}) })
+            : limit === 0
+              ? []
+              : await remoteAuditEntries(nats!, env, { ...filters, ...(opts.since !== undefined ? { since: opts.since } : {}), ...(limit !== undefined ? { count: limit } : {}) });
         stdout.write(json ? JSON.stringify(entries, null, 2) + '\n' : terminalText(formatAuditTable(entries)) + disagreementNote(entries));
         return EXIT_OK;
-      });
+      };
+      if (nats === undefined) return withStore(spec, 1, read);
+      try {
+        exit(await read());
+      } catch (error) {
+        stderr.write(`error: ${terminalField(error instanceof Error ? error.message : String(error))}\n`);
+        exit(1);
+      }
     });
 
   program

@@ -16,7 +16,11 @@ import type { KeyPair } from '@nats-io/nkeys';
 import { ErrorCode, type NatsConnection, type NatsError, type Subscription } from 'nats';
 
 import { VERBS, type CommandInput, type Verb } from '../machines/commands';
+import type { AuditEntry } from '../projections/auditLog';
+import type { AuditRequest } from './auditQuery';
 import { allDomains, type DomainPage, type DomainQuery, type DomainSummary } from './domainQuery';
+import { pageThrough } from './nats/paging';
+import { treeOfRows, type SnapshotRow } from './snapshotQuery';
 import type { RecordedEvent } from './eventstore/types';
 import { signCommand } from './identity/signature';
 import type { CommandOutcome } from './ledger-types';
@@ -97,13 +101,41 @@ export interface VmledgerClient {
   /** One page of domains by virsh's list filters; pass `next` back as `cursor` for the following page. */
   queryDomains(query?: DomainQuery): Promise<DomainPage>;
   loadDomain(host: string, domain: string): Promise<DomainResult>;
+  /** The snapshot tree of a domain (paging through its snapshots when they do not fit one reply). */
   snapshotTree(host: string, domain: string): Promise<SnapshotTreeResult>;
+  /** One page of a domain's snapshots in name order; pass `next` back as `cursor` for the following page. */
+  querySnapshots(host: string, domain: string, page?: { cursor?: string; limit?: number }): Promise<SnapshotPage>;
+  /** Every snapshot of a domain (and which is current), paging through. */
+  listSnapshots(host: string, domain: string): Promise<SnapshotList>;
+  /** One page of the audit log (vmledger.query.audit); pass `next` back as `cursor` for the following page. */
+  queryAudit(query?: AuditRequest): Promise<AuditPage>;
+  /** Every audit entry the query selects, paging through (`count`: at most that many in all, as `audit --limit`). */
+  auditEntries(query?: AuditRequest): Promise<AuditEntry[]>;
   /** The first outcome of a command id (to learn what became of a command whose reply was lost), or undefined. */
   recall(commandId: string): Promise<CommandOutcome | undefined>;
   /** JSON Schema of the request bodies, by verb (or just one verb's). */
   schemas(verb?: Verb): Promise<Record<string, unknown>>;
   /** Facts as they are published: of one domain, one host, a domain name on any host, or all. */
   subscribe(host?: string, domain?: string): FactSubscription;
+}
+
+export interface SnapshotList {
+  host: string;
+  domain: string;
+  current: string | null;
+  revision: number;
+  snapshots: SnapshotRow[];
+}
+
+export interface SnapshotPage extends SnapshotList {
+  next: string | null;
+  /** The tree, when every snapshot fitted this one reply. */
+  roots?: SnapshotTreeResult['roots'];
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  next: string | null;
 }
 
 const encoder = new TextEncoder();
@@ -163,6 +195,30 @@ export function createVmledgerClient(nc: NatsConnection, options: VmledgerClient
 
   const queryDomains = (q: DomainQuery = {}): Promise<DomainPage> => query<DomainPage>(QUERY_SUBJECTS.domains, q);
 
+  const querySnapshots = (host: string, domain: string, page: { cursor?: string; limit?: number } = {}) =>
+    query<SnapshotPage>(QUERY_SUBJECTS.snapshots, { host, domain, ...page });
+
+  /** Every snapshot, as of the first page (its current snapshot and revision). */
+  const listSnapshots = async (host: string, domain: string): Promise<SnapshotList> => {
+    let first: SnapshotPage | undefined;
+    const snapshots = await pageThrough(async (cursor) => {
+      const page = await querySnapshots(host, domain, cursor !== undefined ? { cursor } : {});
+      first ??= page;
+      return { rows: page.snapshots, next: page.next };
+    });
+    return { host: first!.host, domain: first!.domain, current: first!.current, revision: first!.revision, snapshots };
+  };
+
+  const snapshotTree = async (host: string, domain: string): Promise<SnapshotTreeResult> => {
+    const page = await querySnapshots(host, domain);
+    const head = { host: page.host, domain: page.domain, current: page.current, revision: page.revision };
+    if (page.roots) return { ...head, roots: page.roots };
+    const all = await listSnapshots(host, domain);
+    return { ...head, roots: treeOfRows(all.host, all.domain, all.current, all.snapshots) };
+  };
+
+  const queryAudit = (q: AuditRequest = {}): Promise<AuditPage> => query<AuditPage>(QUERY_SUBJECTS.audit, q);
+
   const command = <V extends Verb>(verb: V, args: CommandArgs<V>): Promise<CommandOutcome> =>
     execute({ ...args, verb } as unknown as CommandRequest);
 
@@ -200,7 +256,15 @@ export function createVmledgerClient(nc: NatsConnection, options: VmledgerClient
     listDomains: (q) => allDomains({ queryDomains }, typeof q === 'string' ? { host: q, all: true } : (q ?? { all: true })),
     queryDomains,
     loadDomain: (host, domain) => query<DomainResult>(QUERY_SUBJECTS.domain, { host, domain }),
-    snapshotTree: (host, domain) => query<SnapshotTreeResult>(QUERY_SUBJECTS.snapshots, { host, domain }),
+    snapshotTree,
+    querySnapshots,
+    listSnapshots,
+    queryAudit,
+    auditEntries: (q = {}) =>
+      pageThrough(async (cursor) => {
+        const page = await queryAudit({ ...q, ...(cursor !== undefined ? { cursor } : {}) });
+        return { rows: page.entries, next: page.next };
+      }, q.cursor),
     recall: async (commandId) => (await query<RecallResult>(QUERY_SUBJECTS.command, { commandId })).outcome ?? undefined,
     schemas: async (verb) => (await query<{ schemas: Record<string, unknown> }>(SCHEMA_SUBJECT, verb === undefined ? {} : { verb })).schemas,
     subscribe,

@@ -3,6 +3,7 @@
 // and a limit) so a NATS reply never has to hold a whole fleet.
 import { z } from 'zod';
 
+import { decodeCursor, encodeCursor, pageThrough } from './nats/paging';
 import { cmp } from './virsh/print';
 
 /** What the host index keeps of each domain: enough for `list`, its filters and DEF-NAME's uuid lookup. */
@@ -167,22 +168,14 @@ export function compareSummaries(a: { host: string; name: string }, b: { host: s
 
 /** The opaque cursor after a domain: its host and name. */
 export function cursorAfter(e: { host: string; name: string }): string {
-  return Buffer.from(JSON.stringify([e.host, e.name]), 'utf8').toString('base64url');
+  return encodeCursor([e.host, e.name]);
 }
 
-export class CursorError extends Error {}
+const isDomainKey = (k: unknown): k is [string, string] => Array.isArray(k) && k.length === 2 && typeof k[0] === 'string' && typeof k[1] === 'string';
 
 export function parseCursor(cursor: string): { host: string; name: string } {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string') {
-    throw new CursorError(`cursor: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this query (pass the previous page's next)`);
-  }
-  return { host: parsed[0], name: parsed[1] };
+  const [host, name] = decodeCursor(cursor, isDomainKey);
+  return { host, name };
 }
 
 /** First index in `sorted` whose key is after `key`. */
@@ -236,16 +229,12 @@ export function selectPage(
 }
 
 /** Every domain a query selects, page after page (a remote ledger's pages are cut to fit max_payload). */
-export async function allDomains(
+export function allDomains(
   source: { queryDomains(query?: DomainQuery): Promise<DomainPage> },
   query: DomainQuery = {},
 ): Promise<DomainSummary[]> {
-  const rows: DomainSummary[] = [];
-  let cursor = query.cursor;
-  for (;;) {
+  return pageThrough(async (cursor) => {
     const page = await source.queryDomains({ ...query, ...(cursor !== undefined ? { cursor } : {}) });
-    for (const row of page.domains) rows.push(row); // not push(...rows): 100,000 arguments is more than a call takes
-    if (page.next === null || page.domains.length === 0) return rows;
-    cursor = page.next;
-  }
+    return { rows: page.domains, next: page.next };
+  }, query.cursor);
 }

@@ -52,6 +52,11 @@ function entryOf(state: DomainState, revision: number): IndexEntry {
   };
 }
 
+/** Whether two entries hold a UUID for the same domain (what DEF-NAME looks up): then the UUID map stays as it is. */
+function sameIdentity(a: IndexEntry, b: IndexEntry): boolean {
+  return a.life === b.life && a.uuid === b.uuid && a.name === b.name && a.host === b.host;
+}
+
 /**
  * The part of a state an index entry keeps, as a DomainState `evolve` can take: snapshot facts add and remove
  * names (their records are only copied), so placeholder records keep the names exact.
@@ -103,7 +108,7 @@ export class HostIndex implements HostView {
     this.sortedEntries = undefined;
     this.entries.set(stream, entry);
     const byUuid = this.byUuidMap;
-    if (!byUuid) return;
+    if (!byUuid || (old && sameIdentity(old, entry))) return;
     if (old?.life === 'exists' && old.uuid && byUuid.get(indexKey(old.host, old.uuid)) === old.name) byUuid.delete(indexKey(old.host, old.uuid));
     if (entry.life === 'exists' && entry.uuid) byUuid.set(indexKey(entry.host, entry.uuid), entry.name);
   }
@@ -112,6 +117,15 @@ export class HostIndex implements HostView {
   applyState(stream: string, state: DomainState, revision: number): void {
     const old = this.entries.get(stream);
     if (old && old.revision >= revision) return;
+    this.set(stream, entryOf(state, revision));
+  }
+
+  /**
+   * For a reader that folds the log itself (replay, what-if): the stream's state as it has folded it, taken as it
+   * is, without applyState's revision check: a tampered log may hold a stream's revisions out of order, and the
+   * host each recorded decision saw is the one the pass has read so far.
+   */
+  trackState(stream: string, state: DomainState, revision: number): void {
     this.set(stream, entryOf(state, revision));
   }
 

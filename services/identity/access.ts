@@ -51,7 +51,7 @@ export function defaultAccess(defaultActor = 'nats'): AccessControl {
   return accessControl({ identity: { trustedAccounts: [], keys: {}, requireSignatures: false, defaultActor }, actors: {}, unauthenticated: [] });
 }
 
-/** The permission a query subject needs, and where: listing and recall need `connect.search_domains`, the rest `domain.read`. */
+/** The permission a query subject needs, and where: listing, the audit and recall need `connect.search_domains`, the rest `domain.read`. */
 export function queryAccess(access: AccessControl, subject: string, data: Uint8Array, headers: HeaderSource | undefined): Refusal | undefined {
   let body: Record<string, unknown> = {};
   try {
@@ -66,5 +66,6 @@ export function queryAccess(access: AccessControl, subject: string, data: Uint8A
   }
   if (subject === QUERY_SUBJECTS.domains) return access.query(headers, 'connect.search_domains', str(body.host), undefined);
   if (subject === QUERY_SUBJECTS.command) return access.query(headers, 'connect.search_domains', undefined, undefined);
+  if (subject === QUERY_SUBJECTS.audit) return access.query(headers, 'connect.search_domains', str(body.host), undefined);
   return undefined;
 }

@@ -1,6 +1,27 @@
 // Paged query replies that always fit the server's max_payload: rows are serialized one by one and the page is
 // cut where the next row would not fit, its `next` cursor pointing after the last row sent. The client asks again
-// with that cursor (services/client.ts pages through transparently).
+// with that cursor (services/client.ts pages through transparently, with pageThrough). Every paged query uses
+// these two: domains (services/domainQuery.ts), the audit (services/auditQuery.ts), snapshots (snapshotQuery.ts).
+
+/** A query naming something wrong (a cursor that is not one, a filter value that does not exist): a validation error. */
+export class QueryValueError extends Error {}
+
+/** An opaque cursor: the key of the last row sent, as base64url JSON. */
+export function encodeCursor(key: unknown): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+/** The key in a cursor, if it is one of this query's (`isKey`); else a QueryValueError naming the cursor. */
+export function decodeCursor<K>(cursor: string, isKey: (key: unknown) => key is K): K {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    key = undefined;
+  }
+  if (!isKey(key)) throw new QueryValueError(`cursor: ${JSON.stringify(cursor.slice(0, 80))} is not a cursor of this query (pass the previous page's next)`);
+  return key;
+}
 
 /** nats-server's default max_payload, when the connection has no server info yet. */
 export const DEFAULT_SERVER_MAX_PAYLOAD = 1024 * 1024;
@@ -53,4 +74,18 @@ export function pagedJson<T>(
     used += size;
   }
   return head + parts.join(',') + tail(page.next);
+}
+
+/**
+ * Every row of a paged query, page after page from `cursor` (a remote ledger's pages are cut to fit max_payload).
+ * Rows are copied one by one: push(...rows) of 100,000 arguments is more than a call takes.
+ */
+export async function pageThrough<T>(fetch: (cursor: string | undefined) => Promise<Page<T>>, cursor?: string): Promise<T[]> {
+  const all: T[] = [];
+  for (;;) {
+    const page = await fetch(cursor);
+    for (const row of page.rows) all.push(row);
+    if (page.next === null || page.rows.length === 0) return all;
+    cursor = page.next;
+  }
 }

@@ -7,7 +7,11 @@
 //                                     from the subject and may be omitted or repeated; `meta` may be omitted)
 //   vmledger.query.domains            request/reply: {host?} → {ok, domains}
 //   vmledger.query.domain             request/reply: {host?, domain} → {ok, state, revision}
-//   vmledger.query.snapshots          request/reply: {host?, domain} → {ok, host, domain, current, revision, roots}
+//   vmledger.query.snapshots          request/reply: {host?, domain, cursor?, limit?} → {ok, snapshots, next, host,
+//                                     domain, current, revision, roots?} (a page in name order; `roots`, the tree,
+//                                     when every snapshot fits the reply)
+//   vmledger.query.audit              request/reply: {domain?, host?, since?, outcome?, correlationId?, count?,
+//                                     cursor?, limit?} → {ok, entries, next} (the audit log in log order, a page)
 //   vmledger.query.command            request/reply: {commandId} → {ok, outcome} (the first outcome, or null if unknown)
 //   vmledger.schema                   request/reply: {verb?} → {ok, schemas} (JSON Schema of the request bodies)
 //   vmledger.evt.<host>.<domain>      published: each fact, once it is durable (body: the RecordedEvent)
@@ -28,6 +32,7 @@ export const QUERY_SUBJECTS = {
   domain: `${SUBJECT_ROOT}.query.domain`,
   snapshots: `${SUBJECT_ROOT}.query.snapshots`,
   command: `${SUBJECT_ROOT}.query.command`,
+  audit: `${SUBJECT_ROOT}.query.audit`,
 } as const;
 export const SCHEMA_SUBJECT = `${SUBJECT_ROOT}.schema`;
 

@@ -4,14 +4,18 @@
 // use the local ledger or a query subject.
 import type { NatsConnection } from 'nats';
 
+import type { DomainState } from '../../machines/model';
 import type { Ledger, LoadedDomain } from '../ledger-types';
-import { createVmledgerClient, type VmledgerClient, type VmledgerClientOptions } from '../client';
+import { createVmledgerClient, VmledgerRequestError, type VmledgerClient, type VmledgerClientOptions } from '../client';
+import { snapshotState } from '../snapshotQuery';
 import { SERVICE_RULES, type SnapshotTreeResult } from './protocol';
 
 export interface RemoteLedger extends Omit<Ledger, 'store' | 'listDomains'> {
   readonly remote: true;
   /** The snapshot tree of a domain (vmledger.query.snapshots); throws VmledgerRequestError when it does not exist. */
   snapshotTree(host: string, domain: string): Promise<SnapshotTreeResult>;
+  /** The domain with every snapshot, paged through vmledger.query.snapshots (`snapshot-list`); undefined when it does not exist. */
+  domainSnapshots(host: string, domain: string): Promise<DomainState | undefined>;
   readonly client: VmledgerClient;
 }
 
@@ -51,6 +55,15 @@ export function createRemoteLedger(nc: NatsConnection, options: RemoteLedgerOpti
     queryDomains: (query) => client.queryDomains(query),
     recall: (commandId) => client.recall(commandId),
     snapshotTree: (host, domain) => client.snapshotTree(host, domain),
+    async domainSnapshots(host, domain) {
+      try {
+        const list = await client.listSnapshots(host, domain);
+        return snapshotState(list.host, list.domain, list.current, list.snapshots);
+      } catch (error) {
+        if (error instanceof VmledgerRequestError && error.rule === 'DOM-NOTFOUND') return undefined;
+        throw error;
+      }
+    },
     async close() {
       if (options.closeConnection && !nc.isClosed()) await nc.drain();
     },

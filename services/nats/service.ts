@@ -46,7 +46,10 @@ import { CLIENT_VERBS, type Verb } from '../../machines/commands';
 import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
 import { withConfigFromXml } from './domainXml';
 import { domainStream } from '../../machines/model';
-import { CursorError, cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
+import { auditPage, AuditQuerySchema } from '../auditQuery';
+import { cursorAfter, MAX_PAGE_LIMIT } from '../domainQuery';
+import { openViews, type LedgerViews } from '../../projections/queries';
+import { snapshotCursor, snapshotPage, SnapshotsQuerySchema } from '../snapshotQuery';
 import { StoreFullError, StoreUnavailableError } from '../eventstore/types';
 import { defaultAccess, queryAccess, type AccessControl } from '../identity/access';
 import type { CommandOutcome, Ledger } from '../ledger-types';
@@ -74,7 +77,7 @@ import {
   subjectsCollide,
   type ErrorReply,
 } from './protocol';
-import { DEFAULT_SERVER_MAX_PAYLOAD, pagedJson, rowsPerReply } from './paging';
+import { DEFAULT_SERVER_MAX_PAYLOAD, pagedJson, QueryValueError, rowsPerReply } from './paging';
 import {
   DomainQuerySchema,
   DomainsQuerySchema,
@@ -190,6 +193,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     QUERY_SUBJECTS.domain,
     QUERY_SUBJECTS.snapshots,
     QUERY_SUBJECTS.command,
+    QUERY_SUBJECTS.audit,
     SCHEMA_SUBJECT,
   ];
 
@@ -422,14 +426,22 @@ export async function startCommandService(options: CommandServiceOptions): Promi
   const noShell = () => ({});
   /** The largest reply the server carries (its max_payload, from the connection's server info). */
   const replyLimit = () => nc.info?.max_payload ?? DEFAULT_SERVER_MAX_PAYLOAD;
-  /** A bad cursor is the caller's mistake: a validation error naming it. */
-  const queryPage = async <T>(read: () => Promise<T>): Promise<T> => {
+  /** A bad cursor or a filter value that does not exist is the caller's mistake: a validation error naming it. */
+  const queryPage = async <T>(read: () => Promise<T>, what = ''): Promise<T> => {
     try {
       return await read();
     } catch (error) {
-      if (error instanceof CursorError) throw new RequestError(SERVICE_RULES.validation, 400, `invalid query: ${error.message}`);
+      if (error instanceof QueryValueError) throw new RequestError(SERVICE_RULES.validation, 400, `invalid ${what}${what ? ' ' : ''}query: ${error.message}`);
       throw error;
     }
+  };
+  /** The projections the audit query reads: opened on first use, caught up with the log before each answer. */
+  let views: Promise<LedgerViews> | undefined;
+  const currentViews = async (): Promise<LedgerViews> => {
+    views ??= openViews(ledger.store, { catchUp: false });
+    const v = await views;
+    await v.refresh();
+    return v;
   };
 
   endpoint('query-domains', QUERY_SUBJECTS.domains, { kind: 'query' }, async (msg) => {
@@ -446,12 +458,28 @@ export async function startCommandService(options: CommandServiceOptions): Promi
   }, noShell);
 
   endpoint('query-snapshots', QUERY_SUBJECTS.snapshots, { kind: 'query' }, async (msg) => {
-    const q = validQuery(DomainQuerySchema, parseBody(msg), 'snapshots');
+    const q = validQuery(SnapshotsQuerySchema, parseBody(msg), 'snapshots');
     const loaded = await ledger.loadDomain(q.host, q.domain);
     if (loaded.state.life !== 'exists') {
       return { body: { ok: false, ...refusal('DOM-NOTFOUND', 'VIR_ERR_NO_DOMAIN', `no domain with matching name '${q.domain}'`) } };
     }
-    return { body: { ok: true, ...snapshotTree(loaded.state, loaded.revision) } };
+    const max = replyLimit();
+    const page = await queryPage(() => Promise.resolve(snapshotPage(loaded.state, q, rowsPerReply(max))), 'snapshots');
+    const { roots, ...head } = snapshotTree(loaded.state, loaded.revision);
+    if (q.cursor === undefined && page.next === null) {
+      // Every snapshot in one reply: the tree too, as this query always gave it, when that still fits.
+      const whole = JSON.stringify({ ok: true, snapshots: page.rows, next: null, ...head, roots });
+      if (Buffer.byteLength(whole) <= max) return { body: undefined, json: whole };
+    }
+    return { body: undefined, json: pagedJson('snapshots', page, snapshotCursor, max, head) };
+  }, noShell);
+
+  endpoint('query-audit', QUERY_SUBJECTS.audit, { kind: 'query' }, async (msg) => {
+    const q = validQuery(AuditQuerySchema, parseBody(msg, {}), 'audit');
+    const max = replyLimit();
+    const v = await currentViews();
+    const page = await queryPage(() => auditPage((query) => v.auditEntries(query), q, rowsPerReply(max)), 'audit');
+    return { body: undefined, json: pagedJson('entries', page, page.cursorOf, max) };
   }, noShell);
 
   endpoint('query-command', QUERY_SUBJECTS.command, { kind: 'query' }, async (msg) => {
@@ -475,6 +503,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
       // Drains the endpoint subscriptions: no new requests, but those already delivered reach the handler.
       await service.stop().catch((error: unknown) => log('warn', `stopping the service: ${String(error)}`));
       while (inflight.size > 0) await Promise.allSettled([...inflight]);
+      if (views) await views.then((v) => v.close()).catch((error: unknown) => log('warn', `closing the audit views: ${String(error)}`));
       if (!nc.isClosed()) await nc.flush().catch(() => {}); // the replies leave before we return
       if (ownsConnection && !nc.isClosed()) await nc.drain().catch((error: unknown) => log('warn', `draining the NATS connection: ${String(error)}`));
     })();

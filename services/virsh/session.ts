@@ -31,7 +31,10 @@ import {
 import { formatCommandLine, splitCommaList, tokenize } from './tokenize';
 
 /** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
-export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'queryDomains' | 'close'>;
+export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'queryDomains' | 'close'> & {
+  /** A remote ledger: the domain with its snapshots paged through (a whole state may not fit one NATS reply). */
+  domainSnapshots?(host: string, domain: string): Promise<DomainState | undefined>;
+};
 
 export interface SessionOptions {
   host?: string;
@@ -750,7 +753,7 @@ export class VirshSession {
         return { ok: true, out: formatSnapshotXml(snap, state.config), result: snap, message: null };
       }
       case 'snapshot-list': {
-        const state = await this.domain(dom);
+        const state = this.ledger.domainSnapshots ? await this.ledger.domainSnapshots(this.host, dom) : await this.domain(dom);
         if (!state) return notFound(dom);
         let from = str(o, 'from');
         if (flag(o, 'current')) {

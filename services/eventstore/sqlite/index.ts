@@ -16,6 +16,7 @@
 //   open.ts     opening a file (checks first, then the schema and pragmas), the options, `sqlite:PATH` specs
 //   checks.ts   refusing what is not a vmledger store before writing a byte; integrity checks; SQLite's
 //               corruption errors in words
+//   checkStamp.ts  a clean integrity check remembered until the file changes (`<file>-checked`)
 //   tables.ts   the schema, the format marker and telling an empty, a vmledger and a foreign database apart
 //   store.ts    the EventStore on an open database: group commit, reads, following the log, docs
 

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 
 import { StoreCorruptError, type OpenStoreOptions } from '../types';
+import { checkedClean, fileStamp, rememberClean, sameStamp } from './checkStamp';
 import { explainCorruption, integrityProblems, refuseForeignDatabase, refuseNonSqliteFile, refuseUnusablePath } from './checks';
 import { SqliteStore, type SqliteEventStore } from './store';
 import { initialise } from './tables';
@@ -25,7 +26,8 @@ export function openSqliteSpec(spec: string, options?: OpenStoreOptions): Sqlite
         `or sqlite:/var/lib/vmledger/${DEFAULT_STORE_FILE} (no '//')`,
     );
   }
-  return openSqliteEventStore(resolve(path), options?.purpose === 'read' ? { whenDamaged: 'read-only' } : {});
+  // A clean check is remembered until the file changes: one-shot commands on a big store do not re-read every page.
+  return openSqliteEventStore(resolve(path), { rememberCleanCheck: true, ...(options?.purpose === 'read' ? { whenDamaged: 'read-only' as const } : {}) });
 }
 
 export interface SqliteEventStoreOptions {
@@ -39,7 +41,7 @@ export interface SqliteEventStoreOptions {
    * SQLite and a damaged header. 'quick' (default) also runs `PRAGMA quick_check`, which reads every page and
    * catches a damaged page (4 KiB of junk mid-file) before anything is written. 'full' runs `PRAGMA
    * integrity_check`, which also checks every index against its table (README: the time each takes on a
-   * million facts). Neither sees bytes changed inside a record's JSON: the hash chains do (services/replay.ts).
+   * million facts). Neither sees bytes changed inside a record's JSON: the hash chains do (services/replay/).
    */
   integrityCheck?: 'header' | 'quick' | 'full';
   /**
@@ -47,6 +49,13 @@ export interface SqliteEventStoreOptions {
    * for reading (audit, replay), with `damage` saying what the check found, and every write refused.
    */
   whenDamaged?: 'refuse' | 'read-only';
+  /**
+   * Skip the 'quick' or 'full' check when the file is exactly as it was when that check last found it clean (its
+   * inode, size, mtime and ctime, kept in `<file>-checked`; checkStamp.ts), and remember each clean check. A
+   * write changes the file, so the open after it checks again. Default false; `sqlite:PATH` specs (the CLI,
+   * serve) turn it on, so read-only one-shot commands on a big store do not read every page each time.
+   */
+  rememberCleanCheck?: boolean;
   /** How long (ms) an append waits for another process's write lock before failing. Default 5000. */
   busyTimeoutMs?: number;
   /** Caps the file size in pages (`PRAGMA max_page_count`); lets tests take the disk-full path. */
@@ -69,6 +78,8 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
 
   refuseUnusablePath(file);
   const hasContent = existsSync(file) && statSync(file).size > 0;
+  // Taken before SQLite opens the file (opening creates an empty WAL): what a remembered clean check must match.
+  const stampBefore = options.rememberCleanCheck && hasContent ? fileStamp(file) : undefined;
   if (hasContent) {
     refuseNonSqliteFile(file);
     refuseForeignDatabase(file);
@@ -91,8 +102,10 @@ export function openSqliteEventStore(path: string, options: SqliteEventStoreOpti
   }
   let damage: string | undefined;
   const check = options.integrityCheck ?? 'quick';
-  if (check !== 'header') {
+  if (check !== 'header' && !(stampBefore && checkedClean(file, stampBefore, check))) {
     damage = integrityProblems(file, db, check);
+    // Remembered only if nothing changed the file while it was checked.
+    if (damage === undefined && stampBefore && sameStamp(stampBefore, fileStamp(file))) rememberClean(file, stampBefore, check);
     if (damage !== undefined && (options.whenDamaged ?? 'refuse') === 'refuse') {
       db.close();
       throw new StoreCorruptError(`${damage}; it was not opened, so nothing was written to it (read it with 'vmledger replay')`);
