@@ -58,6 +58,14 @@ export interface NatsClusterHandle {
   stop(): Promise<void>;
   /** Every node's output, for a failed test's message. */
   log(): string;
+  /**
+   * What each running node says of `streams` (leader, replicas with lag, last sequence) and of their consumers
+   * (where each lives, how far it delivered), plus which relays are cut: for the message of a step that stalled.
+   * Each question is bounded (2 s); one that fails is reported as such.
+   */
+  describe(streams: readonly string[]): Promise<string>;
+  /** The last sequence of `stream` in each running node's own store (its /jsz), by node; undefined if it did not say. */
+  localLastSeqs(stream: string): Promise<Record<string, number | undefined>>;
 }
 
 interface Relay {
@@ -119,6 +127,9 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
   for (const from of names) for (const to of names) if (from !== to) relays.push(await startRelay(from, to));
   const routePorts = new Map<string, number>();
   for (const name of names) routePorts.set(name, await freePort());
+  // The monitoring port (/jsz): what each node itself holds, which the JetStream API (answered by leaders) never says.
+  const monitorPorts = new Map<string, number>();
+  for (const name of names) monitorPorts.set(name, await freePort());
   for (const relay of relays) relay.targetPort = routePorts.get(relay.to)!;
 
   const configFor = (name: string): string => {
@@ -128,6 +139,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       file,
       [
         `server_name: ${name}`,
+        `http: "127.0.0.1:${monitorPorts.get(name)!}"`,
         'cluster {',
         `  name: ${CLUSTER_NAME}`,
         `  listen: "127.0.0.1:${routePorts.get(name)!}"`,
@@ -182,6 +194,22 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
   /** A short-lived connection to one node only (no reconnects to others). */
   const connectTo = (name: string): Promise<NatsConnection> =>
     connect({ servers: get(name).server.url, ignoreClusterUpdates: true, reconnect: false, timeout: 2_000 });
+
+  const localLastSeqs = async (stream: string): Promise<Record<string, number | undefined>> => {
+    const out: Record<string, number | undefined> = {};
+    for (const name of names) {
+      if (!get(name).running) continue;
+      try {
+        const response = await fetch(`http://127.0.0.1:${monitorPorts.get(name)!}/jsz?streams=true`, { signal: AbortSignal.timeout(2_000) });
+        const jsz = (await response.json()) as { account_details?: { stream_detail?: { name: string; state: { last_seq: number } }[] }[] };
+        const detail = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream);
+        out[name] = detail?.state.last_seq;
+      } catch {
+        out[name] = undefined;
+      }
+    }
+    return out;
+  };
 
   return {
     nodes: names.map(nodeView),
@@ -262,5 +290,47 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       rmSync(configDir, { recursive: true, force: true });
     },
     log,
+    localLastSeqs,
+    async describe(streams) {
+      const lines: string[] = [];
+      const cut = relays.filter((r) => r.blocked).map((r) => `${r.from}→${r.to}`);
+      lines.push(`relays cut: ${cut.length > 0 ? cut.join(' ') : 'none'}; open route sockets: ${relays.map((r) => `${r.from}→${r.to}:${r.sockets.size}`).join(' ')}`);
+      for (const name of names) {
+        if (!get(name).running) {
+          lines.push(`${name}: not running`);
+          continue;
+        }
+        let nc: NatsConnection | undefined;
+        try {
+          nc = await connectTo(name);
+          const jsm = await nc.jetstreamManager({ timeout: 2_000 });
+          for (const stream of streams) {
+            try {
+              const info = await jsm.streams.info(stream);
+              const replicas = (info.cluster?.replicas ?? [])
+                .map((r) => `${r.name}(${r.current ? 'current' : 'NOT current'}, lag ${r.lag ?? 0}, active ${Math.round((r.active ?? 0) / 1e6)} ms ago)`)
+                .join(' ');
+              lines.push(`${name}: ${stream} leader ${info.cluster?.leader ?? 'NONE'}, last seq ${info.state.last_seq}, replicas ${replicas}`);
+              if (name === firstRunning()) lines.push(`  ${stream} in each node's own store (/jsz) ends at ${JSON.stringify(await localLastSeqs(stream))}`);
+              const consumers = await jsm.consumers.list(stream).next();
+              for (const c of consumers) {
+                lines.push(
+                  `${name}:   consumer ${c.name} on ${c.cluster?.leader ?? 'NO LEADER'} from seq ${c.config.opt_start_seq ?? 1}` +
+                    `${c.config.filter_subject ? ` (${c.config.filter_subject})` : ''}: delivered up to ${c.delivered.stream_seq}, ` +
+                    `${c.num_pending} pending, ${c.num_waiting} pull(s) waiting`,
+                );
+              }
+            } catch (error) {
+              lines.push(`${name}: ${stream}: ${String(error)}`);
+            }
+          }
+        } catch (error) {
+          lines.push(`${name}: ${String(error)}`);
+        } finally {
+          await nc?.close().catch(() => {});
+        }
+      }
+      return lines.join('\n');
+    },
   };
 }
