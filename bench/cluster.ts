@@ -126,7 +126,7 @@ export async function clusterBench(options: { inFlight?: number; durationMs?: nu
 
   const cluster = await startNatsCluster();
   try {
-    await cluster.waitForJetStream(60_000);
+    await cluster.waitForJetStream(60_000, undefined, { allPeers: true });
     // Create the stream and buckets first, so the service can be put on a node that does not lead them.
     const setup = await openJetStreamEventStore({ servers: cluster.urls, replicas: 3 });
     await setup.close();

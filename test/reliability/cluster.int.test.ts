@@ -42,7 +42,8 @@ let cluster: NatsClusterHandle;
 
 beforeAll(async () => {
   cluster = await startNatsCluster();
-  await cluster.waitForJetStream();
+  // Every node a current peer: the first service creates the log with 3 replicas.
+  await cluster.waitForJetStream(60_000, undefined, { allPeers: true });
 }, 60_000);
 
 afterAll(async () => {

@@ -3,7 +3,7 @@
 // joined by cluster routes.
 //
 //   const cluster = await startNatsCluster();
-//   await cluster.waitForJetStream();             // a meta leader exists: streams can be created
+//   await cluster.waitForJetStream(60_000, undefined, { allPeers: true }); // every node a current JetStream peer
 //   await cluster.kill('n1');                     // kill -9 (store kept) ...
 //   await cluster.start('n1');                    // ... and back on the same ports and store
 //   await cluster.isolate('n2');                  // n2 keeps running, but no route reaches it: a minority of one
@@ -49,8 +49,10 @@ export interface NatsClusterHandle {
   isolate(name: string): void;
   /** Let the node's routes connect again. */
   heal(name: string): void;
-  /** Resolves once JetStream answers through `via` (default: the first running node): a meta leader exists. */
-  waitForJetStream(timeoutMs?: number, via?: string): Promise<void>;
+  /** Resolves once JetStream answers through `via` (default: the first running node): a meta leader exists. With
+   * `allPeers`, also once that leader counts every running, reachable node as a current peer (a stream with 3
+   * replicas can be placed: right after the start it is refused with "no suitable peers for placement"). */
+  waitForJetStream(timeoutMs?: number, via?: string, options?: { allPeers?: boolean }): Promise<void>;
   /** The server name leading a stream's raft group, and its other replicas, as seen through `via` (retried while
    * the API answers 503 or no leader is elected, up to `timeoutMs`, default 15 s). */
   streamLeader(stream: string, via?: string, timeoutMs?: number): Promise<{ leader: string | undefined; replicas: { name: string; current: boolean }[] }>;
@@ -195,6 +197,20 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
   const connectTo = (name: string): Promise<NatsConnection> =>
     connect({ servers: get(name).server.url, ignoreClusterUpdates: true, reconnect: false, timeout: 2_000 });
 
+  /** Running, reachable nodes that the meta leader (asked through its /jsz) does not list as current peers. */
+  const missingMetaPeers = async (): Promise<string[]> => {
+    const wanted = names.filter((n) => get(n).running && !get(n).isolated);
+    for (const name of wanted) {
+      const jsz = (await fetch(`http://127.0.0.1:${monitorPorts.get(name)!}/jsz`, { signal: AbortSignal.timeout(2_000) })
+        .then((r) => r.json())
+        .catch(() => undefined)) as { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean; offline?: boolean }[] } } | undefined;
+      if (jsz?.meta_cluster?.leader !== name) continue;
+      const current = new Set((jsz.meta_cluster.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name));
+      return wanted.filter((n) => n !== name && !current.has(n));
+    }
+    return ['(no meta leader among the reachable nodes)'];
+  };
+
   const localLastSeqs = async (stream: string): Promise<Record<string, number | undefined>> => {
     const out: Record<string, number | undefined> = {};
     for (const name of names) {
@@ -237,7 +253,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
         if (r.from === name || r.to === name) r.blocked = get(r.from).isolated || get(r.to).isolated;
       }
     },
-    async waitForJetStream(timeoutMs = 30_000, via) {
+    async waitForJetStream(timeoutMs = 30_000, via, options = {}) {
       const deadline = Date.now() + timeoutMs;
       let last: unknown;
       while (Date.now() < deadline) {
@@ -246,7 +262,9 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
           try {
             const jsm = await nc.jetstreamManager({ timeout: 2_000 });
             await jsm.getAccountInfo();
-            return;
+            const missing = options.allPeers ? await missingMetaPeers() : [];
+            if (missing.length === 0) return;
+            last = new Error(`the meta leader does not count ${missing.join(', ')} as current JetStream peers yet`);
           } catch (error) {
             last = error;
           } finally {
