@@ -76,10 +76,7 @@ describe('store spec for a cluster', () => {
   });
 });
 
-// Opt-in for now (VMLEDGER_CLUSTER_FAULTS=1, `npm run test:cluster`): in about one run of eight on a busy
-// 2-core machine the checks after the load stop (reading the log back through n1) stall until the 240 s limit;
-// until that is understood the suite must not depend on it. The no-quorum test below always runs.
-describe.skipIf(!process.env.VMLEDGER_CLUSTER_FAULTS)('three-node JetStream cluster under faults (opt-in: VMLEDGER_CLUSTER_FAULTS=1)', () => {
+describe('three-node JetStream cluster under faults', () => {
   it('loses and duplicates nothing acknowledged through a leader kill, a service kill and a partition', async () => {
     const seed = runSeed();
     const started = Date.now();
