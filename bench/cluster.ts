@@ -15,7 +15,7 @@ import { createVmledgerClient, type CommandRequest } from '../services/client';
 import { DEFAULT_STREAM_NAME, openJetStreamEventStore } from '../services/eventstore/jetstream';
 import { startNatsCluster } from '../test/support/natsCluster';
 import { startNatsServer } from '../test/support/natsServer';
-import { measureCommands, spawnResponder, stopResponder, type RateAndLatency } from './nats';
+import { measureCommands, SERVE_ENV, SERVE_READY, spawnResponder, stopResponder, type RateAndLatency } from './nats';
 
 /** Store settings the README recommends for a cluster behind clients that wait 5 s. */
 export const CLUSTER_STORE_QUERY = 'replicas=3&timeout=1000&retry=3000';
@@ -45,7 +45,7 @@ const hostPort = (url: string) => url.replace('nats://', '');
 const REPO_BIN = join(import.meta.dirname, '..', 'bin', 'vmledger.mjs');
 
 async function throughServe(natsUrl: string, store: string, inFlight: number, durationMs: number): Promise<RateAndLatency> {
-  const serve = await spawnResponder([REPO_BIN, 'serve', '--store', store, '--nats', natsUrl], {}, 'vmledger service info: serving');
+  const serve = await spawnResponder([REPO_BIN, 'serve', '--store', store, '--nats', natsUrl], SERVE_ENV, SERVE_READY);
   const nc = await connect({ servers: natsUrl, name: 'bench-cluster-client' });
   try {
     const client = createVmledgerClient(nc, { timeoutMs: 30_000, retries: 0 });
@@ -126,7 +126,7 @@ export async function clusterBench(options: { inFlight?: number; durationMs?: nu
 
   const cluster = await startNatsCluster();
   try {
-    await cluster.waitForJetStream(60_000);
+    await cluster.waitForJetStream(60_000, undefined, { allPeers: true });
     // Create the stream and buckets first, so the service can be put on a node that does not lead them.
     const setup = await openJetStreamEventStore({ servers: cluster.urls, replicas: 3 });
     await setup.close();
@@ -136,7 +136,7 @@ export async function clusterBench(options: { inFlight?: number; durationMs?: nu
     const threeNodes = await throughServe(node.url, spec, inFlight, durationMs);
     log(`three nodes: ${threeNodes.requestsPerSecond} commands/s`);
 
-    const serve = await spawnResponder([REPO_BIN, 'serve', '--store', spec, '--nats', node.url], {}, 'vmledger service info: serving');
+    const serve = await spawnResponder([REPO_BIN, 'serve', '--store', spec, '--nats', node.url], SERVE_ENV, SERVE_READY);
     const nc = await connect({ servers: node.url, name: 'bench-leader-change' });
     try {
       const load = ackLoop(nc, inFlight, `lc${Date.now() % 100_000}`);

@@ -155,6 +155,7 @@ interface ChildReport extends MemoryFigures {
 
 async function childMain(file: string, natsUrl: string): Promise<void> {
   const { runServe } = await import('../services/nats/serve');
+  const { createLogger } = await import('../services/log');
   const { openViews } = await import('../projections/queries');
   const gc = (globalThis as { gc?: () => void }).gc;
   const report = (phase: string, ms?: number) => {
@@ -176,7 +177,7 @@ async function childMain(file: string, natsUrl: string): Promise<void> {
   };
 
   const started = performance.now();
-  const running = await runServe({ store: `sqlite:${file}`, natsUrl, handleSignals: false, log: () => {} });
+  const running = await runServe({ store: `sqlite:${file}`, natsUrl, handleSignals: false, log: createLogger({ level: 'silent' }) });
   // The ledger loads its host index (the whole log, no index doc yet) before it answers anything: wait for it.
   await running.ledger.loadDomain(HOST, domainName(0));
   report('loaded', performance.now() - started);

@@ -196,14 +196,22 @@ const durableEchoResponder = (pkg: NatsPackage) => `
   process.on('SIGTERM', () => nc.drain().then(() => { db.close(); process.exit(0); }));
 `;
 
-/** Spawns a responder process; resolves once a line of its stderr starts with `readyText`, rejects if it exits first. */
-export async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, readyText: string): Promise<ChildProcess> {
+/** The line `vmledger serve` logs once it serves (a JSON line from pino, its stderr being a pipe: services/log.ts). */
+export const SERVE_READY = /^\{.*"msg":"serving '/;
+/** The environment a `vmledger serve` responder needs so that SERVE_READY is logged whatever the caller's level. */
+export const SERVE_ENV: NodeJS.ProcessEnv = { VMLEDGER_LOG_LEVEL: 'info' };
+
+/**
+ * Spawns a responder process; resolves once a line of its stderr starts with `ready` (or matches it), rejects if
+ * it exits first.
+ */
+export async function spawnResponder(args: string[], env: NodeJS.ProcessEnv, ready: string | RegExp): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   await new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.split('\n').some((line) => line.startsWith(readyText))) resolve();
+      if (output.split('\n').some((line) => (typeof ready === 'string' ? line.startsWith(ready) : ready.test(line)))) resolve();
     });
     child.once('exit', (code, signal) => reject(new Error(`bench responder '${args.join(' ')}' exited (${code ?? signal}) before it was ready:\n${output}`)));
   });
@@ -276,8 +284,8 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
     const throughServe = async (store: string) => {
       const serve = await spawnResponder(
         [join(REPO, 'bin', 'vmledger.mjs'), 'serve', '--store', store, '--nats', natsUrl],
-        {},
-        'vmledger service info: serving',
+        SERVE_ENV,
+        SERVE_READY,
       );
       children.push(serve);
       try {

@@ -15,7 +15,7 @@ import { openSqliteEventStore } from '../services/eventstore/sqlite';
 import { createLedger } from '../services/ledger';
 import { listOutput } from '../services/virsh/print';
 import { buildMemoryStore, domainName } from './memory';
-import { REPO, spawnResponder, stopResponder } from './nats';
+import { REPO, SERVE_ENV, SERVE_READY, spawnResponder, stopResponder } from './nats';
 
 const HOST = 'bench';
 const BIN = join(REPO, 'bin', 'vmledger.mjs');
@@ -127,7 +127,7 @@ export async function scaleBench(options: {
     }
 
     // Over NATS: the real `vmledger serve` on the same file.
-    const serve = await spawnResponder([BIN, 'serve', '--store', `sqlite:${file}`, '--nats', options.natsUrl], {}, 'vmledger service info: serving');
+    const serve = await spawnResponder([BIN, 'serve', '--store', `sqlite:${file}`, '--nats', options.natsUrl], SERVE_ENV, SERVE_READY);
     const nc = await connect({ servers: options.natsUrl, name: 'scale-bench' });
     try {
       const client = createVmledgerClient(nc, { timeoutMs: 30_000 });

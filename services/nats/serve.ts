@@ -12,7 +12,8 @@ import { createLedger } from '../ledger';
 import { connectDriver, connectOption, describeConnect, type ConnectSpec } from '../libvirt/connect';
 import type { Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
-import { startCommandService, stderrLogger, type CommandService, type ServiceLogger } from './service';
+import { createLogger, type Logger } from '../log';
+import { startCommandService, type CommandService } from './service';
 
 export const DEFAULT_STORE_SPEC = `sqlite:${DEFAULT_STORE_FILE}`;
 
@@ -27,7 +28,8 @@ export interface ServeOptions {
   maxPayloadBytes?: number;
   /** Access policy file (services/identity/policy.ts). Default: $VMLEDGER_POLICY, else none (nobody vouched, all allowed). */
   policy?: string;
-  log?: ServiceLogger;
+  /** Where to log (services/log.ts). Default: createLogger() (stderr; JSON unless on a terminal). */
+  log?: Logger;
   /** Stop gracefully on SIGINT/SIGTERM (a second signal exits at once). Default true. */
   handleSignals?: boolean;
   /** `--connect URI` / `HOST=URI` (repeatable): perform every accepted command on these libvirt connections. */
@@ -48,7 +50,8 @@ export interface RunningServe {
 /** Starts serving; resolves once the service is listening. Throws NatsUnreachableError when NATS is unreachable. */
 export async function runServe(options: ServeOptions = {}): Promise<RunningServe> {
   const env = options.env ?? process.env;
-  const log = options.log ?? stderrLogger;
+  const rootLog = options.log ?? createLogger();
+  const log = rootLog.child({ component: 'serve' });
   const storeSpec = options.store ?? (env.VMLEDGER_STORE?.trim() || DEFAULT_STORE_SPEC);
   const policyFile = options.policy ?? (env.VMLEDGER_POLICY?.trim() || undefined);
   // Before anything is opened: a bad policy file is named at once.
@@ -74,7 +77,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
       maxPayloadBytes: options.maxPayloadBytes,
       access,
       metadata: { store: storeSpec.startsWith('sqlite:') || storeSpec === 'memory' ? storeSpec : storeSpec.split(':')[0]! },
-      log,
+      log: rootLog,
     });
   } catch (error) {
     await ledger?.close().catch(() => {});
@@ -90,9 +93,9 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
 
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') log('warn', `disconnected from NATS (${String(status.data)}); reconnecting`);
-      else if (status.type === 'reconnect') log('info', `reconnected to NATS (${String(status.data)})`);
-      else if (status.type === 'error') log('error', `NATS error: ${String(status.data)}`);
+      if (status.type === 'disconnect') log.warn(`disconnected from NATS (${String(status.data)}); reconnecting`);
+      else if (status.type === 'reconnect') log.info(`reconnected to NATS (${String(status.data)})`);
+      else if (status.type === 'error') log.error(`NATS error: ${String(status.data)}`);
     }
   })().catch(() => {});
 
@@ -101,20 +104,20 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log('warn', `${signal} again: exiting without waiting`);
+      log.warn(`${signal} again: exiting without waiting`);
       process.exit(130);
     }
-    log('info', `${signal}: draining (finishing the requests in flight), then closing the store`);
+    log.info(`${signal}: draining (finishing the requests in flight), then closing the store`);
     void stop();
   };
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       try {
         await service.stop();
-        await watch?.close().catch((e: unknown) => log('error', `stopping the libvirt watch: ${String(e)}`));
-        await openedLedger.close().catch((e: unknown) => log('error', `closing the ledger: ${String(e)}`));
-        await driver?.close().catch((e: unknown) => log('error', `closing the libvirt connection: ${String(e)}`));
-        await openedStore.close().catch((e: unknown) => log('error', `closing the store: ${String(e)}`));
+        await watch?.close().catch((e: unknown) => log.error(`stopping the libvirt watch: ${String(e)}`));
+        await openedLedger.close().catch((e: unknown) => log.error(`closing the ledger: ${String(e)}`));
+        await driver?.close().catch((e: unknown) => log.error(`closing the libvirt connection: ${String(e)}`));
+        await openedStore.close().catch((e: unknown) => log.error(`closing the store: ${String(e)}`));
         if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
       } finally {
         process.off('SIGINT', onSignal);
@@ -129,8 +132,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
     process.on('SIGTERM', onSignal);
   }
 
-  log(
-    'info',
+  log.info(
     `serving '${service.name}' ${service.version} (instance ${service.id}) on ${natsConfig.servers.map(redactUrl).join(',')}, ` +
       `store ${storeSpec}; commands on vmledger.cmd.<verb>, facts on vmledger.evt.<host>.<domain>` +
       (options.connect !== undefined ? `; performing them on libvirt at ${describeConnect(options.connect)}` : ''),
@@ -139,7 +141,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
 }
 
 /** The start-up reconcile (printed to the log), then the watch of libvirt's events (loaded only with --connect). */
-async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: ServiceLogger) {
+async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logger) {
   const [{ reconcileHost }, { watchLibvirt }, { openLibvirtConnection }] = await Promise.all([
     import('../reconcile'),
     import('../libvirt/watch'),
@@ -148,14 +150,16 @@ async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Servi
   try {
     const found = await reconcileHost(ledger, driver.connection, { source: 'reconcile' });
     for (const f of found) {
-      log(f.outcome && !f.outcome.ok ? 'warn' : 'info', `reconcile at start-up: ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`, f.outcome && !f.outcome.ok ? { rule: f.outcome.rule, message: f.outcome.message } : undefined);
+      const line = `reconcile at start-up: ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
+      if (f.outcome && !f.outcome.ok) log.warn({ rule: f.outcome.rule, message: f.outcome.message }, line);
+      else log.info(line);
     }
   } catch (error) {
-    log('warn', `reconcile at start-up failed (the watch resynchronises): ${error instanceof Error ? error.message : String(error)}`);
+    log.warn(`reconcile at start-up failed (the watch resynchronises): ${error instanceof Error ? error.message : String(error)}`);
   }
   // Its own connection: its reads do not queue behind a command's (a destroy takes seconds), nor delay them.
   const connection = openLibvirtConnection(driver.connection.uri);
-  const watch = watchLibvirt(ledger, connection, { log });
+  const watch = watchLibvirt(ledger, connection, { log: (level, message) => log.child({ component: 'watch' })[level](message) });
   return {
     async close() {
       await watch.close();

@@ -43,6 +43,7 @@ import {
 import type { z } from 'zod';
 
 import { CLIENT_VERBS, type Verb } from '../../machines/commands';
+import { createLogger, type Logger } from '../log';
 import { ERROR_CODES, refusal, renderMessage } from '../../machines/errors';
 import { withConfigFromXml } from './domainXml';
 import { domainStream } from '../../machines/model';
@@ -86,14 +87,13 @@ import {
   SchemaQuerySchema,
 } from './requests';
 
-export type ServiceLogLevel = 'info' | 'warn' | 'error';
-export type ServiceLogger = (level: ServiceLogLevel, message: string, details?: Record<string, unknown>) => void;
-
-/** Default logger: one line on stderr per entry. */
-export const stderrLogger: ServiceLogger = (level, message, details) => {
-  const extra = details && Object.keys(details).length > 0 ? ' ' + JSON.stringify(details) : '';
-  process.stderr.write(`vmledger service ${level}: ${message}${extra}\n`);
-};
+/**
+ * What a request is about, for its log lines: a command's id, host and domain once its body was read (the
+ * child logger is made only when there is something to log, so the usual request costs nothing).
+ */
+interface RequestContext {
+  command?: { cmd: string; host: string; domain: string };
+}
 
 export interface CommandServiceOptions {
   ledger: Ledger;
@@ -117,7 +117,8 @@ export interface CommandServiceOptions {
   metadata?: Record<string, string>;
   /** Refuse to start when a JetStream stream captures a request subject (it would swallow requests). Default true. */
   checkStreams?: boolean;
-  log?: ServiceLogger;
+  /** Where the service logs (services/log.ts). Default: createLogger() (stderr; JSON unless on a terminal). */
+  log?: Logger;
 }
 
 export interface CommandService {
@@ -168,7 +169,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 export async function startCommandService(options: CommandServiceOptions): Promise<CommandService> {
   const { ledger } = options;
-  const log = options.log ?? stderrLogger;
+  const log = (options.log ?? createLogger()).child({ component: 'service' });
+  /** A request's logger: with the command's id, host and domain on every line when it is a command. */
+  const logOf = (request: RequestContext): Logger => (request.command ? log.child(request.command) : log);
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   if (!(maxPayloadBytes > 0)) throw new TypeError(`maxPayloadBytes must be > 0, got ${maxPayloadBytes}`);
   const access = options.access ?? defaultAccess(options.defaultActor ?? 'nats');
@@ -184,7 +187,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
 
   const serverMax = nc.info?.max_payload;
   if (serverMax !== undefined && serverMax < maxPayloadBytes) {
-    log('warn', `maxPayloadBytes is ${maxPayloadBytes}, but the server accepts at most ${serverMax} bytes per message: larger requests never reach the service`);
+    log.warn(`maxPayloadBytes is ${maxPayloadBytes}, but the server accepts at most ${serverMax} bytes per message: larger requests never reach the service`);
   }
 
   const requestSubjects = [
@@ -217,7 +220,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
 
   // ---- replying ------------------------------------------------------------------------------------
 
-  const send = (msg: ServiceMsg, reply: Reply): void => {
+  const send = (msg: ServiceMsg, reply: Reply, request: RequestContext): void => {
     if (!msg.reply) return; // a plain publish: nobody to answer
     const data = reply.json ?? JSON.stringify(reply.body);
     try {
@@ -225,12 +228,12 @@ export async function startCommandService(options: CommandServiceOptions): Promi
       else msg.respond(data);
     } catch (error) {
       // e.g. the reply is larger than the server's max_payload: say so rather than leave the caller waiting.
-      log('error', `cannot send the reply on ${msg.subject}: ${(error as Error).message}`);
+      logOf(request).error(`cannot send the reply on ${msg.subject}: ${(error as Error).message}`);
       const fallback = errorReply(SERVICE_RULES.internal, 'VIR_ERR_INTERNAL_ERROR', `internal error: cannot send the reply: ${(error as Error).message}`);
       try {
         msg.respondError(500, headerValue(fallback.message), new TextEncoder().encode(JSON.stringify(fallback)));
       } catch (again) {
-        log('error', `cannot send the error reply on ${msg.subject}: ${(again as Error).message}`);
+        logOf(request).error(`cannot send the error reply on ${msg.subject}: ${(again as Error).message}`);
       }
     }
   };
@@ -240,7 +243,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     endpointName: string,
     subject: string,
     metadata: Record<string, string>,
-    handle: (msg: ServiceMsg) => Promise<Reply>,
+    handle: (msg: ServiceMsg, request: RequestContext) => Promise<Reply>,
     /** The body an error reply starts from (for commands: the CommandOutcome fields that could be read). */
     errorShell: (msg: ServiceMsg) => unknown,
   ) => {
@@ -249,9 +252,10 @@ export async function startCommandService(options: CommandServiceOptions): Promi
       metadata,
       handler: (err, msg) => {
         if (err) {
-          log('error', `endpoint ${subject} failed: ${err.message}`);
+          log.error(`endpoint ${subject} failed: ${err.message}`);
           return;
         }
+        const request: RequestContext = {};
         const work = (async () => {
           let reply: Reply;
           try {
@@ -266,7 +270,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
               const denied = queryAccess(access, subject, msg.data, msg.headers);
               if (denied) throw new RequestError(denied.rule, 403, denied.message, 'VIR_ERR_ACCESS_DENIED');
             }
-            reply = await handle(msg);
+            reply = await handle(msg, request);
           } catch (error) {
             if (error instanceof RequestError) {
               reply = {
@@ -275,7 +279,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
               };
             } else if (error instanceof StoreFullError) {
               // Not a bug but an operator's problem, and a retry with the same command id is safe: say so plainly.
-              log('error', `store full: ${error.message}`, { subject: msg.subject });
+              logOf(request).error({ subject: msg.subject }, `store full: ${error.message}`);
               reply = {
                 body: withError(errorShell(msg), SERVICE_RULES.storeFull, 'VIR_ERR_SYSTEM_ERROR', error.message),
                 serviceError: { code: 507, description: error.message },
@@ -283,23 +287,23 @@ export async function startCommandService(options: CommandServiceOptions): Promi
             } else if (error instanceof StoreUnavailableError) {
               // A cluster without quorum or leader: refused in so many words, never left to the caller's timeout.
               const message = renderMessage('VIR_ERR_OPERATION_TIMEOUT', error.message);
-              log('warn', message, { subject: msg.subject });
+              logOf(request).warn({ subject: msg.subject }, message);
               reply = {
                 body: withError(errorShell(msg), SERVICE_RULES.storeUnavailable, 'VIR_ERR_OPERATION_TIMEOUT', message),
                 serviceError: { code: 503, description: message },
               };
             } else {
               const message = `internal error: ${(error as Error)?.message ?? String(error)}`;
-              log('error', `handler for ${msg.subject} threw`, { error: (error as Error)?.stack ?? String(error) });
+              logOf(request).error({ err: error }, `handler for ${msg.subject} threw`);
               reply = {
                 body: withError(errorShell(msg), SERVICE_RULES.internal, 'VIR_ERR_INTERNAL_ERROR', message),
                 serviceError: { code: 500, description: message },
               };
             }
           }
-          send(msg, reply);
+          send(msg, reply, request);
         })()
-          .catch((error: unknown) => log('error', `reply on ${msg.subject} failed`, { error: String(error) }))
+          .catch((error: unknown) => logOf(request).error({ err: error }, `reply on ${msg.subject} failed`))
           .finally(() => inflight.delete(work));
         inflight.add(work);
       },
@@ -339,7 +343,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     return eventSubject(outcome.host, outcome.domain);
   };
 
-  const publishFacts = (outcome: CommandOutcome): void => {
+  const publishFacts = (outcome: CommandOutcome, request: RequestContext): void => {
     outcome.events.forEach((event, index) => {
       let subject = '(none)';
       try {
@@ -354,7 +358,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
         nc.publish(subject, JSON.stringify(event), { headers: h });
       } catch (error) {
         // The fact is durable and the command accepted: a lost notification must not turn into an error reply.
-        log('error', `cannot publish fact ${event.position} on ${subject}: ${(error as Error).message}`);
+        logOf(request).error(`cannot publish fact ${event.position} on ${subject}: ${(error as Error).message}`);
       }
     });
   };
@@ -370,7 +374,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     return outcomeShell(body, verb);
   };
 
-  const handleCommand = async (verb: Verb, msg: ServiceMsg): Promise<Reply> => {
+  const handleCommand = async (verb: Verb, msg: ServiceMsg, request: RequestContext): Promise<Reply> => {
     const body = parseBody(msg);
     if (body.verb !== undefined && body.verb !== verb) {
       throw new RequestError(
@@ -394,9 +398,15 @@ export async function startCommandService(options: CommandServiceOptions): Promi
         throw new RequestError(SERVICE_RULES.validation, 400, `invalid command: ${(error as Error).message}`);
       }
     }
+    const config = isPlainObject(command.config) ? command.config : {};
+    request.command = {
+      cmd: String(meta.commandId),
+      host: typeof command.host === 'string' ? command.host : 'local',
+      domain: typeof command.domain === 'string' ? command.domain : typeof config.name === 'string' ? config.name : '',
+    };
     // The ledger validates (zod) and names every bad field; the same message as the CLI gets.
     const outcome = await ledger.execute({ ...command, verb, meta }, { admit });
-    if (outcome.ok) publishFacts(outcome);
+    if (outcome.ok) publishFacts(outcome, request);
     if (!outcome.ok && outcome.rule === SERVICE_RULES.validation) {
       return { body: outcome, serviceError: { code: 400, description: outcome.message ?? 'invalid command' } };
     }
@@ -409,7 +419,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
       verb,
       commandSubject(verb),
       { kind: 'command', verb },
-      (msg) => handleCommand(verb, msg),
+      (msg, request) => handleCommand(verb, msg, request),
       (msg) => requestShell(verb, msg),
     );
   }
@@ -501,17 +511,17 @@ export async function startCommandService(options: CommandServiceOptions): Promi
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       // Drains the endpoint subscriptions: no new requests, but those already delivered reach the handler.
-      await service.stop().catch((error: unknown) => log('warn', `stopping the service: ${String(error)}`));
+      await service.stop().catch((error: unknown) => log.warn(`stopping the service: ${String(error)}`));
       while (inflight.size > 0) await Promise.allSettled([...inflight]);
-      if (views) await views.then((v) => v.close()).catch((error: unknown) => log('warn', `closing the audit views: ${String(error)}`));
+      if (views) await views.then((v) => v.close()).catch((error: unknown) => log.warn(`closing the audit views: ${String(error)}`));
       if (!nc.isClosed()) await nc.flush().catch(() => {}); // the replies leave before we return
-      if (ownsConnection && !nc.isClosed()) await nc.drain().catch((error: unknown) => log('warn', `draining the NATS connection: ${String(error)}`));
+      if (ownsConnection && !nc.isClosed()) await nc.drain().catch((error: unknown) => log.warn(`draining the NATS connection: ${String(error)}`));
     })();
     return stopping;
   };
 
   const stopped = service.stopped.then(async (error) => {
-    if (error && !stopping) log('error', `service stopped: ${error.message}`);
+    if (error && !stopping) log.error(`service stopped: ${error.message}`);
     while (inflight.size > 0) await Promise.allSettled([...inflight]);
     if (stopping) await stopping;
   });
@@ -545,7 +555,7 @@ function formatBytes(n: number): string {
  * instead of the service's reply: refuse to start rather than answer nonsense. Without JetStream (or without
  * permission to list streams) there is nothing to check.
  */
-async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly string[], log: ServiceLogger): Promise<void> {
+async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly string[], log: Logger): Promise<void> {
   if (!nc.info?.jetstream) return;
   const clashes: string[] = [];
   try {
@@ -557,7 +567,7 @@ async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly str
       }
     }
   } catch (error) {
-    log('warn', `could not list JetStream streams to check that none captures a request subject: ${(error as Error).message}`);
+    log.warn(`could not list JetStream streams to check that none captures a request subject: ${(error as Error).message}`);
     return;
   }
   if (clashes.length > 0) {

@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 import { runServe, type RunningServe } from '../../services/nats/serve';
+import { createLogger } from '../../services/log';
 import { runVmledger } from '../support/cli';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 import { describeLibvirt, useLibvirtd } from './daemon';
@@ -105,7 +106,7 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     let nc: NatsConnection | undefined;
     try {
       nats = await startNatsServer();
-      serving = await runServe({ store: 'memory', natsUrl: nats.url, connect: lv.current.qemuUri, handleSignals: false, log: () => {} });
+      serving = await runServe({ store: 'memory', natsUrl: nats.url, connect: lv.current.qemuUri, handleSignals: false, log: createLogger({ level: 'silent' }) });
       nc = await connect({ servers: nats.url });
       const xml = readFileSync(guest('nats1'), 'utf8');
       const ask = async (verb: string, body: unknown) => JSON.parse(new TextDecoder().decode((await nc!.request(`vmledger.cmd.${verb}`, JSON.stringify(body), { timeout: 60_000 })).data));

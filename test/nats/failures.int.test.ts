@@ -88,7 +88,10 @@ describe('a handler that throws', () => {
     });
     expect(headers['Nats-Service-Error-Code']).toBe('500');
     expect(headers['Nats-Service-Error']).toBe('internal error: disk on fire');
-    expect(entries.some((e) => e.level === 'error' && /handler for vmledger\.cmd\.start threw/.test(e.message))).toBe(true);
+    const threw = entries.find((e) => e.level === 'error' && /handler for vmledger\.cmd\.start threw/.test(e.message));
+    // A command's line says which command and domain, and carries the error with its stack.
+    expect(threw?.details).toMatchObject({ cmd: 'boom-1', host: 'local', domain: 'boom', err: { message: 'disk on fire' } });
+    expect(String((threw?.details.err as { stack?: string } | undefined)?.stack)).toMatch(/disk on fire\n\s+at /);
 
     const q = await rawRequest(nc, QUERY_SUBJECTS.domain, { domain: 'x' }, 3_000);
     expect(q.reply).toMatchObject({ ok: false, rule: 'INTERNAL', code: 1, message: 'internal error: cannot read the checkpoint' });

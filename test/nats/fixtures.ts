@@ -11,7 +11,8 @@ import { openEventStore, type EventStore } from '../../services/eventstore/index
 import { createLedger, type LedgerOptions } from '../../services/ledger';
 import type { Ledger } from '../../services/ledger-types';
 import { natsConfigFromEnv, natsConnectionOptions } from '../../services/nats/config';
-import { startCommandService, type CommandService, type CommandServiceOptions, type ServiceLogger } from '../../services/nats/service';
+import { createLogger, type Logger } from '../../services/log';
+import { startCommandService, type CommandService, type CommandServiceOptions } from '../../services/nats/service';
 
 export function tempDir(prefix = 'vmledger-nats-test-'): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -45,10 +46,23 @@ export function connectLikeProduction(url: string, name = 'vmledger-test'): Prom
   return connect(natsConnectionOptions(natsConfigFromEnv({}, { url, name })));
 }
 
-/** Collects what the service logs, instead of printing it. */
-export function captureLog(): { log: ServiceLogger; entries: { level: string; message: string; details?: Record<string, unknown> }[] } {
-  const entries: { level: string; message: string; details?: Record<string, unknown> }[] = [];
-  return { entries, log: (level, message, details) => entries.push({ level, message, ...(details ? { details } : {}) }) };
+/**
+ * Collects what the service logs, instead of printing it: a real pino logger (services/log.ts) whose JSON lines
+ * are parsed back into level, message and the other fields (cmd, host, domain, subject, err...).
+ */
+export function captureLog(): { log: Logger; entries: { level: string; message: string; details: Record<string, unknown> }[] } {
+  const entries: { level: string; message: string; details: Record<string, unknown> }[] = [];
+  const log = createLogger({
+    format: 'json',
+    level: 'info',
+    destination: {
+      write(line: string) {
+        const { level, msg, time: _time, pid: _pid, hostname: _hostname, name: _name, ...details } = JSON.parse(line) as Record<string, unknown>;
+        entries.push({ level: String(level), message: String(msg), details });
+      },
+    },
+  });
+  return { entries, log };
 }
 
 export interface Stack {

@@ -147,7 +147,8 @@ describe('disk full during append, through the ledger', () => {
       expect(viaNats).toMatchObject({ ok: false, rule: 'STORE-FULL', code: 38, codeName: 'VIR_ERR_SYSTEM_ERROR', commandId: 'df-nats' });
       expect(viaNats.message).toMatch(DISK_FULL);
       expect(viaNats.message).toMatch(/^disk is full: nothing was appended to stream 'domain-local-df-0'/);
-      expect(entries.some((e) => e.level === 'error' && /^store full: disk is full/.test(e.message))).toBe(true);
+      const full = entries.find((e) => e.level === 'error' && /^store full: disk is full/.test(e.message));
+      expect(full?.details).toMatchObject({ cmd: 'df-nats', domain: DOMAINS[0]!, subject: 'vmledger.cmd.snapshot-create' });
       expect((await client.loadDomain('local', DOMAINS[0]!)).revision).toBe(await store.streamRevision(`domain-local-${DOMAINS[0]}`));
       failed.set('df-nats', {
         input: { verb: 'snapshot-create', domain: DOMAINS[0]!, snapshot: { name: 'over-nats' }, meta: meta('df-nats') } as CommandInput,

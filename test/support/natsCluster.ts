@@ -3,7 +3,7 @@
 // joined by cluster routes.
 //
 //   const cluster = await startNatsCluster();
-//   await cluster.waitForJetStream();             // a meta leader exists: streams can be created
+//   await cluster.waitForJetStream(60_000, undefined, { allPeers: true }); // every node a current JetStream peer
 //   await cluster.kill('n1');                     // kill -9 (store kept) ...
 //   await cluster.start('n1');                    // ... and back on the same ports and store
 //   await cluster.isolate('n2');                  // n2 keeps running, but no route reaches it: a minority of one
@@ -49,8 +49,10 @@ export interface NatsClusterHandle {
   isolate(name: string): void;
   /** Let the node's routes connect again. */
   heal(name: string): void;
-  /** Resolves once JetStream answers through `via` (default: the first running node): a meta leader exists. */
-  waitForJetStream(timeoutMs?: number, via?: string): Promise<void>;
+  /** Resolves once JetStream answers through `via` (default: the first running node): a meta leader exists. With
+   * `allPeers`, also once that leader counts every running, reachable node as a current peer (a stream with 3
+   * replicas can be placed: right after the start it is refused with "no suitable peers for placement"). */
+  waitForJetStream(timeoutMs?: number, via?: string, options?: { allPeers?: boolean }): Promise<void>;
   /** The server name leading a stream's raft group, and its other replicas, as seen through `via` (retried while
    * the API answers 503 or no leader is elected, up to `timeoutMs`, default 15 s). */
   streamLeader(stream: string, via?: string, timeoutMs?: number): Promise<{ leader: string | undefined; replicas: { name: string; current: boolean }[] }>;
@@ -58,6 +60,14 @@ export interface NatsClusterHandle {
   stop(): Promise<void>;
   /** Every node's output, for a failed test's message. */
   log(): string;
+  /**
+   * What each running node says of `streams` (leader, replicas with lag, last sequence) and of their consumers
+   * (where each lives, how far it delivered), plus which relays are cut: for the message of a step that stalled.
+   * Each question is bounded (2 s); one that fails is reported as such.
+   */
+  describe(streams: readonly string[]): Promise<string>;
+  /** The last sequence of `stream` in each running node's own store (its /jsz), by node; undefined if it did not say. */
+  localLastSeqs(stream: string): Promise<Record<string, number | undefined>>;
 }
 
 interface Relay {
@@ -119,6 +129,9 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
   for (const from of names) for (const to of names) if (from !== to) relays.push(await startRelay(from, to));
   const routePorts = new Map<string, number>();
   for (const name of names) routePorts.set(name, await freePort());
+  // The monitoring port (/jsz): what each node itself holds, which the JetStream API (answered by leaders) never says.
+  const monitorPorts = new Map<string, number>();
+  for (const name of names) monitorPorts.set(name, await freePort());
   for (const relay of relays) relay.targetPort = routePorts.get(relay.to)!;
 
   const configFor = (name: string): string => {
@@ -128,6 +141,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       file,
       [
         `server_name: ${name}`,
+        `http: "127.0.0.1:${monitorPorts.get(name)!}"`,
         'cluster {',
         `  name: ${CLUSTER_NAME}`,
         `  listen: "127.0.0.1:${routePorts.get(name)!}"`,
@@ -183,6 +197,36 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
   const connectTo = (name: string): Promise<NatsConnection> =>
     connect({ servers: get(name).server.url, ignoreClusterUpdates: true, reconnect: false, timeout: 2_000 });
 
+  /** Running, reachable nodes that the meta leader (asked through its /jsz) does not list as current peers. */
+  const missingMetaPeers = async (): Promise<string[]> => {
+    const wanted = names.filter((n) => get(n).running && !get(n).isolated);
+    for (const name of wanted) {
+      const jsz = (await fetch(`http://127.0.0.1:${monitorPorts.get(name)!}/jsz`, { signal: AbortSignal.timeout(2_000) })
+        .then((r) => r.json())
+        .catch(() => undefined)) as { meta_cluster?: { leader?: string; replicas?: { name: string; current: boolean; offline?: boolean }[] } } | undefined;
+      if (jsz?.meta_cluster?.leader !== name) continue;
+      const current = new Set((jsz.meta_cluster.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name));
+      return wanted.filter((n) => n !== name && !current.has(n));
+    }
+    return ['(no meta leader among the reachable nodes)'];
+  };
+
+  const localLastSeqs = async (stream: string): Promise<Record<string, number | undefined>> => {
+    const out: Record<string, number | undefined> = {};
+    for (const name of names) {
+      if (!get(name).running) continue;
+      try {
+        const response = await fetch(`http://127.0.0.1:${monitorPorts.get(name)!}/jsz?streams=true`, { signal: AbortSignal.timeout(2_000) });
+        const jsz = (await response.json()) as { account_details?: { stream_detail?: { name: string; state: { last_seq: number } }[] }[] };
+        const detail = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream);
+        out[name] = detail?.state.last_seq;
+      } catch {
+        out[name] = undefined;
+      }
+    }
+    return out;
+  };
+
   return {
     nodes: names.map(nodeView),
     get urls() {
@@ -209,7 +253,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
         if (r.from === name || r.to === name) r.blocked = get(r.from).isolated || get(r.to).isolated;
       }
     },
-    async waitForJetStream(timeoutMs = 30_000, via) {
+    async waitForJetStream(timeoutMs = 30_000, via, options = {}) {
       const deadline = Date.now() + timeoutMs;
       let last: unknown;
       while (Date.now() < deadline) {
@@ -218,7 +262,9 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
           try {
             const jsm = await nc.jetstreamManager({ timeout: 2_000 });
             await jsm.getAccountInfo();
-            return;
+            const missing = options.allPeers ? await missingMetaPeers() : [];
+            if (missing.length === 0) return;
+            last = new Error(`the meta leader does not count ${missing.join(', ')} as current JetStream peers yet`);
           } catch (error) {
             last = error;
           } finally {
@@ -262,5 +308,47 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       rmSync(configDir, { recursive: true, force: true });
     },
     log,
+    localLastSeqs,
+    async describe(streams) {
+      const lines: string[] = [];
+      const cut = relays.filter((r) => r.blocked).map((r) => `${r.from}→${r.to}`);
+      lines.push(`relays cut: ${cut.length > 0 ? cut.join(' ') : 'none'}; open route sockets: ${relays.map((r) => `${r.from}→${r.to}:${r.sockets.size}`).join(' ')}`);
+      for (const name of names) {
+        if (!get(name).running) {
+          lines.push(`${name}: not running`);
+          continue;
+        }
+        let nc: NatsConnection | undefined;
+        try {
+          nc = await connectTo(name);
+          const jsm = await nc.jetstreamManager({ timeout: 2_000 });
+          for (const stream of streams) {
+            try {
+              const info = await jsm.streams.info(stream);
+              const replicas = (info.cluster?.replicas ?? [])
+                .map((r) => `${r.name}(${r.current ? 'current' : 'NOT current'}, lag ${r.lag ?? 0}, active ${Math.round((r.active ?? 0) / 1e6)} ms ago)`)
+                .join(' ');
+              lines.push(`${name}: ${stream} leader ${info.cluster?.leader ?? 'NONE'}, last seq ${info.state.last_seq}, replicas ${replicas}`);
+              if (name === firstRunning()) lines.push(`  ${stream} in each node's own store (/jsz) ends at ${JSON.stringify(await localLastSeqs(stream))}`);
+              const consumers = await jsm.consumers.list(stream).next();
+              for (const c of consumers) {
+                lines.push(
+                  `${name}:   consumer ${c.name} on ${c.cluster?.leader ?? 'NO LEADER'} from seq ${c.config.opt_start_seq ?? 1}` +
+                    `${c.config.filter_subject ? ` (${c.config.filter_subject})` : ''}: delivered up to ${c.delivered.stream_seq}, ` +
+                    `${c.num_pending} pending, ${c.num_waiting} pull(s) waiting`,
+                );
+              }
+            } catch (error) {
+              lines.push(`${name}: ${stream}: ${String(error)}`);
+            }
+          }
+        } catch (error) {
+          lines.push(`${name}: ${String(error)}`);
+        } finally {
+          await nc?.close().catch(() => {});
+        }
+      }
+      return lines.join('\n');
+    },
   };
 }

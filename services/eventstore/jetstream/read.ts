@@ -9,8 +9,8 @@ import { isNoMessage } from './errors';
 import type { JetStreamLog } from './log';
 import { factsOf, lastRevisionOf, parseAppend, toRawFromStored, type AppendMessage, type Head, type RawMsg } from './messages';
 
-/** Below this many messages a range is read by direct gets; above, through an ordered consumer. */
-export const SMALL_RANGE = 32;
+/** How many gets of a range of the log are in flight at once. */
+export const READ_AHEAD = 32;
 /** How many messages readStream fetches walking back along Vmledger-Previous before it reads the subject whole. */
 export const MAX_WALK_BACK = 64;
 
@@ -90,41 +90,47 @@ export async function headPosition(log: JetStreamLog): Promise<number> {
   return (await log.readHead()).lastPosition;
 }
 
-/** Messages with sequence in [from, to] (on `subject` only, when given), in order. */
+/**
+ * Messages with sequence in [from, to] (on `subject` only, when given), in order, read from the stream leader.
+ * Never through a consumer: the server places one on any replica, and on a cluster nats-server 2.9 was seen to
+ * keep a healed node's copy at the sequence of the cut for minutes while the leader called it current (a read
+ * waiting there for the last message never ended), and a read that went on past such a copy got one fact twice
+ * (most likely a restarted leader's copy holding a message never committed). The leader holds exactly the
+ * committed messages.
+ */
 export async function* messages(log: JetStreamLog, from: number, to: number, subject?: string): AsyncIterable<RawMsg> {
-  if (from > to) return;
-  if (to - from < SMALL_RANGE) {
-    for (let seq = from; seq <= to; ) {
-      let msg: StoredMsg;
-      try {
-        msg = await log.retry('read a message', () =>
-          subject === undefined
-            ? log.jsm.streams.getMessage(log.streamName, { seq })
-            : log.jsm.streams.getMessage(log.streamName, { seq, next_by_subj: subject } as unknown as { seq: number }),
-        );
-      } catch (error) {
-        if (isNoMessage(error) && subject !== undefined) return;
-        throw error;
+  if (subject === undefined) {
+    // Every sequence holds a message (nothing is ever deleted from the log), so several gets are in flight.
+    const inFlight: Promise<StoredMsg>[] = [];
+    let nextSeq = from;
+    const fill = () => {
+      while (inFlight.length < READ_AHEAD && nextSeq <= to) {
+        const get = log.getBySeq(nextSeq++);
+        get.catch(() => {}); // awaited below; a read abandoned midway must not be an unhandled rejection
+        inFlight.push(get);
       }
-      if (msg.seq > to) return;
+    };
+    fill();
+    while (inFlight.length > 0) {
+      const msg = await inFlight.shift()!;
+      fill();
       yield toRawFromStored(msg);
-      seq = msg.seq + 1;
     }
     return;
   }
-  const consumer = await log.retry('create a reader', () =>
-    log.js.consumers.get(log.streamName, { opt_start_seq: from, ...(subject ? { filterSubjects: subject } : {}) }),
-  );
-  const iterator = await consumer.consume({ max_messages: 256 });
-  try {
-    for await (const m of iterator) {
-      if (m.seq > to) return;
-      yield { seq: m.seq, subject: m.subject, header: m.headers, data: m.data };
-      if (m.seq >= to) return;
+  for (let seq = from; seq <= to; ) {
+    let msg: StoredMsg;
+    try {
+      msg = await log.retry('read a message', () =>
+        log.jsm.streams.getMessage(log.streamName, { seq, next_by_subj: subject } as unknown as { seq: number }),
+      );
+    } catch (error) {
+      if (isNoMessage(error)) return;
+      throw error;
     }
-  } finally {
-    iterator.stop();
-    await consumer.delete().catch(() => {});
+    if (msg.seq > to) return;
+    yield toRawFromStored(msg);
+    seq = msg.seq + 1;
   }
 }
 
