@@ -17,7 +17,7 @@ import type { RecordedEvent } from '../eventstore/types';
 import type { CommandOutcome, Ledger } from '../ledger-types';
 import { allDomains, queryOfFlags } from '../domainQuery';
 import { XmlError, formatDomainXml, formatSnapshotXml, parseDomainXml, parseSnapshotXml } from '../xml';
-import { commandHelp, findCommand, groupHelp, parseArgv, type CmdDef, type CmdGroup, type OptValue } from './definitions';
+import { commandHelp, findCommand, groupHelp, parseArgv, type CmdDef, type CmdGroup } from './definitions';
 import {
   dominfo,
   domblklist,
@@ -28,7 +28,11 @@ import {
   snapshotTree,
   stateWithReason,
 } from './print';
+import { fail, flag, list, noSnapshot, notFound, optionError, str, type Opts, type Result } from './result';
+import { parseDiskspec, parseMemspec, snapshotArgsXml } from './snapshotArgs';
 import { formatCommandLine, splitCommaList, tokenize } from './tokenize';
+
+export { parseDiskspec } from './snapshotArgs';
 
 /** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
 export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'queryDomains' | 'close'>;
@@ -84,64 +88,6 @@ export interface CommandReport {
   quit?: boolean;
 }
 
-interface Failure {
-  code: number;
-  codeName?: string;
-  rule: string | null;
-  /** The libvirt-rendered message (for JSON). */
-  message: string;
-  /** The lines virsh prints (each becomes `error: <line>`). */
-  lines: string[];
-}
-
-interface Result {
-  ok: boolean;
-  out: string;
-  /** Extra `error:` lines printed although the command succeeded (virsh warnings). */
-  warnings?: string[];
-  failure?: Failure;
-  outcome?: CommandOutcome;
-  result?: unknown;
-  message?: string | null;
-  quit?: boolean;
-}
-
-type Opts = Map<string, OptValue>;
-
-const flag = (o: Opts, name: string) => o.get(name) === true;
-const str = (o: Opts, name: string) => {
-  const v = o.get(name);
-  return typeof v === 'string' ? v : undefined;
-};
-const list = (o: Opts, name: string) => {
-  const v = o.get(name);
-  return Array.isArray(v) ? v : [];
-};
-
-function fail(lines: string[], code: number, rule: string | null, message = lines.at(-1) ?? '', codeName?: string): Result {
-  return { ok: false, out: '', failure: { code, codeName, rule, message, lines } };
-}
-
-/** A virsh-side option error: `error: <message>`, no libvirt call made. */
-function optionError(message: string): Result {
-  return fail([message], ERROR_CODES.VIR_ERR_INVALID_ARG, 'VIRSH-ARGS', message, 'VIR_ERR_INVALID_ARG');
-}
-
-function notFound(domain: string): Result {
-  return fail(
-    [`failed to get domain '${domain}'`],
-    ERROR_CODES.VIR_ERR_NO_DOMAIN,
-    'DOM-NOTFOUND',
-    `Domain not found: no domain with matching name '${domain}'`,
-    'VIR_ERR_NO_DOMAIN',
-  );
-}
-
-function noSnapshot(name: string): Result {
-  const message = `Domain snapshot not found: no domain snapshot with matching name '${name}'`;
-  return fail([message], ERROR_CODES.VIR_ERR_NO_DOMAIN_SNAPSHOT, 'SD-NOTFOUND', message, 'VIR_ERR_NO_DOMAIN_SNAPSHOT');
-}
-
 const ERRNO_TEXT: Record<string, string> = {
   ENOENT: 'No such file or directory',
   EACCES: 'Permission denied',
@@ -160,82 +106,6 @@ export function destinationHost(uri: string): string | undefined {
   authority = authority.slice(authority.lastIndexOf('@') + 1);
   const host = authority.startsWith('[') ? authority.slice(1, authority.indexOf(']')) : authority.replace(/:\d*$/, '');
   return host === '' ? undefined : host;
-}
-
-/** virsh `--diskspec disk[,snapshot=type][,driver=type][,stype=type][,file=name]`, plus `mirror=name` (seed 002). */
-export function parseDiskspec(spec: string): SnapshotDisk | undefined {
-  const [target, ...fields] = splitCommaList(spec);
-  if (!target) return undefined;
-  const disk: SnapshotDisk = { target, snapshot: 'internal' };
-  let snapshotGiven = false;
-  for (const field of fields) {
-    const eq = field.indexOf('=');
-    if (eq === -1) return undefined;
-    const key = field.slice(0, eq);
-    const value = field.slice(eq + 1);
-    if (key === 'snapshot') {
-      if (value !== 'internal' && value !== 'external' && value !== 'no') return undefined;
-      disk.snapshot = value;
-      snapshotGiven = true;
-    } else if (key === 'file') disk.file = value;
-    else if (key === 'mirror') disk.mirror = value;
-    else if (key === 'driver' || key === 'stype') continue; // not modelled
-    else return undefined;
-  }
-  if (!snapshotGiven && (disk.file !== undefined || disk.mirror !== undefined)) disk.snapshot = 'external';
-  return disk;
-}
-
-/** virsh `--memspec [file=]name[,snapshot=type]`. */
-function parseMemspec(spec: string): SnapshotDefinition['memory'] | 'error' {
-  let memory: SnapshotDefinition['memory'];
-  for (const [i, field] of splitCommaList(spec).entries()) {
-    const eq = field.indexOf('=');
-    const key = eq === -1 ? (i === 0 ? 'file' : '') : field.slice(0, eq);
-    const value = eq === -1 ? field : field.slice(eq + 1);
-    if (key === 'file') memory ??= value ? 'external' : undefined;
-    else if (key === 'snapshot' && (value === 'no' || value === 'internal' || value === 'external')) memory = value;
-    else return 'error';
-  }
-  return memory;
-}
-
-/** `snapshot-create-as --print-xml`: the `<domainsnapshot>` virsh would send. */
-function snapshotArgsXml(def: SnapshotDefinition, memspec: string | undefined): string {
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
-  const lines = ['<domainsnapshot>'];
-  if (def.name !== undefined) lines.push(`  <name>${esc(def.name)}</name>`);
-  if (def.description !== undefined) lines.push(`  <description>${esc(def.description)}</description>`);
-  if (memspec !== undefined) {
-    const fields = splitCommaList(memspec);
-    const attrs: string[] = [];
-    let file: string | undefined;
-    for (const [i, f] of fields.entries()) {
-      const eq = f.indexOf('=');
-      if (eq === -1 && i === 0) file = f;
-      else if (f.startsWith('file=')) file = f.slice(5);
-      else if (f.startsWith('snapshot=')) attrs.push(`snapshot='${esc(f.slice(9))}'`);
-    }
-    if (file) attrs.push(`file='${esc(file)}'`);
-    lines.push(`  <memory ${attrs.join(' ')}/>`);
-  }
-  if (def.disks.length > 0) {
-    lines.push('  <disks>');
-    for (const d of def.disks) {
-      const snap = d.snapshot !== 'internal' || d.file !== undefined ? ` snapshot='${d.snapshot}'` : '';
-      if (d.file === undefined && d.mirror === undefined) {
-        lines.push(`    <disk name='${esc(d.target)}'${snap}/>`);
-        continue;
-      }
-      lines.push(`    <disk name='${esc(d.target)}'${snap}>`);
-      if (d.file !== undefined) lines.push(`      <source file='${esc(d.file)}'/>`);
-      if (d.mirror !== undefined) lines.push(`      <mirror file='${esc(d.mirror)}'/>`);
-      lines.push('    </disk>');
-    }
-    lines.push('  </disks>');
-  }
-  lines.push('</domainsnapshot>');
-  return lines.join('\n') + '\n\n';
 }
 
 /** The `error: Failed to …` line virsh prints before libvirt's message, per verb. */
