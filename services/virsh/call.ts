@@ -1,0 +1,160 @@
+// What a verb's handler is given (a VerbCall): its parsed options, the domain they name, and the session's ways
+// to reach the ledger and the files named on the command line, each answering in virsh's words when it fails.
+// A verb's entry in the table (VerbEntry) is its handler plus how virsh prints a refusal of it.
+import type { CommandInput } from '../../machines/commands';
+import { ERROR_CODES } from '../../machines/errors';
+import type { DomainState } from '../../machines/model';
+import type { CommandOutcome, Ledger } from '../ledger-types';
+import { XmlError, parseDomainXml } from '../xml';
+import { fail, flag, notFound, optionError, str, type Opts, type Result } from './result';
+
+/** What a session needs of a ledger: a local one, or a remote one over NATS (which has no store). */
+export type SessionLedger = Pick<Ledger, 'execute' | 'loadDomain' | 'queryDomains' | 'close'>;
+
+/** The session's options, defaults filled in (see SessionOptions in session.ts). */
+export interface SessionEnv {
+  ledger: SessionLedger;
+  host: string;
+  actor: string;
+  readFile: (path: string) => string;
+  newCommandId: () => string;
+  now: () => string;
+  newUuid: () => string;
+  connected: boolean;
+}
+
+export interface VerbEntry {
+  run: (call: VerbCall) => Promise<Result> | Result;
+  /** The `error: Failed to …` line virsh prints before libvirt's refusal; absent: virsh prints libvirt's error alone. */
+  header?: (domain: string, o: Opts) => string;
+  /**
+   * A refusal virsh detects itself before calling libvirt, printed in its own words without the header (the
+   * lines); undefined: the refusal is printed as libvirt words it.
+   */
+  ownRefusal?: (outcome: CommandOutcome, o: Opts) => string[] | undefined;
+}
+
+/** Verbs by name; each group module (verbs/*.ts) exports one. */
+export type VerbTable = Readonly<Record<string, VerbEntry>>;
+
+export type Meta = { commandId: string; actor: string; time: string };
+
+export interface VerbCall {
+  readonly verb: string;
+  /** --domain as given ('' for a verb without one). */
+  readonly dom: string;
+  readonly o: Opts;
+  readonly env: SessionEnv;
+  /** The header virsh prints before a refusal of this verb on `domain`, if any. */
+  header(domain: string): string | undefined;
+  /** A fresh command id, the actor and the time, for one command. */
+  meta(): Meta;
+  /** Runs a command on the ledger; on success prints `success(outcome)`, else the refusal as virsh prints it. */
+  exec(input: Record<string, unknown>, success: (outcome: CommandOutcome) => string, domain?: string): Promise<Result>;
+  /** A refusal of this verb on `domain` (default --domain) as virsh prints it. */
+  refused(outcome: CommandOutcome, domain?: string): Result;
+  /** The domain as the ledger has it now; undefined when it does not exist. */
+  domain(name: string): Promise<DomainState | undefined>;
+  /** --snapshotname or --current, as snapshot-delete/revert/parent/info resolve them. */
+  pickSnapshot(): Promise<{ state: DomainState; name: string } | { error: Result }>;
+  /** Reads a file named on the command line; virsh's wording when it cannot. */
+  read(path: string): { text: string } | { error: Result };
+  /** Reads and parses the domain XML in a file named on the command line; the failure to report when it cannot. */
+  readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml>; xml: string } | { error: Result };
+  xmlFailure(error: unknown, header?: string): Result;
+}
+
+/** Refusals virsh reports before calling libvirt (a lookup or its own check): printed without the header. */
+const NO_HEADER_RULES = new Set(['VALIDATION', 'UND-STORAGE-RUNNING', 'UND-STORAGE-FLAGS', 'SD-NOTFOUND']);
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  EISDIR: 'Is a directory',
+  ENOTDIR: 'Not a directory',
+  ELOOP: 'Too many levels of symbolic links',
+  ENAMETOOLONG: 'File name too long',
+};
+
+export function verbCall(env: SessionEnv, verb: string, entry: VerbEntry, o: Opts): VerbCall {
+  const dom = str(o, 'domain') ?? '';
+  const header = (domain: string) => entry.header?.(domain, o);
+  const meta = () => ({ commandId: env.newCommandId(), actor: env.actor, time: env.now() });
+
+  function refused(outcome: CommandOutcome, domain = dom): Result {
+    const message = outcome.message ?? 'unknown error';
+    const base = { code: outcome.code ?? 1, codeName: outcome.codeName, rule: outcome.rule ?? null, message };
+    if (outcome.rule === 'DOM-NOTFOUND') return { ...notFound(domain), outcome };
+    const own = entry.ownRefusal?.(outcome, o);
+    if (own) return { ok: false, out: '', outcome, failure: { ...base, lines: own } };
+    const printedHeader = NO_HEADER_RULES.has(outcome.rule ?? '') ? undefined : header(domain);
+    // virsh makes this check itself and prints it without libvirt's prefix (T05).
+    const printed = outcome.rule === 'UND-STORAGE-RUNNING' ? message.replace(/^Requested operation is not valid: /, '') : message;
+    return { ok: false, out: '', outcome, failure: { ...base, lines: printedHeader ? [printedHeader, printed] : [printed] } };
+  }
+
+  async function exec(input: Record<string, unknown>, success: (outcome: CommandOutcome) => string, domain = dom): Promise<Result> {
+    const outcome = await env.ledger.execute({ ...input, host: env.host, meta: meta() } as CommandInput);
+    if (outcome.ok) return { ok: true, out: success(outcome), outcome };
+    return refused(outcome, domain);
+  }
+
+  async function domain(name: string): Promise<DomainState | undefined> {
+    const { state } = await env.ledger.loadDomain(env.host, name);
+    return state.life === 'exists' ? state : undefined;
+  }
+
+  function read(path: string): { text: string } | { error: Result } {
+    try {
+      return { text: env.readFile(path) };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      const reason = ERRNO_TEXT[code] ?? (error as Error).message;
+      const verb = code === 'EISDIR' ? 'read' : 'open';
+      const line = `Failed to ${verb} file '${path}': ${reason}`;
+      return { error: fail([line], 38, 'VIRSH-FILE', line, 'VIR_ERR_SYSTEM_ERROR') };
+    }
+  }
+
+  function xmlFailure(error: unknown, header?: string): Result {
+    if (error instanceof XmlError) {
+      return fail(header ? [header, error.message] : [error.message], error.code, 'XML', error.message, error.codeName);
+    }
+    throw error;
+  }
+
+  return {
+    verb,
+    dom,
+    o,
+    env,
+    header,
+    meta,
+    exec,
+    refused,
+    domain,
+    read,
+    xmlFailure,
+    readDomainXml(path, header) {
+      const file = read(path);
+      if ('error' in file) return file;
+      try {
+        return { config: parseDomainXml(file.text, env.newUuid), xml: file.text };
+      } catch (error) {
+        return { error: xmlFailure(error, header) };
+      }
+    },
+    async pickSnapshot() {
+      const state = await domain(dom);
+      if (!state) return { error: notFound(dom) };
+      const name = str(o, 'snapshotname');
+      if (name !== undefined) return { state, name };
+      if (!flag(o, 'current')) return { error: optionError('--snapshotname or --current is required') };
+      if (state.current === null) {
+        const message = 'Domain snapshot not found: the domain does not have a current snapshot';
+        return { error: fail([message], ERROR_CODES.VIR_ERR_NO_DOMAIN_SNAPSHOT, 'SD-NOTFOUND', message, 'VIR_ERR_NO_DOMAIN_SNAPSHOT') };
+      }
+      return { state, name: state.current };
+    },
+  };
+}
