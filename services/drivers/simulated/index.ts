@@ -62,7 +62,7 @@ import { checkLocks } from './locks';
 import { logSync, recordStorage } from './log';
 import { flushGuestEvents, pendingGuestEvents, pendingReportsOf } from './reports';
 import { performSnapshot } from './snapshot';
-import { ENOENT, Storages } from './storage';
+import { ENOENT, storageChecks } from './storage';
 import type { Sim, SimulatedDriver, SimulatedDriverOptions } from './types';
 import { emptyWorld, foldEvent, runsOnHost, stateOf, type StorageEvent } from './world';
 
@@ -79,7 +79,7 @@ export function createSimulatedDriver(options: SimulatedDriverOptions = {}): Sim
   const store = options.store;
 
   const world = emptyWorld(config);
-  const storages = new Storages(config, faults, world.images);
+  const storages = storageChecks(config, faults, world.images);
   const sim: Sim = { config, faults, world, storages };
   /** Positions for facts observed without a store. */
   let observed = 0;
