@@ -7,7 +7,7 @@
 //   world.ts      the world and its fold from the log; the `hypervisor-storage` stream's events
 //   images.ts     what each fact does to the images; backing chains, relative names resolved as qemu does
 //   storage.ts    room and read-only checks on storage, errno texts
-//   log.ts        folding the store's log up to its head; appending to the storage stream
+//   log.ts        folding the store's log up to its head; appending to the storage stream (p-retry on a race)
 //   locks.ts      leases and image write locks (DRV-LOCK)
 //   snapshot.ts   snapshot-create disk by disk (SC-ATOMIC)
 //   blockjobs.ts  blockcopy, ending jobs by pivot/abort (MIR-COPY, MIR-END, MIR-PARTIAL), blockpull (DRV-BLOCKPULL)

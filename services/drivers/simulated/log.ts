@@ -2,6 +2,8 @@
 // at a time), and appending a host-side image operation to the hash-chained `hypervisor-storage` stream.
 import { randomUUID } from 'node:crypto';
 
+import pRetry from 'p-retry';
+
 import { WrongExpectedRevisionError, type EventStore } from '../../eventstore/types';
 import { factHash } from '../../factHash';
 import type { World } from './types';
@@ -36,21 +38,21 @@ export async function recordStorage(store: EventStore | undefined, world: World,
   // A host-side operation happens now (it is no command of the ledger): its id only has to be unique. Like every
   // stream of the log it is hash-chained (the audit replay checks that), so append on top of the last fact seen.
   const metadata = { commandId: `storage-${randomUUID()}`, actor: 'hypervisor', time: new Date().toISOString() };
-  for (;;) {
-    const revision = await store.streamRevision(STORAGE_STREAM);
-    let previous: string | undefined;
-    if (revision !== 'no-stream') {
-      for await (const e of store.readStream(STORAGE_STREAM, revision)) previous = typeof e.metadata.hash === 'string' ? e.metadata.hash : undefined;
-    }
-    const hash = factHash(previous, type, data);
-    try {
+  // Another writer may append between reading the head and appending on it: then read the new head and try again,
+  // right away and for as long as it takes (each retry means the other writer got through).
+  await pRetry(
+    async () => {
+      const revision = await store.streamRevision(STORAGE_STREAM);
+      let previous: string | undefined;
+      if (revision !== 'no-stream') {
+        for await (const e of store.readStream(STORAGE_STREAM, revision)) previous = typeof e.metadata.hash === 'string' ? e.metadata.hash : undefined;
+      }
+      const hash = factHash(previous, type, data);
       await store.append(STORAGE_STREAM, [{ type, data, metadata: { ...metadata, hash } }], {
         expectedRevision: revision === 'no-stream' ? 'no-stream' : revision,
       });
-      break;
-    } catch (error) {
-      if (!(error instanceof WrongExpectedRevisionError)) throw error;
-    }
-  }
+    },
+    { retries: Number.POSITIVE_INFINITY, minTimeout: 0, shouldRetry: ({ error }) => error instanceof WrongExpectedRevisionError },
+  );
   await sync();
 }
