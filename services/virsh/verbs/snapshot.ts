@@ -5,9 +5,9 @@ import { ERROR_CODES } from '../../../machines/errors';
 import { snapshotName } from '../../../machines/guards';
 import { snapshotNamed, type Snapshot, type SnapshotDisk } from '../../../machines/model';
 import { formatSnapshotXml, parseSnapshotXml } from '../../xml';
-import type { VerbCall, VerbTable } from '../call';
+import type { VerbCall, VerbEntry, VerbTable } from '../call';
 import { selectSnapshots, snapshotInfo, snapshotTable, snapshotTree } from '../print';
-import { fail, flag, list, noSnapshot, notFound, optionError, str, type Result } from '../result';
+import { fail, flag, list, noSnapshot, notFound, optionError, str, type Opts, type Result } from '../result';
 import { parseDiskspec, parseMemspec, snapshotArgsXml } from '../snapshotArgs';
 
 /** snapshot-create (from --xmlfile) and snapshot-create-as (from --name, --diskspec, … ). */
@@ -74,14 +74,23 @@ async function create(call: VerbCall): Promise<Result> {
   return { ok: true, outcome, out: file !== undefined ? `Domain snapshot ${name} created from '${file}'` : `Domain snapshot ${name} created` };
 }
 
-/** The snapshot snapshot-delete/revert act on, which virsh looks up first; --current resolved into --snapshotname. */
-async function existingSnapshot(call: VerbCall): Promise<{ name: string } | { error: Result }> {
-  const picked = await call.pickSnapshot();
-  if ('error' in picked) return picked;
-  const name = picked.name;
-  if (!snapshotNamed(picked.state, name)) return { error: noSnapshot(name) };
-  call.o.set('snapshotname', name); // the refusal's header names it
-  return { name };
+/**
+ * snapshot-delete and snapshot-revert: virsh looks the snapshot up first (--current resolved into
+ * --snapshotname, which the refusal's header names), then asks libvirt with the verb's own flags.
+ */
+function onExistingSnapshot(what: string, flags: (o: Opts) => Record<string, unknown>, done: (name: string, o: Opts) => string): VerbEntry {
+  return {
+    header: (_d, o) => `Failed to ${what} snapshot ${str(o, 'snapshotname')}`,
+    run: async (call) => {
+      const { verb, dom, o } = call;
+      const picked = await call.pickSnapshot();
+      if ('error' in picked) return picked.error;
+      const name = picked.name;
+      if (!snapshotNamed(picked.state, name)) return noSnapshot(name);
+      o.set('snapshotname', name);
+      return call.exec({ verb, domain: dom, snapshotname: name, ...flags(o) }, () => done(name, o));
+    },
+  };
 }
 
 /** The snapshot snapshot-parent/info describe. */
@@ -161,41 +170,22 @@ async function listSnapshots(call: VerbCall): Promise<Result> {
 export const SNAPSHOT_VERBS: VerbTable = {
   'snapshot-create': { run: create },
   'snapshot-create-as': { run: create },
-  'snapshot-delete': {
-    header: (_d, o) => `Failed to delete snapshot ${str(o, 'snapshotname')}`,
-    run: async (call) => {
-      const { verb, dom, o } = call;
-      const picked = await existingSnapshot(call);
-      if ('error' in picked) return picked.error;
-      const { name } = picked;
-      return call.exec(
-        {
-          verb,
-          domain: dom,
-          snapshotname: name,
-          children: flag(o, 'children'),
-          childrenOnly: flag(o, 'children-only'),
-          metadata: flag(o, 'metadata'),
-          mirrorPivot: flag(o, 'mirror-pivot'),
-          mirrorAbort: flag(o, 'mirror-abort'),
-        },
-        () => (flag(o, 'children-only') ? `Domain snapshot ${name} children deleted\n` : `Domain snapshot ${name} deleted\n`),
-      );
-    },
-  },
-  'snapshot-revert': {
-    header: (_d, o) => `Failed to revert snapshot ${str(o, 'snapshotname')}`,
-    run: async (call) => {
-      const { verb, dom, o } = call;
-      const picked = await existingSnapshot(call);
-      if ('error' in picked) return picked.error;
-      const { name } = picked;
-      return call.exec(
-        { verb, domain: dom, snapshotname: name, running: flag(o, 'running'), paused: flag(o, 'paused'), force: flag(o, 'force') },
-        () => `Domain snapshot ${name} reverted\n`,
-      );
-    },
-  },
+  'snapshot-delete': onExistingSnapshot(
+    'delete',
+    (o) => ({
+      children: flag(o, 'children'),
+      childrenOnly: flag(o, 'children-only'),
+      metadata: flag(o, 'metadata'),
+      mirrorPivot: flag(o, 'mirror-pivot'),
+      mirrorAbort: flag(o, 'mirror-abort'),
+    }),
+    (name, o) => (flag(o, 'children-only') ? `Domain snapshot ${name} children deleted\n` : `Domain snapshot ${name} deleted\n`),
+  ),
+  'snapshot-revert': onExistingSnapshot(
+    'revert',
+    (o) => ({ running: flag(o, 'running'), paused: flag(o, 'paused'), force: flag(o, 'force') }),
+    (name) => `Domain snapshot ${name} reverted\n`,
+  ),
   'snapshot-current': { run: current },
   'snapshot-parent': {
     run: async (call) => {
