@@ -1,6 +1,7 @@
-// What a verb's handler is given (a VerbCall): its parsed options, the domain they name, and the session's ways
-// to reach the ledger and the files named on the command line, each answering in virsh's words when it fails.
-// A verb's entry in the table (VerbEntry) is its handler plus how virsh prints a refusal of it.
+// What a verb's handler is given (a VerbCall: its parsed options, the domain they name, the session) and the
+// functions it reaches the ledger and the files named on the command line with, each answering in virsh's words
+// when it fails. A verb's entry in the table (VerbEntry) is its handler plus how virsh prints a refusal of it.
+// A VerbCall is plain data and these are plain functions: nothing is built per command but the call itself.
 import type { CommandInput } from '../../machines/commands';
 import { ERROR_CODES } from '../../machines/errors';
 import type { DomainState } from '../../machines/model';
@@ -45,23 +46,7 @@ export interface VerbCall {
   readonly dom: string;
   readonly o: Opts;
   readonly env: SessionEnv;
-  /** The header virsh prints before a refusal of this verb on `domain`, if any. */
-  header(domain: string): string | undefined;
-  /** A fresh command id, the actor and the time, for one command. */
-  meta(): Meta;
-  /** Runs a command on the ledger; on success prints `success(outcome)`, else the refusal as virsh prints it. */
-  exec(input: Record<string, unknown>, success: (outcome: CommandOutcome) => string, domain?: string): Promise<Result>;
-  /** A refusal of this verb on `domain` (default --domain) as virsh prints it. */
-  refused(outcome: CommandOutcome, domain?: string): Result;
-  /** The domain as the ledger has it now; undefined when it does not exist. */
-  domain(name: string): Promise<DomainState | undefined>;
-  /** --snapshotname or --current, as snapshot-delete/revert/parent/info resolve them. */
-  pickSnapshot(): Promise<{ state: DomainState; name: string } | { error: Result }>;
-  /** Reads a file named on the command line; virsh's wording when it cannot. */
-  read(path: string): { text: string } | { error: Result };
-  /** Reads and parses the domain XML in a file named on the command line; the failure to report when it cannot. */
-  readDomainXml(path: string, header?: string): { config: ReturnType<typeof parseDomainXml>; xml: string } | { error: Result };
-  xmlFailure(error: unknown, header?: string): Result;
+  readonly entry: VerbEntry;
 }
 
 /** Refusals virsh reports before calling libvirt (a lookup or its own check): printed without the header. */
@@ -77,84 +62,98 @@ const ERRNO_TEXT: Record<string, string> = {
 };
 
 export function verbCall(env: SessionEnv, verb: string, entry: VerbEntry, o: Opts): VerbCall {
-  const dom = str(o, 'domain') ?? '';
-  const header = (domain: string) => entry.header?.(domain, o);
-  const meta = () => ({ commandId: env.newCommandId(), actor: env.actor, time: env.now() });
+  return { verb, dom: str(o, 'domain') ?? '', o, env, entry };
+}
 
-  function refused(outcome: CommandOutcome, domain = dom): Result {
-    const message = outcome.message ?? 'unknown error';
-    const base = { code: outcome.code ?? 1, codeName: outcome.codeName, rule: outcome.rule ?? null, message };
-    if (outcome.rule === 'DOM-NOTFOUND') return { ...notFound(domain), outcome };
-    const own = entry.ownRefusal?.(outcome, o);
-    if (own) return { ok: false, out: '', outcome, failure: { ...base, lines: own } };
-    const printedHeader = NO_HEADER_RULES.has(outcome.rule ?? '') ? undefined : header(domain);
-    // virsh makes this check itself and prints it without libvirt's prefix (T05).
-    const printed = outcome.rule === 'UND-STORAGE-RUNNING' ? message.replace(/^Requested operation is not valid: /, '') : message;
-    return { ok: false, out: '', outcome, failure: { ...base, lines: printedHeader ? [printedHeader, printed] : [printed] } };
+/** The header virsh prints before a refusal of this verb on `domain`, if any. */
+export function header(call: VerbCall, domain: string): string | undefined {
+  return call.entry.header?.(domain, call.o);
+}
+
+/** A fresh command id, the actor and the time, for one command. */
+export function meta(env: SessionEnv): Meta {
+  return { commandId: env.newCommandId(), actor: env.actor, time: env.now() };
+}
+
+/** A refusal of this verb on `domain` (default --domain) as virsh prints it. */
+export function refused(call: VerbCall, outcome: CommandOutcome, domain = call.dom): Result {
+  const message = outcome.message ?? 'unknown error';
+  const base = { code: outcome.code ?? 1, codeName: outcome.codeName, rule: outcome.rule ?? null, message };
+  if (outcome.rule === 'DOM-NOTFOUND') return { ...notFound(domain), outcome };
+  const own = call.entry.ownRefusal?.(outcome, call.o);
+  if (own) return { ok: false, out: '', outcome, failure: { ...base, lines: own } };
+  const printedHeader = NO_HEADER_RULES.has(outcome.rule ?? '') ? undefined : header(call, domain);
+  // virsh makes this check itself and prints it without libvirt's prefix (T05).
+  const printed = outcome.rule === 'UND-STORAGE-RUNNING' ? message.replace(/^Requested operation is not valid: /, '') : message;
+  return { ok: false, out: '', outcome, failure: { ...base, lines: printedHeader ? [printedHeader, printed] : [printed] } };
+}
+
+/** Runs a command on the ledger; on success prints `success(outcome)`, else the refusal as virsh prints it. */
+export async function exec(
+  call: VerbCall,
+  input: Record<string, unknown>,
+  success: (outcome: CommandOutcome) => string,
+  domain = call.dom,
+): Promise<Result> {
+  const { env } = call;
+  const outcome = await env.ledger.execute({ ...input, host: env.host, meta: meta(env) } as CommandInput);
+  if (outcome.ok) return { ok: true, out: success(outcome), outcome };
+  return refused(call, outcome, domain);
+}
+
+/** The domain as the ledger has it now; undefined when it does not exist. */
+export async function loadDomain(call: VerbCall, name: string): Promise<DomainState | undefined> {
+  const { state } = await call.env.ledger.loadDomain(call.env.host, name);
+  return state.life === 'exists' ? state : undefined;
+}
+
+/** --snapshotname or --current, as snapshot-delete/revert/parent/info resolve them. */
+export async function pickSnapshot(call: VerbCall): Promise<{ state: DomainState; name: string } | { error: Result }> {
+  const { dom, o } = call;
+  const state = await loadDomain(call, dom);
+  if (!state) return { error: notFound(dom) };
+  const name = str(o, 'snapshotname');
+  if (name !== undefined) return { state, name };
+  if (!flag(o, 'current')) return { error: optionError('--snapshotname or --current is required') };
+  if (state.current === null) {
+    const message = 'Domain snapshot not found: the domain does not have a current snapshot';
+    return { error: fail([message], ERROR_CODES.VIR_ERR_NO_DOMAIN_SNAPSHOT, 'SD-NOTFOUND', message, 'VIR_ERR_NO_DOMAIN_SNAPSHOT') };
   }
+  return { state, name: state.current };
+}
 
-  async function exec(input: Record<string, unknown>, success: (outcome: CommandOutcome) => string, domain = dom): Promise<Result> {
-    const outcome = await env.ledger.execute({ ...input, host: env.host, meta: meta() } as CommandInput);
-    if (outcome.ok) return { ok: true, out: success(outcome), outcome };
-    return refused(outcome, domain);
+/** Reads a file named on the command line; virsh's wording when it cannot. */
+export function readArg(call: VerbCall, path: string): { text: string } | { error: Result } {
+  try {
+    return { text: call.env.readFile(path) };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    const reason = ERRNO_TEXT[code] ?? (error as Error).message;
+    const verb = code === 'EISDIR' ? 'read' : 'open';
+    const line = `Failed to ${verb} file '${path}': ${reason}`;
+    return { error: fail([line], 38, 'VIRSH-FILE', line, 'VIR_ERR_SYSTEM_ERROR') };
   }
+}
 
-  async function domain(name: string): Promise<DomainState | undefined> {
-    const { state } = await env.ledger.loadDomain(env.host, name);
-    return state.life === 'exists' ? state : undefined;
+/** An XML file that does not parse, as virsh prints it (any other error is rethrown). */
+export function xmlFailure(error: unknown, header?: string): Result {
+  if (error instanceof XmlError) {
+    return fail(header ? [header, error.message] : [error.message], error.code, 'XML', error.message, error.codeName);
   }
+  throw error;
+}
 
-  function read(path: string): { text: string } | { error: Result } {
-    try {
-      return { text: env.readFile(path) };
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? '';
-      const reason = ERRNO_TEXT[code] ?? (error as Error).message;
-      const verb = code === 'EISDIR' ? 'read' : 'open';
-      const line = `Failed to ${verb} file '${path}': ${reason}`;
-      return { error: fail([line], 38, 'VIRSH-FILE', line, 'VIR_ERR_SYSTEM_ERROR') };
-    }
+/** Reads and parses the domain XML in a file named on the command line; the failure to report when it cannot. */
+export function readDomainXml(
+  call: VerbCall,
+  path: string,
+  header?: string,
+): { config: ReturnType<typeof parseDomainXml>; xml: string } | { error: Result } {
+  const file = readArg(call, path);
+  if ('error' in file) return file;
+  try {
+    return { config: parseDomainXml(file.text, call.env.newUuid), xml: file.text };
+  } catch (error) {
+    return { error: xmlFailure(error, header) };
   }
-
-  function xmlFailure(error: unknown, header?: string): Result {
-    if (error instanceof XmlError) {
-      return fail(header ? [header, error.message] : [error.message], error.code, 'XML', error.message, error.codeName);
-    }
-    throw error;
-  }
-
-  return {
-    verb,
-    dom,
-    o,
-    env,
-    header,
-    meta,
-    exec,
-    refused,
-    domain,
-    read,
-    xmlFailure,
-    readDomainXml(path, header) {
-      const file = read(path);
-      if ('error' in file) return file;
-      try {
-        return { config: parseDomainXml(file.text, env.newUuid), xml: file.text };
-      } catch (error) {
-        return { error: xmlFailure(error, header) };
-      }
-    },
-    async pickSnapshot() {
-      const state = await domain(dom);
-      if (!state) return { error: notFound(dom) };
-      const name = str(o, 'snapshotname');
-      if (name !== undefined) return { state, name };
-      if (!flag(o, 'current')) return { error: optionError('--snapshotname or --current is required') };
-      if (state.current === null) {
-        const message = 'Domain snapshot not found: the domain does not have a current snapshot';
-        return { error: fail([message], ERROR_CODES.VIR_ERR_NO_DOMAIN_SNAPSHOT, 'SD-NOTFOUND', message, 'VIR_ERR_NO_DOMAIN_SNAPSHOT') };
-      }
-      return { state, name: state.current };
-    },
-  };
 }

@@ -2,7 +2,7 @@
 // job, pivot or abort it. virsh prints libvirt's refusal of these alone, without a `Failed to …` header.
 import { ERROR_CODES } from '../../../machines/errors';
 import { blockJobOn } from '../../../machines/model';
-import type { VerbCall, VerbTable } from '../call';
+import { exec, loadDomain, type VerbCall, type VerbTable } from '../call';
 import { fail, flag, notFound, optionError, str, type Result } from '../result';
 
 async function blockcopy(call: VerbCall): Promise<Result> {
@@ -18,7 +18,8 @@ async function blockcopy(call: VerbCall): Promise<Result> {
     );
   }
   const path = str(o, 'path')!;
-  const started = await call.exec(
+  const started = await exec(
+    call,
     { verb, domain: dom, path, dest, transientJob: flag(o, 'transient-job'), shallow: flag(o, 'shallow'), reuseExternal: flag(o, 'reuse-external') },
     () => (wait ? '' : 'Block Copy started'),
   );
@@ -32,7 +33,7 @@ async function blockcopy(call: VerbCall): Promise<Result> {
  */
 async function finishBlockCopy(call: VerbCall, path: string, then: 'wait' | 'pivot' | 'finish', started: Result): Promise<Result> {
   const { dom } = call;
-  const state = await call.domain(dom);
+  const state = await loadDomain(call, dom);
   const disk = state?.config?.disks.find((d) => d.target === path || d.source === path);
   const job = disk ? state?.blockJobs[disk.target] : undefined;
   if (job?.phase !== 'ready') {
@@ -41,7 +42,7 @@ async function finishBlockCopy(call: VerbCall, path: string, then: 'wait' | 'piv
   }
   if (then === 'wait') return { ...started, out: '\nNow in mirroring phase' };
   const pivot = then === 'pivot';
-  return call.exec({ verb: 'blockjob', domain: dom, path, pivot, abort: !pivot }, () => (pivot ? '\nSuccessfully pivoted' : '\nSuccessfully copied'));
+  return exec(call, { verb: 'blockjob', domain: dom, path, pivot, abort: !pivot }, () => (pivot ? '\nSuccessfully pivoted' : '\nSuccessfully copied'));
 }
 
 async function blockjob(call: VerbCall): Promise<Result> {
@@ -52,7 +53,7 @@ async function blockjob(call: VerbCall): Promise<Result> {
     return optionError(`Options --info and --${flag(o, 'pivot') ? 'pivot' : 'async'} are mutually exclusive`);
   }
   if (!abort) {
-    const state = await call.domain(dom);
+    const state = await loadDomain(call, dom);
     if (!state) return notFound(dom);
     const path = str(o, 'path')!;
     const disk = state.config?.disks.find((d) => d.target === path || d.source === path);
@@ -61,16 +62,17 @@ async function blockjob(call: VerbCall): Promise<Result> {
     const kind = job.kind === 'pull' ? 'Block Pull' : job.kind === 'commit' ? 'Block Commit' : 'Block Copy';
     return { ok: true, out: `${kind}: [${job.phase === 'ready' ? '100' : '  0'} %]\n`, result: job, message: null };
   }
-  return call.exec({ verb, domain: dom, path: str(o, 'path'), pivot: flag(o, 'pivot'), abort: !flag(o, 'pivot') }, () => '');
+  return exec(call, { verb, domain: dom, path: str(o, 'path'), pivot: flag(o, 'pivot'), abort: !flag(o, 'pivot') }, () => '');
 }
 
 export const BLOCKJOB_VERBS: VerbTable = {
   blockcopy: { run: blockcopy },
   blockjob: { run: blockjob },
   blockpull: {
-    run: ({ verb, dom, o, exec }) => {
+    run: (call) => {
+      const { verb, dom, o } = call;
       const base = str(o, 'base');
-      return exec({ verb, domain: dom, path: str(o, 'path'), ...(base !== undefined ? { base } : {}) }, () =>
+      return exec(call, { verb, domain: dom, path: str(o, 'path'), ...(base !== undefined ? { base } : {}) }, () =>
         flag(o, 'wait') ? '\nPull complete\n' : 'Block Pull started',
       );
     },

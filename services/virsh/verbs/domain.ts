@@ -2,7 +2,7 @@
 // dumpxml. Block jobs (blockjob.ts) and migrate (migration.ts) belong to the same virsh group.
 import { ERROR_CODES } from '../../../machines/errors';
 import { formatDomainXml } from '../../xml';
-import type { VerbCall, VerbEntry, VerbTable } from '../call';
+import { exec, header, loadDomain, readDomainXml, type VerbCall, type VerbEntry, type VerbTable } from '../call';
 import { fail, flag, notFound, optionError, str, type Result } from '../result';
 import { splitCommaList } from '../tokenize';
 
@@ -13,16 +13,16 @@ const failedTo = (verb: string) => (domain: string) => `Failed to ${verb} domain
 async function fromXmlFile(call: VerbCall): Promise<Result> {
   const { verb, o } = call;
   const file = str(o, 'file')!;
-  const parsed = call.readDomainXml(file, call.header(''));
+  const parsed = readDomainXml(call, file, header(call, ''));
   if ('error' in parsed) return parsed.error;
   const { config, xml } = parsed;
   const input = verb === 'define' ? { verb, config, xml } : { verb, config, xml, paused: flag(o, 'paused'), autodestroy: flag(o, 'autodestroy') };
-  return call.exec(input, () => `Domain '${config.name}' ${verb === 'define' ? 'defined' : 'created'} from ${file}\n`, config.name);
+  return exec(call, input, () => `Domain '${config.name}' ${verb === 'define' ? 'defined' : 'created'} from ${file}\n`, config.name);
 }
 
 /** A verb that takes the domain alone and prints one line when done. */
 function simple(verb: string, done: (domain: string) => string): VerbEntry {
-  return { header: failedTo(verb), run: (call) => call.exec({ verb, domain: call.dom }, () => done(call.dom)) };
+  return { header: failedTo(verb), run: (call) => exec(call, { verb, domain: call.dom }, () => done(call.dom)) };
 }
 
 /** managedsave and save. */
@@ -30,12 +30,13 @@ async function saveState(call: VerbCall): Promise<Result> {
   const { verb, dom, o } = call;
   if (flag(o, 'running') && flag(o, 'paused')) {
     // libvirt's public API check (virDomainManagedSave / virDomainSaveFlags), after virsh's lookup.
-    if (!(await call.domain(dom))) return notFound(dom);
+    if (!(await loadDomain(call, dom))) return notFound(dom);
     const message = "Flags 'VIR_DOMAIN_SAVE_RUNNING' and 'VIR_DOMAIN_SAVE_PAUSED' are mutually exclusive";
-    return fail([call.header(dom)!, message], ERROR_CODES.VIR_ERR_INVALID_ARG, 'VIRSH-ARGS', message, 'VIR_ERR_INVALID_ARG');
+    return fail([header(call, dom)!, message], ERROR_CODES.VIR_ERR_INVALID_ARG, 'VIRSH-ARGS', message, 'VIR_ERR_INVALID_ARG');
   }
   const file = str(o, 'file');
-  return call.exec(
+  return exec(
+    call,
     { verb, domain: dom, running: flag(o, 'running'), paused: flag(o, 'paused'), ...(verb === 'save' ? { file } : {}) },
     () => (verb === 'save' ? `\nDomain '${dom}' saved to ${file}\n` : `\nDomain '${dom}' state saved by libvirt\n`),
   );
@@ -51,7 +52,8 @@ async function undefine(call: VerbCall): Promise<Result> {
   }
   const storage = str(o, 'storage');
   const wipe = flag(o, 'wipe-storage');
-  const result = await call.exec(
+  const result = await exec(
+    call,
     {
       verb,
       domain: dom,
@@ -91,16 +93,17 @@ export const DOMAIN_VERBS: VerbTable = {
     header: failedTo('start'),
     // virsh checks that the domain is inactive itself before calling start.
     ownRefusal: (outcome) => (outcome.rule === 'STA-ACTIVE' ? ['Domain is already active'] : undefined),
-    run: ({ verb, dom, o, exec }) =>
+    run: (call) =>
       exec(
-        { verb, domain: dom, paused: flag(o, 'paused'), autodestroy: flag(o, 'autodestroy'), forceBoot: flag(o, 'force-boot') },
-        () => `Domain '${dom}' started\n`,
+        call,
+        { verb: call.verb, domain: call.dom, paused: flag(call.o, 'paused'), autodestroy: flag(call.o, 'autodestroy'), forceBoot: flag(call.o, 'force-boot') },
+        () => `Domain '${call.dom}' started\n`,
       ),
   },
   shutdown: simple('shutdown', (dom) => `Domain '${dom}' is being shutdown\n`),
   destroy: {
     header: failedTo('destroy'),
-    run: ({ verb, dom, o, exec }) => exec({ verb, domain: dom, graceful: flag(o, 'graceful') }, () => `Domain '${dom}' destroyed\n`),
+    run: (call) => exec(call, { verb: call.verb, domain: call.dom, graceful: flag(call.o, 'graceful') }, () => `Domain '${call.dom}' destroyed\n`),
   },
   suspend: simple('suspend', (dom) => `Domain '${dom}' suspended\n`),
   resume: simple('resume', (dom) => `Domain '${dom}' resumed\n`),
@@ -109,9 +112,9 @@ export const DOMAIN_VERBS: VerbTable = {
   save: { header: (domain, o) => `Failed to save domain '${domain}' to ${str(o, 'file')}`, run: saveState },
   'managedsave-remove': {
     header: (domain) => `Failed to remove managed save image for domain '${domain}'`,
-    run: ({ verb, dom, exec }) =>
-      exec({ verb, domain: dom }, (outcome) =>
-        outcome.events.length > 0 ? `Removed managedsave image for domain '${dom}'` : `Domain '${dom}' has no manage save image; removal skipped`,
+    run: (call) =>
+      exec(call, { verb: call.verb, domain: call.dom }, (outcome) =>
+        outcome.events.length > 0 ? `Removed managedsave image for domain '${call.dom}'` : `Domain '${call.dom}' has no manage save image; removal skipped`,
       ),
   },
   undefine: {
@@ -125,8 +128,9 @@ export const DOMAIN_VERBS: VerbTable = {
     run: undefine,
   },
   dumpxml: {
-    run: async ({ dom, domain }) => {
-      const state = await domain(dom);
+    run: async (call) => {
+      const { dom } = call;
+      const state = await loadDomain(call, dom);
       if (!state) return notFound(dom);
       return { ok: true, out: formatDomainXml(state.config!), result: state.config, message: null };
     },

@@ -1,6 +1,6 @@
 // migrate (virsh `help domain`): the saga's first step, addressed by the destination's connection URI. The
 // coordinator's own verbs (migrate-phase, migrate-incoming) are vmledger extensions (vmledger.ts).
-import type { VerbTable } from '../call';
+import { exec, type VerbTable } from '../call';
 import { flag, optionError, str } from '../result';
 
 /** Where a migrate DESTURI points: `qemu+ssh://user@dst:22/system` → `dst`; a bare `dst` → `dst`. */
@@ -16,11 +16,13 @@ export function destinationHost(uri: string): string | undefined {
 
 export const MIGRATION_VERBS: VerbTable = {
   migrate: {
-    run: ({ verb, dom, o, exec }) => {
+    run: (call) => {
+      const { verb, dom, o } = call;
       const uri = str(o, 'desturi')!;
       const desthost = destinationHost(uri);
       if (desthost === undefined) return optionError(`migration destination URI '${uri}' names no host`);
       return exec(
+        call,
         {
           verb,
           domain: dom,

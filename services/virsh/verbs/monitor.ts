@@ -1,7 +1,7 @@
 // Domain monitoring (virsh `help monitor`): list, domstate, dominfo, domblklist. Queries: they read the ledger
 // and record nothing; each answers with virsh's text and, for --json, the same answer as data.
 import { allDomains, queryOfFlags } from '../../domainQuery';
-import type { VerbTable } from '../call';
+import { loadDomain, type VerbTable } from '../call';
 import { dominfo, domblklist, listOutput, stateWithReason } from '../print';
 import { flag, notFound, optionError } from '../result';
 
@@ -34,8 +34,9 @@ export const MONITOR_VERBS: VerbTable = {
     },
   },
   domstate: {
-    run: async ({ dom, o, domain }) => {
-      const state = await domain(dom);
+    run: async (call) => {
+      const { dom, o } = call;
+      const state = await loadDomain(call, dom);
       if (!state) return notFound(dom);
       const text = flag(o, 'reason') ? stateWithReason(state) : stateWithReason(state).replace(/ \(.*\)$/, '');
       return {
@@ -47,8 +48,9 @@ export const MONITOR_VERBS: VerbTable = {
     },
   },
   dominfo: {
-    run: async ({ dom, env, domain }) => {
-      const state = await domain(dom);
+    run: async (call) => {
+      const { dom, env } = call;
+      const state = await loadDomain(call, dom);
       if (!state) return notFound(dom);
       const id = (await env.ledger.queryDomains({ host: env.host, all: true, uuid: state.uuid ?? '' })).domains.find((d) => d.name === dom)?.id ?? undefined;
       return {
@@ -71,8 +73,9 @@ export const MONITOR_VERBS: VerbTable = {
     },
   },
   domblklist: {
-    run: async ({ dom, o, domain }) => {
-      const state = await domain(dom);
+    run: async (call) => {
+      const { dom, o } = call;
+      const state = await loadDomain(call, dom);
       if (!state) return notFound(dom);
       return { ok: true, out: domblklist(state, flag(o, 'details')), result: state.config?.disks ?? [], message: null };
     },

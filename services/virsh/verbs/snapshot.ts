@@ -5,7 +5,7 @@ import { ERROR_CODES } from '../../../machines/errors';
 import { snapshotName } from '../../../machines/guards';
 import { snapshotNamed, type Snapshot, type SnapshotDisk } from '../../../machines/model';
 import { formatSnapshotXml, parseSnapshotXml } from '../../xml';
-import type { VerbCall, VerbEntry, VerbTable } from '../call';
+import { exec, loadDomain, meta, pickSnapshot, readArg, refused, xmlFailure, type VerbCall, type VerbEntry, type VerbTable } from '../call';
 import { selectSnapshots, snapshotInfo, snapshotTable, snapshotTree } from '../print';
 import { fail, flag, list, noSnapshot, notFound, optionError, str, type Opts, type Result } from '../result';
 import { parseDiskspec, parseMemspec, snapshotArgsXml } from '../snapshotArgs';
@@ -17,13 +17,13 @@ async function create(call: VerbCall): Promise<Result> {
   let xml: string | undefined;
   const file = verb === 'snapshot-create' ? str(o, 'xmlfile') : undefined;
   if (file !== undefined) {
-    const read = call.read(file);
+    const read = readArg(call, file);
     if ('error' in read) return read.error;
     try {
       snapshot = parseSnapshotXml(read.text);
       xml = read.text;
     } catch (error) {
-      return call.xmlFailure(error);
+      return xmlFailure(error);
     }
   }
   const memspec = str(o, 'memspec');
@@ -67,8 +67,8 @@ async function create(call: VerbCall): Promise<Result> {
     live: flag(o, 'live'),
   };
   // The time is read first because a snapshot without --name is named after it.
-  const outcome = await env.ledger.execute({ ...input, host: env.host, meta: { ...call.meta(), time } });
-  if (!outcome.ok) return call.refused(outcome);
+  const outcome = await env.ledger.execute({ ...input, host: env.host, meta: { ...meta(env), time } });
+  if (!outcome.ok) return refused(call, outcome);
   const created = outcome.events.find((e) => e.type === 'SnapshotCreated')?.data as { snapshot: Snapshot } | undefined;
   const name = created?.snapshot.name ?? snapshotName({ snapshot, meta: { time } } as CommandOf<'snapshot-create'>);
   return { ok: true, outcome, out: file !== undefined ? `Domain snapshot ${name} created from '${file}'` : `Domain snapshot ${name} created` };
@@ -83,19 +83,19 @@ function onExistingSnapshot(what: string, flags: (o: Opts) => Record<string, unk
     header: (_d, o) => `Failed to ${what} snapshot ${str(o, 'snapshotname')}`,
     run: async (call) => {
       const { verb, dom, o } = call;
-      const picked = await call.pickSnapshot();
+      const picked = await pickSnapshot(call);
       if ('error' in picked) return picked.error;
       const name = picked.name;
       if (!snapshotNamed(picked.state, name)) return noSnapshot(name);
       o.set('snapshotname', name);
-      return call.exec({ verb, domain: dom, snapshotname: name, ...flags(o) }, () => done(name, o));
+      return exec(call, { verb, domain: dom, snapshotname: name, ...flags(o) }, () => done(name, o));
     },
   };
 }
 
 /** The snapshot snapshot-parent/info describe. */
 async function describedSnapshot(call: VerbCall) {
-  const picked = await call.pickSnapshot();
+  const picked = await pickSnapshot(call);
   if ('error' in picked) return picked;
   const snap = snapshotNamed(picked.state, picked.name);
   if (!snap) return { error: noSnapshot(picked.name) };
@@ -109,7 +109,7 @@ function noCurrent(dom: string): Result {
 
 async function current(call: VerbCall): Promise<Result> {
   const { dom, o } = call;
-  const state = await call.domain(dom);
+  const state = await loadDomain(call, dom);
   if (!state) return notFound(dom);
   const target = str(o, 'snapshotname');
   if (target !== undefined) {
@@ -124,7 +124,8 @@ async function current(call: VerbCall): Promise<Result> {
       creationTime: snap.creationTime,
       disks: snap.disks,
     };
-    return call.exec(
+    return exec(
+      call,
       { verb: 'snapshot-create', domain: dom, snapshot, redefine: true, current: true, diskOnly: snap.state === 'disk-snapshot' },
       () => `Snapshot ${target} set as current`,
     );
@@ -138,7 +139,7 @@ async function current(call: VerbCall): Promise<Result> {
 
 async function listSnapshots(call: VerbCall): Promise<Result> {
   const { dom, o } = call;
-  const state = await call.domain(dom);
+  const state = await loadDomain(call, dom);
   if (!state) return notFound(dom);
   let from = str(o, 'from');
   if (flag(o, 'current')) {
@@ -208,8 +209,9 @@ export const SNAPSHOT_VERBS: VerbTable = {
     },
   },
   'snapshot-dumpxml': {
-    run: async ({ dom, o, domain }) => {
-      const state = await domain(dom);
+    run: async (call) => {
+      const { dom, o } = call;
+      const state = await loadDomain(call, dom);
       if (!state) return notFound(dom);
       const name = str(o, 'snapshotname')!;
       const snap = snapshotNamed(state, name);
