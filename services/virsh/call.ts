@@ -107,6 +107,14 @@ export async function loadDomain(call: VerbCall, name: string): Promise<DomainSt
   return state.life === 'exists' ? state : undefined;
 }
 
+/** The handler of a verb that reads one existing domain: virsh looks it up first (`failed to get domain` if absent). */
+export function onDomain(answer: (state: DomainState, call: VerbCall) => Result | Promise<Result>): VerbEntry['run'] {
+  return async (call) => {
+    const state = await loadDomain(call, call.dom);
+    return state ? answer(state, call) : notFound(call.dom);
+  };
+}
+
 /** --snapshotname or --current, as snapshot-delete/revert/parent/info resolve them. */
 export async function pickSnapshot(call: VerbCall): Promise<{ state: DomainState; name: string } | { error: Result }> {
   const { dom, o } = call;

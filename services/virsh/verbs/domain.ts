@@ -2,7 +2,7 @@
 // dumpxml. Block jobs (blockjob.ts) and migrate (migration.ts) belong to the same virsh group.
 import { ERROR_CODES } from '../../../machines/errors';
 import { formatDomainXml } from '../../xml';
-import { exec, header, loadDomain, readDomainXml, type VerbCall, type VerbEntry, type VerbTable } from '../call';
+import { exec, header, loadDomain, onDomain, readDomainXml, type VerbCall, type VerbEntry, type VerbTable } from '../call';
 import { fail, flag, notFound, optionError, str, type Result } from '../result';
 import { splitCommaList } from '../tokenize';
 
@@ -128,11 +128,6 @@ export const DOMAIN_VERBS: VerbTable = {
     run: undefine,
   },
   dumpxml: {
-    run: async (call) => {
-      const { dom } = call;
-      const state = await loadDomain(call, dom);
-      if (!state) return notFound(dom);
-      return { ok: true, out: formatDomainXml(state.config!), result: state.config, message: null };
-    },
+    run: onDomain((state) => ({ ok: true, out: formatDomainXml(state.config!), result: state.config, message: null })),
   },
 };

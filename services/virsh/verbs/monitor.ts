@@ -1,9 +1,9 @@
 // Domain monitoring (virsh `help monitor`): list, domstate, dominfo, domblklist. Queries: they read the ledger
 // and record nothing; each answers with virsh's text and, for --json, the same answer as data.
 import { allDomains, queryOfFlags } from '../../domainQuery';
-import { loadDomain, type VerbTable } from '../call';
+import { onDomain, type VerbTable } from '../call';
 import { dominfo, domblklist, listOutput, stateWithReason } from '../print';
-import { flag, notFound, optionError } from '../result';
+import { flag, optionError } from '../result';
 
 export const MONITOR_VERBS: VerbTable = {
   list: {
@@ -34,10 +34,7 @@ export const MONITOR_VERBS: VerbTable = {
     },
   },
   domstate: {
-    run: async (call) => {
-      const { dom, o } = call;
-      const state = await loadDomain(call, dom);
-      if (!state) return notFound(dom);
+    run: onDomain((state, { o }) => {
       const text = flag(o, 'reason') ? stateWithReason(state) : stateWithReason(state).replace(/ \(.*\)$/, '');
       return {
         ok: true,
@@ -45,13 +42,10 @@ export const MONITOR_VERBS: VerbTable = {
         result: { state: text.replace(/ \(.*\)$/, ''), reason: /\((.*)\)$/.exec(stateWithReason(state))?.[1] },
         message: null,
       };
-    },
+    }),
   },
   dominfo: {
-    run: async (call) => {
-      const { dom, env } = call;
-      const state = await loadDomain(call, dom);
-      if (!state) return notFound(dom);
+    run: onDomain(async (state, { dom, env }) => {
       const id = (await env.ledger.queryDomains({ host: env.host, all: true, uuid: state.uuid ?? '' })).domains.find((d) => d.name === dom)?.id ?? undefined;
       return {
         ok: true,
@@ -70,14 +64,9 @@ export const MONITOR_VERBS: VerbTable = {
         },
         message: null,
       };
-    },
+    }),
   },
   domblklist: {
-    run: async (call) => {
-      const { dom, o } = call;
-      const state = await loadDomain(call, dom);
-      if (!state) return notFound(dom);
-      return { ok: true, out: domblklist(state, flag(o, 'details')), result: state.config?.disks ?? [], message: null };
-    },
+    run: onDomain((state, { o }) => ({ ok: true, out: domblklist(state, flag(o, 'details')), result: state.config?.disks ?? [], message: null })),
   },
 };

@@ -5,7 +5,7 @@ import { ERROR_CODES } from '../../../machines/errors';
 import { snapshotName } from '../../../machines/guards';
 import { snapshotNamed, type Snapshot, type SnapshotDisk } from '../../../machines/model';
 import { formatSnapshotXml, parseSnapshotXml } from '../../xml';
-import { exec, loadDomain, meta, pickSnapshot, readArg, refused, xmlFailure, type VerbCall, type VerbEntry, type VerbTable } from '../call';
+import { exec, loadDomain, meta, onDomain, pickSnapshot, readArg, refused, xmlFailure, type VerbCall, type VerbEntry, type VerbTable } from '../call';
 import { selectSnapshots, snapshotInfo, snapshotTable, snapshotTree } from '../print';
 import { fail, flag, list, noSnapshot, notFound, optionError, str, type Opts, type Result } from '../result';
 import { parseDiskspec, parseMemspec, snapshotArgsXml } from '../snapshotArgs';
@@ -209,15 +209,12 @@ export const SNAPSHOT_VERBS: VerbTable = {
     },
   },
   'snapshot-dumpxml': {
-    run: async (call) => {
-      const { dom, o } = call;
-      const state = await loadDomain(call, dom);
-      if (!state) return notFound(dom);
+    run: onDomain((state, { o }) => {
       const name = str(o, 'snapshotname')!;
       const snap = snapshotNamed(state, name);
       if (!snap) return noSnapshot(name);
       return { ok: true, out: formatSnapshotXml(snap, state.config), result: snap, message: null };
-    },
+    }),
   },
   'snapshot-list': { run: listSnapshots },
 };
