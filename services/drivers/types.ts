@@ -5,6 +5,7 @@
 //   faults.ts         the faults of a run: --fault flags and faults files
 //   journal.ts        a driver whose effects are journalled in a file of its own (exactly-once tests, bench)
 //   libvirt.ts        the libvirt driver; libvirtSettle.ts settles its open intents from what libvirt shows
+//   libvirtMigration.ts  migration between two libvirt connections, as the ledger's saga meets libvirt's own
 import type { Command, CommandInput } from '../../machines/commands';
 import type { Fact } from '../../machines/events';
 import type { Refusal } from '../../machines/errors';
