@@ -9,7 +9,7 @@ import { VERBS } from '../machines/commands';
 import { createMemoryEventStore } from '../services/eventstore/memory';
 import { createLedger } from '../services/ledger';
 import { COMMANDS, parseArgv } from '../services/virsh/definitions';
-import { VirshSession, destinationHost, parseDiskspec, type CommandReport } from '../services/virsh/session';
+import { VirshSession, destinationHost, parseDiskspec, type CommandReport } from '../services/virsh';
 import { splitCommaList, tokenize } from '../services/virsh/tokenize';
 
 /** Scripts name their files `libvirt-examples/…`, relative to test/fixtures. */

@@ -1,5 +1,11 @@
 // A hypervisor driver performs the effect of an accepted decision and reports what actually happened,
-// as facts. The simulated driver (default) can inject faults; a real libvirt driver would sit here too.
+// as facts. What lives in services/drivers/:
+//   types.ts          the HypervisorDriver interface (this file) and the bookkeeping driver
+//   simulated/        the simulated hypervisor, with fault injection (its index.ts lists its modules)
+//   faults.ts         the faults of a run: --fault flags and faults files
+//   journal.ts        a driver whose effects are journalled in a file of its own (exactly-once tests, bench)
+//   libvirt.ts        the libvirt driver; libvirtSettle.ts settles its open intents from what libvirt shows
+//   libvirtMigration.ts  migration between two libvirt connections, as the ledger's saga meets libvirt's own
 import type { Command, CommandInput } from '../../machines/commands';
 import type { Fact } from '../../machines/events';
 import type { Refusal } from '../../machines/errors';
