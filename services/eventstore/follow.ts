@@ -1,5 +1,5 @@
 // Following the global log of a networked store (JetStream, EventStoreDB), where reading is asynchronous and
-// the server pushes new facts. Same delivery rules as LogFollower in shared.ts (which reads synchronously):
+// the server pushes new facts. Same delivery rules as LogFollower in common.ts (which reads synchronously):
 // facts after the checkpoint, in order, each callback awaited before the next fact; a callback that throws
 // stops this subscription with a line on stderr naming the fact's position.
 //
@@ -7,7 +7,7 @@
 // going as facts are appended. When the source fails (server restart, network cut) the follower logs a warning
 // and opens a new source after the last fact it delivered, so a subscription survives a server restart.
 
-import { assertPosition, deliverFact, type EventCallback } from './shared';
+import { assertPosition, deliverFact, type EventCallback } from './common';
 import { StoreCorruptError, type RecordedEvent, type Subscription } from './types';
 
 /**

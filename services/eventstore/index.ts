@@ -2,7 +2,7 @@
 //   types.ts       the EventStore interface, its errors and the opener types every backend implements
 //   registry.ts    store specs → backend: `memory`, `sqlite:PATH`, `jetstream://HOST:PORT`, `esdb://HOST:PORT`
 //                  (openEventStore, registerStoreScheme); the networked backends are imported on first use
-//   shared.ts      semantics written once for every backend: argument checks, the expected-revision rule, JSON
+//   common.ts      semantics written once for every backend: argument checks, the expected-revision rule, JSON
 //                  encoding, docs after an append, following the log synchronously (LogFollower)
 //   follow.ts      following the log of a networked store (JetStream, EventStoreDB), surviving server restarts
 //   networked.ts   the EventStore of a networked backend, built from its functions: what JetStream and

@@ -16,7 +16,7 @@ import {
   resolveDocs,
   toJson,
   type StoredEventRow,
-} from './shared';
+} from './common';
 import type { AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent, Subscription } from './types';
 
 /** Opens the store of the spec `memory` (registry.ts). */

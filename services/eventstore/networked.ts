@@ -4,7 +4,7 @@
 // first, then the connection if the store owns it).
 
 import { followLog, type AsyncLogFollower, type LiveSource } from './follow';
-import { appendThenWriteDocs } from './shared';
+import { appendThenWriteDocs } from './common';
 import type { AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent } from './types';
 
 /** The state of one store object of a networked backend, as far as the shared parts need it. */

@@ -4,7 +4,7 @@
 // on that revision (auditRecords.ts), and the streams the pass flagged are read again to name each changed,
 // removed or reordered fact (streamCheck.ts).
 import { initialDomainState, domainStream } from '../../machines/model';
-import { DamagedRecordError } from '../eventstore/shared';
+import { DamagedRecordError } from '../eventstore/common';
 import type { EventStore } from '../eventstore/types';
 import { domainAt, noopChecks, refusalDriftOf } from './auditRecords';
 import { isCorruption, readAnchor, saveAnchor } from './chains';

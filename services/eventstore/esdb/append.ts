@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 
 import { WrongExpectedVersionError, jsonEvent, type JSONEventType } from '@eventstore/db-client';
 
-import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents } from '../shared';
+import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents } from '../common';
 import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
 import { resolveCommand, reserve, writeCommand } from './commands';
 import { commandEventId, fromEsdbCurrentRevision, toEsdbExpectedRevision, toSafeNumber } from './convert';

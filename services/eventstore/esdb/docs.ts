@@ -2,7 +2,7 @@
 
 import { ANY, jsonEvent } from '@eventstore/db-client';
 
-import { toJson } from '../shared';
+import { toJson } from '../common';
 import type { EsdbLog } from './log';
 
 export async function getDoc(log: EsdbLog, collection: string, key: string): Promise<unknown | undefined> {

@@ -5,7 +5,7 @@ import { BACKWARDS, END, FORWARDS, StreamNotFoundError } from '@eventstore/db-cl
 
 import type { AsyncLogFollower } from '../follow';
 import type { NetworkedLog } from '../networked';
-import { Queue } from '../shared';
+import { Queue } from '../common';
 import type { EsdbEvent, Point, PositionsEntry } from './convert';
 import { DEFAULT_NAMESPACE, Names, type EsdbClient, type EsdbEventStoreOptions } from './options';
 

@@ -3,7 +3,7 @@
 
 import { ANY, FORWARDS, START, jsonEvent, type AllStreamRecordedEvent, type Position } from '@eventstore/db-client';
 
-import { sleep } from '../shared';
+import { sleep } from '../common';
 import { StoreCorruptError } from '../types';
 import { comparePositions, type EsdbEvent, type Point } from './convert';
 import type { EsdbLog } from './log';

@@ -1,6 +1,6 @@
 // Reads: one fact stream (positions from its sidecar), the global log from a position, heads.
 
-import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../shared';
+import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../common';
 import type { RecordedEvent } from '../types';
 import { toRecorded, toSafeNumber, type EsdbEvent } from './convert';
 import type { EsdbLog } from './log';

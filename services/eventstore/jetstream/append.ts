@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 
 import { headers as makeHeaders } from 'nats';
 
-import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents, sleep, type EncodedEvent } from '../shared';
+import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents, sleep, type EncodedEvent } from '../common';
 import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
 import { commandKey, commandMsgId, encodeRecord, lookupCommand, reserveCommand } from './commands';
 import { isTransient, isWrongLastSequence, withTransientRetries } from './errors';

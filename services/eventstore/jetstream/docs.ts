@@ -1,6 +1,6 @@
 // getDoc/putDoc: one KV entry per doc in the docs bucket, key `<collection token>.<key token>`.
 
-import { toJson } from '../shared';
+import { toJson } from '../common';
 import type { JetStreamLog } from './log';
 import { encodeToken } from './messages';
 

@@ -5,7 +5,7 @@ import type { JetStreamClient, JetStreamManager, KV, NatsConnection, StoredMsg }
 
 import type { AsyncLogFollower } from '../follow';
 import type { NetworkedLog } from '../networked';
-import { Queue } from '../shared';
+import { Queue } from '../common';
 import { StoreUnavailableError } from '../types';
 import { describeTransient, isNoMessage, withTransientRetries } from './errors';
 import {

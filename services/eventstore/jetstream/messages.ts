@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 
 import type { MsgHdrs, StoredMsg } from 'nats';
 
-import { NO_STREAM_REVISION } from '../shared';
+import { NO_STREAM_REVISION } from '../common';
 import { StoreCorruptError, type AppendResult, type RecordedEvent } from '../types';
 
 export const HEADER_POSITION = 'Vmledger-Position';

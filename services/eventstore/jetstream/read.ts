@@ -3,7 +3,7 @@
 
 import type { StoredMsg } from 'nats';
 
-import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../shared';
+import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../common';
 import { StoreCorruptError, type RecordedEvent } from '../types';
 import { isNoMessage } from './errors';
 import type { JetStreamLog } from './log';

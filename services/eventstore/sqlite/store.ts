@@ -22,7 +22,7 @@ import {
   type EncodedEvent,
   type PreparedDocs,
   type StoredEventRow,
-} from '../shared';
+} from '../common';
 import {
   StoreCorruptError,
   StoreFullError,
