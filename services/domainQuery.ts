@@ -4,7 +4,11 @@
 import { z } from 'zod';
 
 import { decodeCursor, encodeCursor, pageThrough } from './nats/paging';
-import { cmp } from './virsh/print';
+
+/** Names in byte order, as virsh sorts them (not locale order). */
+export function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 /** What the host index keeps of each domain: enough for `list`, its filters and DEF-NAME's uuid lookup. */
 export interface DomainSummarySource {

@@ -8,7 +8,7 @@ import { DEFAULT_HOST, initialDomainState, type DomainState, type Snapshot } fro
 import { buildSnapshotTree } from '../projections/snapshotTree';
 import { MAX_PAGE_LIMIT } from './domainQuery';
 import { decodeCursor, encodeCursor, type Page } from './nats/paging';
-import { cmp } from './virsh/print';
+import { cmp } from './domainQuery';
 
 export const SnapshotsQuerySchema = z.object({
   host: z.string().min(1).default(DEFAULT_HOST),

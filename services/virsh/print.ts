@@ -4,7 +4,7 @@
 // every command.
 import { childrenOf, descendantsOf, domstateText, type DomainState, type Snapshot } from '../../machines/model';
 import { terminalField } from '../terminalText';
-import type { DomainSummary } from '../domainQuery';
+import { cmp, type DomainSummary } from '../domainQuery';
 
 /** vshTable: a leading space, columns padded to their widest cell and separated by three spaces, dashes under the header. */
 export function table(header: readonly string[], cells: readonly (readonly string[])[]): string {
@@ -38,10 +38,6 @@ export function stateWithReason(s: DomainState): string {
   // A domain started or restored paused reads `paused (user)` in libvirt.
   if (s.paused) return `paused (${PAUSED_REASONS.has(r) ? r : 'user'})`;
   return `running (${RUNNING_REASONS.has(r) ? r : 'unknown'})`;
-}
-
-export function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
