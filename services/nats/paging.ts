@@ -56,6 +56,13 @@ export function pagedJson<T>(
     .map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`)
     .join('');
   const tail = (next: string | null) => `],"next":${JSON.stringify(next)}${extraJson}}`;
+  // A page that likely fits (rows twice the first one's size) is serialized in one call and measured once: one
+  // string instead of one per row plus their join, garbage whose scavenges made the tail of a page (issue 19).
+  const first = page.rows.length > 0 ? JSON.stringify(page.rows[0]) : '';
+  if (2 * first.length * page.rows.length < maxBytes) {
+    const whole = `${head.slice(0, -1)}${JSON.stringify(page.rows)}${tail(page.next).slice(1)}`;
+    if (Buffer.byteLength(whole) <= maxBytes) return whole;
+  }
   const parts: string[] = [];
   let used = Buffer.byteLength(head);
   const bareTail = Buffer.byteLength(tail(null));
