@@ -194,6 +194,28 @@ function indexAfter(sorted: readonly DomainSummarySource[], key: { host: string;
   return lo;
 }
 
+const activeCounts = new WeakMap<readonly DomainSummarySource[], Int32Array>();
+
+/**
+ * For each place in `sorted`, how many active domains of its host come before it. Counted once per array (the
+ * host index hands out a new one after a change): walking back from the cursor cost up to a whole host per page.
+ */
+function activeBefore(sorted: readonly DomainSummarySource[]): Int32Array {
+  let counts = activeCounts.get(sorted);
+  if (!counts) {
+    counts = new Int32Array(sorted.length);
+    let n = 0;
+    for (let i = 0; i < sorted.length; i++) {
+      const e = sorted[i]!;
+      if (i > 0 && e.host !== sorted[i - 1]!.host) n = 0;
+      counts[i] = n;
+      if (e.life === 'exists' && e.active) n++;
+    }
+    activeCounts.set(sorted, counts);
+  }
+  return counts;
+}
+
 /**
  * One page of the query over `sorted` (every domain the index knows, in host/name order). `fits` decides whether
  * one more row may join the page (the NATS service measures the reply against max_payload with it).
@@ -206,12 +228,8 @@ export function selectPage(
   const start = q.cursor !== undefined ? indexAfter(sorted, parseCursor(q.cursor)) : 0;
   const limit = q.limit ?? Number.POSITIVE_INFINITY;
   // Ids count the active domains of the host before the page, so every page numbers them as the whole list would.
-  let id = 0;
-  let host: string | undefined;
-  for (let i = start - 1; i >= 0 && sorted[i]!.host === sorted[start]?.host; i--) {
-    if (sorted[i]!.life === 'exists' && sorted[i]!.active) id++;
-  }
-  host = sorted[start]?.host;
+  let id = start > 0 && start < sorted.length ? activeBefore(sorted)[start]! : 0;
+  let host = sorted[start]?.host;
   const domains: DomainSummary[] = [];
   for (let i = start; i < sorted.length; i++) {
     const e = sorted[i]!;

@@ -91,7 +91,7 @@ export class HostIndex implements HostView {
     return [...this.entries.values()].filter((e) => e.life === 'exists' && (host === undefined || e.host === host));
   }
 
-  /** Every entry (gone ones too) in host/name order. */
+  /** Every entry (gone ones too) in host/name order: a new array after a change, never changed in place. */
   sorted(): IndexEntry[] {
     this.sortedEntries ??= this.sortedKeys().map((stream) => this.entries.get(stream)!);
     return this.sortedEntries;
