@@ -85,16 +85,16 @@ export function searchDomains(streams: Record<string, StreamFold>, position: num
   const domains: DomainRow[] = [];
   let total = 0;
   for (const key of order.keys) {
-    const s = streams[key]!.state;
+    const fold = streams[key]!;
+    const s = fold.state;
+    // A stream with no domain yet (topState 'undefined') is never shown: told by `life` alone, as topState does,
+    // since topState makes an array per domain (its block jobs) and this loop runs over the whole fleet.
+    if (s.life === 'none') continue;
     if (search.host !== undefined && s.host !== search.host) continue;
     if (text !== undefined && !s.name.toLowerCase().includes(text)) continue;
-    if (search.state !== undefined) {
-      const top = topState(s);
-      if (top === 'undefined') continue;
-      if (search.state === 'paused' ? runState(s) !== 'paused' : top !== search.state) continue;
-    } else if (topState(s) === 'undefined') continue;
+    if (search.state !== undefined && (search.state === 'paused' ? runState(s) !== 'paused' : topState(s) !== search.state)) continue;
     total++;
-    if (domains.length < limit) domains.push(domainRow(key, streams[key]!));
+    if (domains.length < limit) domains.push(domainRow(key, fold));
   }
   return { domains, total, hosts: order.hosts };
 }
