@@ -10,7 +10,7 @@ import { loadPolicyFile } from '../identity/policy';
 import type { LibvirtDriver } from '../drivers/libvirt';
 import { createLedger } from '../ledger';
 import { connectDriver, connectOption, describeConnect, type ConnectSpec } from '../libvirt/connect';
-import type { Ledger } from '../ledger-types';
+import type { CommandOutcome, Ledger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
 import { createLogger, type Logger } from '../log';
 import { startCommandService, type CommandService } from './service';
@@ -89,7 +89,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   const openedStore = store;
   const openedLedger = ledger;
   // With --connect: what libvirt did while nobody listened, then what it does on its own (services/libvirt/watch.ts).
-  const watch = driver ? await watchConnection(openedLedger, driver, log) : undefined;
+  const watch = driver ? await watchConnection(openedLedger, driver, log, (outcome) => service.publish(outcome)) : undefined;
 
   void (async () => {
     for await (const status of nc.status()) {
@@ -141,7 +141,8 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
 }
 
 /** The start-up reconcile (printed to the log), then the watch of libvirt's events (loaded only with --connect). */
-async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logger) {
+/** `publish`: what libvirt did is published on vmledger.evt.<host>.<domain> like a command's facts. */
+async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logger, publish: (outcome: CommandOutcome) => void) {
   const [{ reconcileHost }, { watchLibvirt }, { openLibvirtConnection }] = await Promise.all([
     import('../reconcile'),
     import('../libvirt/watch'),
@@ -150,6 +151,7 @@ async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logge
   try {
     const found = await reconcileHost(ledger, driver.connection, { source: 'reconcile' });
     for (const f of found) {
+      if (f.outcome) publish(f.outcome);
       const line = `reconcile at start-up: ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
       if (f.outcome && !f.outcome.ok) log.warn({ rule: f.outcome.rule, message: f.outcome.message }, line);
       else log.info(line);
@@ -159,7 +161,10 @@ async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logge
   }
   // Its own connection: its reads do not queue behind a command's (a destroy takes seconds), nor delay them.
   const connection = openLibvirtConnection(driver.connection.uri);
-  const watch = watchLibvirt(ledger, connection, { log: (level, message) => log.child({ component: 'watch' })[level](message) });
+  const watch = watchLibvirt(ledger, connection, {
+    log: (level, message) => log.child({ component: 'watch' })[level](message),
+    onRecorded: (found) => found.outcome && publish(found.outcome),
+  });
   return {
     async close() {
       await watch.close();

@@ -135,6 +135,8 @@ export interface CommandService {
   stop(): Promise<void>;
   /** Resolves when the service has stopped (stop() finished, or the connection closed). */
   readonly stopped: Promise<void>;
+  /** Publishes the facts of an outcome recorded outside a request (what libvirt did on its own), as a command's. */
+  publish(outcome: CommandOutcome): void;
 }
 
 /** The package version, reported as the service version (must be semver for NATS micro). */
@@ -535,6 +537,9 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     inFlight: () => inflight.size,
     stop,
     stopped,
+    publish: (outcome) => {
+      if (outcome.ok) publishFacts(outcome, {});
+    },
   };
 }
 

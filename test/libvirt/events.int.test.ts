@@ -202,6 +202,13 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
     async () => {
       expect((await client.commands.define(withXml(readFileSync(blankXml('cr1'), 'utf8')))).ok).toBe(true);
       expect((await client.commands.start({ domain: 'cr1' })).ok).toBe(true);
+      // What libvirt did is published like a command's facts, on the domain's subject.
+      const published: { type: string }[] = [];
+      const sub = nc.subscribe('vmledger.evt.local.cr1');
+      void (async () => {
+        for await (const m of sub) published.push(JSON.parse(m.string()) as { type: string });
+      })();
+      await nc.flush();
       const pid = Number(readFileSync(join(lv.current.dir, 'run', 'libvirt', 'qemu', 'run', 'cr1.pid'), 'utf8').trim());
       process.kill(pid, 'SIGKILL');
       // From when libvirt shows it (libvirt itself takes a moment to notice the monitor gone).
@@ -212,6 +219,8 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
       );
       expect((await state('cr1')).reason).toBe('crashed');
       expect((await facts('cr1')).at(-1)).toMatchObject({ type: 'DomainStopped', actor: 'libvirt', data: { reason: 'crashed' } });
+      await until(() => published.some((e) => e.type === 'DomainStopped'), 5000, 'the crash published on vmledger.evt.local.cr1');
+      sub.unsubscribe();
     },
     SLOW,
   );
@@ -237,14 +246,15 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   it(
     'libvirtd killed and started again under serve: what happened meanwhile is recovered by the resync, and events flow again',
     async () => {
-      expect((await client.commands.define(withXml(poweroffXml('pw1', 3000)))).ok).toBe(true);
+      expect((await client.commands.define(withXml(poweroffXml('pw1', 6000)))).ok).toBe(true);
       expect((await client.commands.define(withXml(readFileSync(blankXml('rs2'), 'utf8')))).ok).toBe(true);
       expect((await client.commands.start({ domain: 'pw1' })).ok).toBe(true);
       await lv.current.kill();
-      // The guest powers off (after its 3 s) while no libvirtd hears it; libvirt runs qemu with -no-shutdown, so
+      // The guest powers off (after its 6 s) while no libvirtd hears it; libvirt runs qemu with -no-shutdown, so
       // qemu waits, and the libvirtd started again finds it off and stops it, perhaps before serve has subscribed
-      // again. The wait is for the guest's own timer, not a bound on vmledger.
-      await new Promise((r) => setTimeout(r, 8000));
+      // again. The wait is for the guest's own timer, not a bound on vmledger. 6 s: on a loaded machine the start
+      // reply and the kill took more than the 3 s this had first, and libvirt heard the power-off itself.
+      await new Promise((r) => setTimeout(r, 10_000));
       expect((await state('pw1')).active).toBe(true);
       const spawnedBefore = (serveLog.match(/subscribed again/g) ?? []).length;
       const restartedAt = Date.now();
