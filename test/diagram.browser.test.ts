@@ -4,7 +4,7 @@
 // - the focus on mirroring: exactly its exits, as the machine has them, each verb with its rule ids in order;
 // - a refused step of a recorded history: the edge it would have taken, marked, with the rule that blocked it.
 // Screenshots go to a temp dir (their paths are printed).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,7 +19,7 @@ import type { EventStore } from '../services/eventstore/types';
 import { createLedger } from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { startUiServer, type UiServer } from '../services/ui/server';
-import { launchChromium, type Browser } from './support/chromium';
+import { closeUiTest, launchChromium, type Browser } from './support/chromium';
 
 const VIEWPORT = { width: 1500, height: 1000 };
 const CONFIG = { name: 'test', uuid: '6695eb01-f6a4-8304-79aa-97f2502e193f', disks: [{ target: 'vda', source: '/guest/diskimage1' }] };
@@ -61,13 +61,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await ui?.close();
-  await ledger?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => closeUiTest({ browser, ui, ledger, store, dir }));
 
 /** Heights (px, as drawn) of every text of the main diagram, with the text. */
 function labelHeights(p: Page): Promise<{ text: string; height: number }[]> {

@@ -1,7 +1,7 @@
 // The UI's history in Chromium shows what libvirt did on its own apart from the commands sent to vmledger, with
 // its source: a domain defined and started by commands, then destroyed behind vmledger's back (recorded the way
 // `serve --connect` records an event: recordObserved, actor libvirt, meta.observed), then undefined by reconcile.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,7 +13,7 @@ import type { EventStore } from '../services/eventstore/types';
 import { createLedger, recordObserved } from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { startUiServer, type UiServer } from '../services/ui/server';
-import { launchChromium, type Browser } from './support/chromium';
+import { closeUiTest, launchChromium, type Browser } from './support/chromium';
 
 const CONFIG = { name: 'web', uuid: '6695eb01-f6a4-8304-79aa-97f2502e1940', disks: [{ target: 'vda', source: '/guest/web.qcow2' }] };
 const EVENT_LINE = "2026-12-01 19:23:26.813+0000: event 'lifecycle' for domain 'web': Stopped Destroyed";
@@ -48,13 +48,7 @@ beforeAll(async () => {
   ui = await startUiServer({ store, port: 0, host: '127.0.0.1' });
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await ui?.close();
-  await ledger?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => closeUiTest({ browser, ui, ledger, store, dir }));
 
 it('marks the facts that came from libvirt apart from the commands, with their source', async () => {
   browser = await launchChromium({ width: 1400, height: 1000 });

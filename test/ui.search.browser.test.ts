@@ -1,7 +1,7 @@
 // The UI's domain picker on a fleet larger than one page: 600 domains on three hosts, recorded through the real
 // ledger on a SQLite file, searched in Debian's chromium by name, host and state. The picker never lists more
 // than the server's page (50), says how many it found, and a state that does not exist is refused by name.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,7 +13,7 @@ import type { EventStore } from '../services/eventstore/types';
 import { createLedger } from '../services/ledger';
 import type { Ledger } from '../services/ledger-types';
 import { startUiServer, type UiServer } from '../services/ui/server';
-import { launchChromium, type Browser } from './support/chromium';
+import { closeUiTest, launchChromium, type Browser } from './support/chromium';
 
 const HOSTS = ['east', 'north', 'west'];
 const PER_HOST = 200;
@@ -49,13 +49,7 @@ beforeAll(async () => {
   page = await browser.context.newPage();
 }, 120_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await ui?.close();
-  await ledger?.close();
-  await store?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => closeUiTest({ browser, ui, ledger, store, dir }));
 
 const options = () => page.locator('#domain-picker option').allTextContents();
 

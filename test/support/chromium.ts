@@ -40,3 +40,20 @@ export async function launchChromium(viewport: { width: number; height: number }
     },
   };
 }
+
+/** Anything a UI test opened that closes. */
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * The teardown of a test that serves the UI over a store: the browser first (it holds the page's connections to
+ * the server), then the UI server, the ledger and the store, and the test's folder. Parts never opened are skipped.
+ */
+export async function closeUiTest(parts: { browser?: Closable; ui?: Closable; ledger?: Closable; store?: Closable; dir?: string }): Promise<void> {
+  await parts.browser?.close();
+  await parts.ui?.close();
+  await parts.ledger?.close();
+  await parts.store?.close();
+  if (parts.dir) rmSync(parts.dir, { recursive: true, force: true });
+}
