@@ -101,6 +101,9 @@ export function goneDomain(name: string): LibvirtDomain {
   };
 }
 
+/** `snapshot-current --name` of a domain without one (virsh: `domain 'x' has no current snapshot`): an answer, not a failure. */
+const NO_CURRENT_SNAPSHOT = /has no current snapshot|does not have a current snapshot/;
+
 /** libvirt's "no such domain" (virsh: `failed to get domain 'x'`). */
 export function isDomainNotFound(stderr: string): boolean {
   return /failed to get domain|Domain not found/.test(stderr);
@@ -128,10 +131,15 @@ async function readOnce(connection: LibvirtConnection, name: string, withSnapsho
   const xml = await connection.run(['dumpxml', name]);
   const snaps = await connection.run(['snapshot-list', name, '--name']);
   const current = await connection.run(['snapshot-current', name, '--name']);
-  if ([stateLine, xml].some((r) => r.failed && isDomainNotFound(r.stderr))) return 'vanished';
+  if ([stateLine, xml, snaps, current].some((r) => r.failed && isDomainNotFound(r.stderr))) return 'vanished';
+  // Any other failure (libvirtd gone mid-read, a timeout) is no observation: an empty state or snapshot list read
+  // as what libvirt shows would record a stop or deleted snapshots that never happened. The caller compares again.
+  const reads: [string, { failed: boolean; stderr: string }][] = [['domstate', stateLine], ['dumpxml', xml], ['snapshot-list', snaps]];
+  if (current.failed && !NO_CURRENT_SNAPSHOT.test(current.stderr)) reads.push(['snapshot-current', current]);
+  for (const [verb, r] of reads) if (r.failed) throw new Error(`${verb} ${name}: ${r.stderr.trim()}`);
   const m = /^(.*?)(?: \(([^)]*)\))?$/.exec(stateLine.stdout.trim()) ?? [];
   const state = m[1] ?? field(info.stdout, 'State') ?? '';
-  const snapshotNames = snaps.failed ? [] : lines(snaps.stdout).sort();
+  const snapshotNames = lines(snaps.stdout).sort();
   const snapshots: LibvirtSnapshot[] = [];
   if (withSnapshotXml) {
     for (const s of snapshotNames) {
@@ -149,8 +157,8 @@ async function readOnce(connection: LibvirtConnection, name: string, withSnapsho
     paused: state === 'paused',
     persistent: field(info.stdout, 'Persistent') === 'yes',
     managedSave: field(info.stdout, 'Managed save') === 'yes',
-    xml: xml.failed ? '' : xml.stdout,
-    disks: xml.failed ? [] : liveDisks(xml.stdout),
+    xml: xml.stdout,
+    disks: liveDisks(xml.stdout),
     snapshotNames,
     snapshots,
     current: current.failed ? null : (lines(current.stdout)[0] ?? null),
