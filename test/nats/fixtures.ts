@@ -1,6 +1,6 @@
 // Shared set-up for the NATS integration tests: a real ledger on a real SQLite file in a temp dir, the command
 // service on a private nats-server (test/support/natsServer.ts), and clients.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,6 +13,7 @@ import type { Ledger } from '../../services/ledger-types';
 import { natsConfigFromEnv, natsConnectionOptions } from '../../services/nats/config';
 import { createLogger, type Logger } from '../../services/log';
 import { startCommandService, type CommandService, type CommandServiceOptions } from '../../services/nats/service';
+import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 
 export function tempDir(prefix = 'vmledger-nats-test-'): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -135,4 +136,11 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A private nats-server whose max_payload is `bytes` (the paging tests: every reply must fit it), its config in `dir`. */
+export function startServerWithMaxPayload(dir: string, bytes: number): Promise<NatsServerHandle> {
+  const config = join(dir, 'nats.conf');
+  writeFileSync(config, `max_payload: ${bytes}\n`);
+  return startNatsServer({ args: ['-c', config] });
 }

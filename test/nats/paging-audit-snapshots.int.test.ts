@@ -1,7 +1,6 @@
 // Paged audit and snapshot queries on a server with a small max_payload (8 KiB): no reply is larger than that,
 // the typed client and `vmledger --nats URL audit` / `snapshot-list` page through to every entry and snapshot,
 // and a filter value that does not exist is named.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUERY_SUBJECTS } from '../../services/nats/protocol';
 import { auditEntries } from '../../projections/queries';
 import { runVmledger } from '../support/cli';
-import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
-import { domainConfig, ledgerOnFile, rawRequest, startStack, tempDir, type LedgerOnFile, type Stack } from './fixtures';
+import type { NatsServerHandle } from '../support/natsServer';
+import { domainConfig, ledgerOnFile, rawRequest, startServerWithMaxPayload, startStack, tempDir, type LedgerOnFile, type Stack } from './fixtures';
 
 const MAX_PAYLOAD = 8 * 1024;
 const DOMAINS = 40;
@@ -23,9 +22,7 @@ describe('paged audit and snapshot queries', () => {
   const tmp = tempDir('vmledger-paging-audit-');
 
   beforeAll(async () => {
-    const config = join(tmp.dir, 'nats.conf');
-    writeFileSync(config, `max_payload: ${MAX_PAYLOAD}\n`);
-    server = await startNatsServer({ args: ['-c', config] });
+    server = await startServerWithMaxPayload(tmp.dir, MAX_PAYLOAD);
     db = await ledgerOnFile(join(tmp.dir, 'service.sqlite'));
     for (let i = 0; i < DOMAINS; i++) {
       const name = `vm-${String(i).padStart(3, '0')}`;

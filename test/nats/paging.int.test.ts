@@ -1,14 +1,13 @@
 // Paged domain queries on a server with a small max_payload (8 KiB): no reply is larger than that, the typed
 // client and `vmledger --nats URL list --all` page through to every domain, and bad filters are named.
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { QUERY_SUBJECTS } from '../../services/nats/protocol';
 import { runVmledger } from '../support/cli';
-import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
-import { domainConfig, ledgerOnFile, rawRequest, startStack, tempDir, type LedgerOnFile, type Stack } from './fixtures';
+import type { NatsServerHandle } from '../support/natsServer';
+import { domainConfig, ledgerOnFile, rawRequest, startServerWithMaxPayload, startStack, tempDir, type LedgerOnFile, type Stack } from './fixtures';
 
 const MAX_PAYLOAD = 8 * 1024;
 const DOMAINS = 300;
@@ -20,9 +19,7 @@ describe('paged domain queries', () => {
   const tmp = tempDir('vmledger-paging-');
 
   beforeAll(async () => {
-    const config = join(tmp.dir, 'nats.conf');
-    writeFileSync(config, `max_payload: ${MAX_PAYLOAD}\n`);
-    server = await startNatsServer({ args: ['-c', config] });
+    server = await startServerWithMaxPayload(tmp.dir, MAX_PAYLOAD);
     db = await ledgerOnFile(join(tmp.dir, 'service.sqlite'));
     const names = Array.from({ length: DOMAINS }, (_, i) => `vm-${String(i).padStart(4, '0')}`);
     await Promise.all(names.map((name) => db.ledger.execute({ verb: 'define', config: domainConfig(name), meta: meta(`def-${name}`) })));
