@@ -26,6 +26,7 @@ import {
 import {
   StoreCorruptError,
   StoreFullError,
+  WrongExpectedRevisionError,
   type AppendOptions,
   type AppendResult,
   type EventStore,
@@ -81,6 +82,13 @@ export function failsTheBatch(error: unknown, db: Database.Database): boolean {
   return !(code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH' || code === 'SQLITE_RANGE');
 }
 
+/** A write of a batch failed after it had changed rows: the batch is written again, a savepoint per write. */
+class WriteFailedMidway extends Error {
+  constructor(cause: unknown) {
+    super('a write failed midway', { cause });
+  }
+}
+
 export class SqliteStore implements SqliteEventStore {
   private readonly followers = new Set<LogFollower>();
   private pollTimer: NodeJS.Timeout | undefined;
@@ -91,7 +99,10 @@ export class SqliteStore implements SqliteEventStore {
   private readonly statements;
   /** The batch in one IMMEDIATE transaction; each write of a batch of several inside a nested one (a SAVEPOINT). */
   private readonly batchTransaction;
+  private readonly wholeBatch;
   private readonly savepoint;
+  /** Inside a write transaction: the global position of the last fact written so far (read once a batch). */
+  private lastPosition = 0;
 
   // Group commit: writes wait in `queue` for the flush that enqueue() schedules.
   private queue: QueuedWrite[] = [];
@@ -132,17 +143,43 @@ export class SqliteStore implements SqliteEventStore {
       ),
     };
     this.savepoint = db.transaction((write: QueuedWrite) => this.writeInLock(write));
+    this.wholeBatch = db.transaction((batch: QueuedWrite[], outcomes: WriteOutcome[]) => {
+      for (const write of batch) {
+        try {
+          outcomes.push({ ok: true, value: this.writeInLock(write) });
+        } catch (error) {
+          // Refused before it changed a row: fails alone, as in a savepoint of its own.
+          if (error instanceof WrongExpectedRevisionError) outcomes.push({ ok: false, error });
+          else throw new WriteFailedMidway(error);
+        }
+      }
+    });
     this.batchTransaction = db.transaction((batch: QueuedWrite[], outcomes: WriteOutcome[]) => {
+      this.lastPosition = this.statements.headPosition.get() ?? 0;
       if (batch.length === 1) {
         // Alone in its transaction: an error rolls back the transaction, which is exactly this write.
         outcomes.push({ ok: true, value: this.writeInLock(batch[0]!) });
         return;
       }
+      // One savepoint around the batch rather than one per write (two statements less per write). A write that
+      // fails after changing rows is rare (a constraint, a docs function that throws); then the batch is rolled
+      // back to that savepoint and written again with a savepoint per write, so that it fails alone.
+      try {
+        this.wholeBatch(batch, outcomes);
+        return;
+      } catch (error) {
+        if (!(error instanceof WriteFailedMidway)) throw error;
+        if (failsTheBatch(error.cause, db)) throw error.cause;
+      }
+      outcomes.length = 0;
+      this.lastPosition = this.statements.headPosition.get() ?? 0;
       for (const write of batch) {
+        const before = this.lastPosition;
         try {
           outcomes.push({ ok: true, value: this.savepoint(write) });
         } catch (error) {
           if (failsTheBatch(error, db)) throw error;
+          this.lastPosition = before;
           outcomes.push({ ok: false, error });
         }
       }
@@ -192,13 +229,14 @@ export class SqliteStore implements SqliteEventStore {
     }
 
     let revision = head ? head.revision : NO_STREAM_REVISION;
-    let position = this.statements.headPosition.get() ?? 0;
+    let position = this.lastPosition;
     for (const event of events) {
       revision += 1;
       position += 1;
       this.statements.insertEvent.run(position, stream, revision, event.type, event.data, event.metadata);
     }
     if (commandId !== undefined) this.statements.insertCommand.run(commandId, stream, revision, position);
+    this.lastPosition = position;
     return { revision, position, duplicate: false };
   }
 
