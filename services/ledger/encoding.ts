@@ -24,7 +24,9 @@ export function baseMeta(c: Command) {
 /** Store events for a decision's facts: metadata, the whole command on the first, and the hash chain (which covers that command). */
 export function encode(c: Command, facts: readonly Fact[], previousHash: string | undefined): NewEvent[] {
   const base = baseMeta(c);
-  const command = jsonClone(c);
+  // The parsed command itself, not a copy: nothing changes a command once parsed, and JSON (the store, the hash's
+  // canonical form) drops what a copy would have dropped.
+  const command = c;
   let hash = previousHash;
   return facts.map((fact, i) => {
     const data = factToEventData(fact);

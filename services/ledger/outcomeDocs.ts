@@ -85,10 +85,12 @@ export class OutcomeDocs {
    */
   async recallOutcome(commandId: string, saveRebuilt: boolean): Promise<CommandOutcome | undefined> {
     if (!commandId) return undefined;
-    const doc = await this.recallDoc(commandId);
-    if (doc) return doc;
+    // Every first outcome with a doc was recorded with a record carrying its command id (an append, or a
+    // saga's Begin step): a command id the store has never seen (nearly every new command) costs one read.
     const result = await this.store.commandResult(commandId);
     if (!result) return undefined;
+    const doc = await this.recallDoc(commandId);
+    if (doc) return doc;
     const outcome = await this.rebuildOutcome(commandId, result);
     if (!outcome) return undefined;
     if (saveRebuilt) {
