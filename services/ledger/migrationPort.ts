@@ -59,6 +59,10 @@ export async function executeMigrate(parts: MigrateParts, command: CommandOf<'mi
   // (each step is idempotent by its own command id and the saga continues where it stopped).
   const done = await docs.recallDoc(command.meta.commandId);
   if (done) return done;
+  // A command id whose first use was another verb: that command's outcome, rebuilt from its records, as any
+  // retry gets it (its doc, under outcomeDocs 'all', was found just above).
+  const first = await docs.recallOutcome(command.meta.commandId, false);
+  if (first && first.command !== 'migrate') return first;
   const denied = await parts.notAdmitted(command);
   if (denied) return denied;
   const outcome = await runMigration(parts.port, command, { ...parts.options, driver: parts.driver });

@@ -31,11 +31,12 @@ export interface LedgerOptions {
    */
   onDiscard?: (what: string, key: string, reason: string) => void;
   /**
-   * Which outcomes get a doc in 'outcomes'. 'all' (default): every outcome, so a retry is one key lookup.
-   * 'unrecorded': only outcomes no fact records (migrations); the others are rebuilt from the facts their command
-   * id appended (the domain's facts, or the `CommandAccepted` / `CommandRefused` audit record). Same answers;
-   * both write one durable transaction per command on SQLite (the doc rides with the facts), 'unrecorded' a
-   * smaller one (see bench/ledger.ts).
+   * Which outcomes get a doc in 'outcomes'. 'unrecorded' (default): only outcomes that no record of their command
+   * id tells whole (a migration's); the others are rebuilt, when a retry asks, from what their command id
+   * appended (the domain's facts, or the `CommandAccepted` / `CommandRefused` audit record). 'all': every
+   * outcome, so that a retry is one key lookup, at the price of a doc per command: on SQLite a bigger
+   * transaction (about 8 % of the service's CPU on the NATS bench), on JetStream and EventStoreDB a second write.
+   * Same answers either way.
    */
   outcomeDocs?: 'all' | 'unrecorded';
   /** Exactly-once effects (services/intents.ts): how long to wait for another process's job, its lease, hooks. */

@@ -27,7 +27,7 @@ const OutcomeDocSchema = z.looseObject({
 
 export interface OutcomeDocsOptions {
   store: EventStore;
-  /** LedgerOptions.outcomeDocs. */
+  /** LedgerOptions.outcomeDocs (default 'unrecorded'). */
   mode: 'all' | 'unrecorded' | undefined;
   discard: Discard;
   /** The outcome of a command whose last record is its intent (services/intents.ts IntentProtocol.outcomeAfter). */
@@ -43,7 +43,7 @@ export class OutcomeDocs {
 
   /** The outcome doc of a first outcome, or undefined when `outcomeDocs: 'unrecorded'` leaves it to its facts. */
   outcomeDoc(outcome: CommandOutcome, recordedByFacts = outcome.events.length > 0 || outcome.audit !== undefined): DocWrite | undefined {
-    if (this.options.mode === 'unrecorded' && recordedByFacts) return undefined;
+    if (this.options.mode !== 'all' && recordedByFacts) return undefined;
     const { duplicate: _duplicate, ...first } = outcome;
     // The facts by reference: they are in the log already, and copying them (each carries its whole command)
     // doubled what every command writes (about a fifth of the NATS command rate, bench/run.ts section c).
