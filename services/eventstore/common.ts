@@ -61,13 +61,18 @@ export function assertAppendOptions(options: AppendOptions): void {
   }
 }
 
+/** The optimistic-concurrency rule: whether a stream at `actual` is what the caller expected. */
+export function revisionMatches(expected: ExpectedRevision, actual: number | 'no-stream'): boolean {
+  return expected === 'any' || expected === actual;
+}
+
 /** The optimistic-concurrency rule: throws WrongExpectedRevisionError unless `actual` is what the caller expected. */
 export function checkExpectedRevision(
   stream: string,
   expected: ExpectedRevision,
   actual: number | 'no-stream',
 ): void {
-  if (expected === 'any' || expected === actual) return;
+  if (revisionMatches(expected, actual)) return;
   throw new WrongExpectedRevisionError(stream, expected, actual);
 }
 

@@ -14,6 +14,7 @@ import {
   assertStreamName,
   checkExpectedRevision,
   decodeEvent,
+  revisionMatches,
   encodeEvents,
   prepareDocs,
   resolveDocs,
@@ -127,8 +128,8 @@ export class SqliteStore implements SqliteEventStore {
       insertEvent: db.prepare<[number, string, number, string, string, string]>(
         `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`,
       ),
-      insertCommand: db.prepare<[string, string, number, number]>(
-        'INSERT INTO commands (command_id, stream, revision, position) VALUES (?, ?, ?, ?)',
+      claimCommand: db.prepare<[string, string, number, number]>(
+        'INSERT INTO commands (command_id, stream, revision, position) VALUES (?, ?, ?, ?) ON CONFLICT (command_id) DO NOTHING',
       ),
       streamPage: db.prepare<[string, number, number], StoredEventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE stream = ? AND revision >= ? ORDER BY revision LIMIT ?`,
@@ -217,28 +218,32 @@ export class SqliteStore implements SqliteEventStore {
 
   private appendInLock(stream: string, events: EncodedEvent[], options: AppendOptions): AppendResult {
     const { commandId } = options;
-    if (commandId !== undefined) {
-      const first = this.statements.commandResult.get(commandId);
-      if (first) return { revision: first.revision, position: first.position, duplicate: true };
-    }
-
     const head = this.statements.streamHead.get(stream);
-    checkExpectedRevision(stream, options.expectedRevision, head ? head.revision : 'no-stream');
-    if (events.length === 0) {
+    const actual = head ? head.revision : 'no-stream';
+    if (events.length === 0 || !revisionMatches(options.expectedRevision, actual)) {
+      // A retry of a recorded command gets its first result, whatever the stream's revision is now.
+      const first = commandId === undefined ? undefined : this.statements.commandResult.get(commandId);
+      if (first) return { revision: first.revision, position: first.position, duplicate: true };
+      checkExpectedRevision(stream, options.expectedRevision, actual);
       return { revision: head?.revision ?? NO_STREAM_REVISION, position: head?.position ?? 0, duplicate: false };
     }
-
-    let revision = head ? head.revision : NO_STREAM_REVISION;
-    let position = this.lastPosition;
-    for (const event of events) {
-      revision += 1;
-      position += 1;
-      this.statements.insertEvent.run(position, stream, revision, event.type, event.data, event.metadata);
+    const revision = (head ? head.revision : NO_STREAM_REVISION) + events.length;
+    const position = this.lastPosition + events.length;
+    // The command's row first, claimed or found taken in one statement (not a lookup, then an insert): a command
+    // id recorded before is a retry, and nothing of it is written again.
+    if (commandId !== undefined && this.statements.claimCommand.run(commandId, stream, revision, position).changes === 0) {
+      const first = this.statements.commandResult.get(commandId)!;
+      return { revision: first.revision, position: first.position, duplicate: true };
     }
-    if (commandId !== undefined) this.statements.insertCommand.run(commandId, stream, revision, position);
+    const firstRevision = revision - events.length + 1;
+    const firstPosition = position - events.length + 1;
+    events.forEach((event, i) =>
+      this.statements.insertEvent.run(firstPosition + i, stream, firstRevision + i, event.type, event.data, event.metadata),
+    );
     this.lastPosition = position;
     return { revision, position, duplicate: false };
   }
+
 
   /**
    * The flush runs on process.nextTick: after the promise jobs already under way have run as far as they can
