@@ -348,8 +348,10 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     return eventSubject(outcome.host, outcome.domain);
   };
 
-  const publishFacts = (outcome: CommandOutcome, request: RequestContext): void => {
-    outcome.events.forEach((event, index) => {
+  /** Publishes an accepted outcome's facts; returns each fact's JSON, which the reply reuses. */
+  const publishFacts = (outcome: CommandOutcome, request: RequestContext): string[] =>
+    outcome.events.map((event, index) => {
+      const json = JSON.stringify(event);
       let subject = '(none)';
       try {
         subject = factSubject(outcome, event.stream);
@@ -360,13 +362,13 @@ export async function startCommandService(options: CommandServiceOptions): Promi
         h.set(HEADER_STREAM, event.stream);
         h.set(HEADER_REVISION, String(event.revision));
         h.set(HEADER_POSITION, String(event.position));
-        nc.publish(subject, JSON.stringify(event), { headers: h });
+        nc.publish(subject, json, { headers: h });
       } catch (error) {
         // The fact is durable and the command accepted: a lost notification must not turn into an error reply.
         logOf(request).error(`cannot publish fact ${event.position} on ${subject}: ${(error as Error).message}`);
       }
+      return json;
     });
-  };
 
   /** The CommandOutcome shell of a request that never reached the ledger (names what could be read). */
   const requestShell = (verb: Verb, msg: ServiceMsg): Omit<CommandOutcome, 'ok'> => {
@@ -411,8 +413,8 @@ export async function startCommandService(options: CommandServiceOptions): Promi
     };
     // The ledger validates (zod) and names every bad field; the same message as the CLI gets.
     const outcome = await ledger.execute({ ...command, verb, meta }, { admit });
-    if (outcome.ok) publishFacts(outcome, request);
-    if (!outcome.ok && outcome.rule === SERVICE_RULES.validation) {
+    if (outcome.ok) return { body: outcome, json: outcomeJson(outcome, publishFacts(outcome, request)) };
+    if (outcome.rule === SERVICE_RULES.validation) {
       return { body: outcome, serviceError: { code: 400, description: outcome.message ?? 'invalid command' } };
     }
     return { body: outcome };
@@ -544,6 +546,13 @@ export async function startCommandService(options: CommandServiceOptions): Promi
       if (outcome.ok) publishFacts(outcome, {});
     },
   };
+}
+
+/** The JSON of an outcome whose facts are already JSON (as published): each fact serialised once, not twice. */
+function outcomeJson(outcome: CommandOutcome, eventsJson: readonly string[]): string {
+  const { events: _events, ...rest } = outcome;
+  const others = JSON.stringify(rest);
+  return `{"events":[${eventsJson.join(',')}]${others === '{}' ? '}' : `,${others.slice(1)}`}`;
 }
 
 /** A header value: one line (NATS headers end at CR/LF), not absurdly long. */
