@@ -10,7 +10,7 @@
 //
 // Sections (targets from the project's issues 3, 5 and 9):
 //   a  durable appends, one at a time: raw better-sqlite3 (WAL, synchronous = FULL, one INSERT per transaction) vs
-//      ledger.execute (parse, decide, hash, append facts + outcome doc in one transaction), fresh files in the
+//      ledger.execute (parse, decide, hash, append the facts and a due checkpoint in one transaction), fresh files in the
 //      same folder, several interleaved rounds, medians. Target: ledger ≥ 0.5 × raw. Also the vmledger store's own
 //      sequential append and 64 appends in flight (group commit) against the same raw figure.
 //   b  cold load of a domain with 100 facts vs one with 100,000 facts (new connection, new ledger, checkpoint +
