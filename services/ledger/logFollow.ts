@@ -1,7 +1,8 @@
 // Keeping the host index (which UUIDs exist on a host, for DEF-NAME, and the `list` pages) and the open intents
 // current with the global log: loaded from their disposable 'indexes' doc at start, then read from where they last
 // read before any decision that claims a UUID (so other processes' appends are seen), or followed by a store
-// subscription (LedgerOptions.follow); the doc is saved again every 1,000 records read and at close.
+// subscription (LedgerOptions.follow); the doc is saved again every 1,000 records a catch-up read, every
+// SAVE_EVERY_FOLLOWED records the subscription followed, and at close.
 import { z } from 'zod';
 
 import type { EventStore, Subscription } from '../eventstore/types';
@@ -14,11 +15,19 @@ import type { Discard } from './options';
 /** Domain streams whose last record was an open intent when the index doc was saved (services/intents.ts). */
 const OpenIntentsDocSchema = z.array(OpenIntentSchema).optional();
 
+/**
+ * How many records a subscription follows between saves of the doc: a service killed after a long run folds at
+ * most about this many records at its next start (about a second), instead of everything since it started;
+ * one save of a 100,000-domain index is a few MB, so not much more often than this.
+ */
+export const SAVE_EVERY_FOLLOWED = 100_000;
+
 export class LogFollower {
   readonly index = new HostIndex();
   private catchingUp: Promise<void> | undefined;
   private subscription: Subscription | undefined;
   private savedAt = -1;
+  private saving: Promise<void> | undefined;
 
   constructor(
     private readonly store: EventStore,
@@ -64,12 +73,18 @@ export class LogFollower {
     this.subscription = this.store.subscribe(this.index.position, (e) => {
       this.index.applyRecorded(e);
       this.openIntents.observe(e);
+      if (!this.saving && this.index.position - this.savedAt >= SAVE_EVERY_FOLLOWED) {
+        this.saving = this.save()
+          .catch(() => undefined) // disposable: tried again after the next records
+          .finally(() => (this.saving = undefined));
+      }
     });
   }
 
   /** Stops following; saves the doc if the index moved since it was saved. */
   async close(): Promise<void> {
     await this.subscription?.close();
+    await this.saving;
     if (this.index.position !== this.savedAt) {
       try {
         await this.save();
