@@ -14,10 +14,10 @@ import {
   assertStreamName,
   checkExpectedRevision,
   decodeEvent,
-  revisionMatches,
   encodeEvents,
   prepareDocs,
   resolveDocs,
+  revisionMatches,
   toJson,
   type EncodedDoc,
   type EncodedEvent,
@@ -243,7 +243,6 @@ export class SqliteStore implements SqliteEventStore {
     this.lastPosition = position;
     return { revision, position, duplicate: false };
   }
-
 
   /**
    * The flush runs on process.nextTick: after the promise jobs already under way have run as far as they can
