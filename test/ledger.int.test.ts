@@ -358,6 +358,28 @@ describe('racing writers on one file', () => {
     expect(fromA.state).toEqual(await fullReplay(a.store));
   });
 
+  it("a ledger decides on the store's state, not on a head it cached before another writer moved the domain on", async () => {
+    const a = open();
+    await runAll(a.ledger, [
+      { verb: 'define', config: CONFIG },
+      { verb: 'start', domain: 'test' },
+      { verb: 'destroy', domain: 'test' },
+    ]); // a has the domain cached as shut off
+    const b = open();
+    expect((await b.ledger.execute(cmd({ verb: 'start', domain: 'test' }))).ok).toBe(true);
+    // From a's cache this is a refusal (not running); from the store it is accepted.
+    const suspend = await a.ledger.execute(cmd({ verb: 'suspend', domain: 'test' }));
+    expect(suspend).toMatchObject({ ok: true, revision: 4 });
+    // And the other way round: accepted from a's cache (running), refused from the store (b destroyed it).
+    expect((await b.ledger.execute(cmd({ verb: 'destroy', domain: 'test' }))).ok).toBe(true);
+    const resume = await a.ledger.execute(cmd({ verb: 'resume', domain: 'test' }));
+    expect(resume).toMatchObject({ ok: false, rule: 'ACT-REQ' });
+    const events = await collect(a.store.readStream(STREAM));
+    expect(events.map((e) => e.type)).toEqual(['DomainDefined', 'DomainStarted', 'DomainStopped', 'DomainStarted', 'DomainSuspended', 'DomainStopped']);
+    expect(verifyChain(events)).toBeUndefined();
+    expect((await a.ledger.loadDomain('local', 'test')).state).toEqual(await fullReplay(a.store));
+  });
+
   it('the host view follows other writers: a UUID defined by one ledger is seen by the other (DEF-NAME)', async () => {
     const a = open();
     const b = open();

@@ -101,7 +101,13 @@ export class CommandHandler {
     const { store, driver, streams, audit, docs, intents } = this.parts;
     const name = commandDomainName(c);
     if (isClaim(c)) await this.parts.followLog();
-    const head = await streams.load(c.host, name);
+    const { head, checked } = await streams.loadForAppend(c.host, name);
+    /** Before an answer that no append checks: the head decided on must still be the store's, else decide again. */
+    const confirm = async (): Promise<void> => {
+      if (checked || (await streams.isCurrent(head))) return;
+      streams.forget(stream);
+      throw new StaleHead(head.revision);
+    };
     if (head.intent && c.meta.observed) {
       // What libvirt did while a command's job holds the domain is most likely that job's own effect: not
       // recorded now; the observer looks again once the job's result is in.
@@ -121,11 +127,15 @@ export class CommandHandler {
         `domain ${name} changed: expected revision ${expected}, actual ${head.revision}`,
       );
       // An observation made on an older state is not recorded: the observer compares again.
+      await confirm();
       if (c.meta.observed) return { outcome: refusedOutcome(c, conflict, head.revision), save: false };
       return audit.refuse(c, conflict, head.revision, saveDoc);
     }
     const decision = decideOn(head.state, c, this.parts.hostView);
-    if (!decision.ok) return audit.refuse(c, decision.refusal, head.revision, saveDoc);
+    if (!decision.ok) {
+      await confirm();
+      return audit.refuse(c, decision.refusal, head.revision, saveDoc);
+    }
     if (!c.meta.observed && intents.applies(c, decision.facts)) {
       // An effect outside the ledger: intent first, performed once, then the result (services/intents.ts).
       const done = await intents.performOnce(head, c, decision.facts, saveDoc);
@@ -135,10 +145,16 @@ export class CommandHandler {
     }
     // What libvirt did on its own already happened: recorded as decided, never performed.
     const effect = c.meta.observed ? { facts: decision.facts } : await driver.perform(head.state, c, decision.facts);
-    if (effect.refusal) return audit.refuse(c, effect.refusal, head.revision, saveDoc);
+    if (effect.refusal) {
+      await confirm();
+      return audit.refuse(c, effect.refusal, head.revision, saveDoc);
+    }
     // Accepted, changing nothing: the domain's stream and revision stay as they are; the audit record goes to
     // noops-<host> (as a refusal's to refusals-<host>).
-    if (effect.facts.length === 0) return audit.recordNoop(c, head, saveDoc);
+    if (effect.facts.length === 0) {
+      await confirm();
+      return audit.recordNoop(c, head, saveDoc);
+    }
     const facts: Fact[] = effect.facts;
 
     const events = encode(c, facts, head.hash);
