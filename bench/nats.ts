@@ -15,7 +15,7 @@
 // conflict on a stream: the number measures the pipeline, not retries. `ledgerDirect` runs the same commands
 // into ledger.execute in this process, to separate what NATS costs from what the durable store costs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,11 @@ export interface RateAndLatency {
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /**
+   * CPU time (user + system, all threads) the responder process spent per request over the measured window, in
+   * µs; absent where /proc is not (not Linux) or when the responder runs in this process.
+   */
+  responderCpuUs?: number;
 }
 
 export interface NatsBenchResult {
@@ -103,13 +108,44 @@ async function measure(workers: number, durationMs: number, once: (worker: numbe
   };
 }
 
+/**
+ * CPU time a process has used so far (user + system, every thread), in µs, from /proc/<pid>/stat; undefined where
+ * there is no /proc. Clock ticks are taken as 100 per second (USER_HZ on Linux).
+ */
+function processCpuMicros(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command name (which may hold spaces and parentheses): utime is the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `measureWindow` and adds the CPU the responder process `pid` spent per request meanwhile. */
+async function withResponderCpu(pid: number | undefined, measureWindow: () => Promise<RateAndLatency>): Promise<RateAndLatency> {
+  const before = processCpuMicros(pid);
+  const result = await measureWindow();
+  const after = processCpuMicros(pid);
+  if (before === undefined || after === undefined || result.count === 0) return result;
+  return { ...result, responderCpuUs: Math.round((after - before) / result.count) };
+}
+
 export type Execute = (command: CommandRequest) => Promise<CommandOutcome>;
 
 /**
  * Commands through `execute`: 64 domains defined first, then worker w alternates start/destroy on domain w
  * (always accepted, one fact each, no two workers on one stream).
  */
-export async function measureCommands(execute: Execute, inFlight: number, warmupMs: number, durationMs: number): Promise<RateAndLatency> {
+export async function measureCommands(
+  execute: Execute,
+  inFlight: number,
+  warmupMs: number,
+  durationMs: number,
+  responderPid?: number,
+): Promise<RateAndLatency> {
   const domains = Array.from({ length: inFlight }, (_, i) => `bench-${i}`);
   let n = 0;
   const meta = () => ({ commandId: `bench-${n++}`, time: new Date().toISOString(), actor: 'bench' });
@@ -128,7 +164,7 @@ export async function measureCommands(execute: Execute, inFlight: number, warmup
     running[worker] = !running[worker];
   };
   await measure(inFlight, warmupMs, once);
-  return measure(inFlight, durationMs, once);
+  return withResponderCpu(responderPid, () => measure(inFlight, durationMs, once));
 }
 
 /** The same commands into ledger.execute in this process, on a fresh SQLite store. */
@@ -258,7 +294,7 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
       children.push(responder);
       try {
         await measure(inFlight, warmupMs, once);
-        return await measure(inFlight, durationMs, once);
+        return await withResponderCpu(responder.pid, () => measure(inFlight, durationMs, once));
       } finally {
         await stopResponder(responder);
       }
@@ -289,7 +325,7 @@ export async function natsBench(natsUrl: string, options: NatsBenchOptions = {})
       );
       children.push(serve);
       try {
-        return await measureCommands((c) => client.execute(c), inFlight, warmupMs, durationMs);
+        return await measureCommands((c) => client.execute(c), inFlight, warmupMs, durationMs, serve.pid);
       } finally {
         await stopResponder(serve);
       }
