@@ -22,8 +22,9 @@
 //      the durable echo, p99 ≤ 5 × its p99. The plain echo (no disk) is shown too. Each responder is a process of
 //      its own (vmledger: the real `vmledger serve`). Also, to show where the time goes: the CPU each responder
 //      process spends per request, the same service on the in-memory store (no store work: the ceiling of any
-//      store change), and the same commands into ledger.execute in-process (no NATS). Median of several runs. The echo and the durable echo are also measured with their
-//      responder written on nats.js v3 (@nats-io/transport-node) instead of nats 2.29, right after each.
+//      store change), and the same commands into ledger.execute in-process (no NATS). Median of several runs.
+//      The echo and the durable echo are also measured with their responder written on nats.js v3
+//      (@nats-io/transport-node) instead of nats 2.29, right after each.
 //   d  replay check (decide + evolve + hash chain of every fact) vs the raw read-and-parse rate of the same store.
 //      Target ≥ 0.3, the median of three rounds, each beside its own raw read. 200,000 facts by default, 1,000,000
 //      with --full.
