@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 
-import { VERBS, type Verb } from '../../machines/commands';
+import { CLIENT_VERBS, isCoordinatorVerb, type Verb } from '../../machines/commands';
 import { commandSubject, SUBJECT_ROOT } from './protocol';
 import { COMMAND_SCHEMAS, commandRequestSchema } from './requests';
 
@@ -22,14 +22,17 @@ export type JsonSchema = Record<string, unknown>;
 
 export const SCHEMA_ID_BASE = `https://${SUBJECT_ROOT}.invalid/schemas`;
 
-const cache = new Map<CommandSchemaForm, Record<Verb, JsonSchema>>();
+const cache = new Map<CommandSchemaForm, Partial<Record<Verb, JsonSchema>>>();
 
-/** JSON Schema of each verb's command, by verb. */
-export function commandJsonSchemas(form: CommandSchemaForm = 'request'): Record<Verb, JsonSchema> {
+/**
+ * JSON Schema of each verb a client may send, by verb. Not the migration coordinator's own verbs: they have no
+ * subject, and the ledger refuses them from anyone else (machines/commands.ts COORDINATOR_VERBS).
+ */
+export function commandJsonSchemas(form: CommandSchemaForm = 'request'): Partial<Record<Verb, JsonSchema>> {
   let out = cache.get(form);
   if (!out) {
-    out = {} as Record<Verb, JsonSchema>;
-    for (const verb of VERBS) {
+    out = {};
+    for (const verb of CLIENT_VERBS) {
       const zodSchema = form === 'request' ? commandRequestSchema(verb) : COMMAND_SCHEMAS[verb];
       const json = z.toJSONSchema(zodSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
       out[verb] = {
@@ -58,10 +61,17 @@ function withoutKeys(o: JsonSchema, keys: string[]): JsonSchema {
 export function formatCommandJsonSchemas(verb?: string, form: CommandSchemaForm = 'request'): string {
   const all = commandJsonSchemas(form);
   if (verb === undefined) return JSON.stringify(all, null, 2) + '\n';
-  if (!(VERBS as string[]).includes(verb)) {
-    throw new Error(`unknown verb '${verb}'; verbs: ${VERBS.join(', ')}`);
-  }
-  return JSON.stringify(all[verb as Verb], null, 2) + '\n';
+  const schema = all[verb as Verb];
+  if (schema === undefined) throw new Error(unknownVerb(verb));
+  return JSON.stringify(schema, null, 2) + '\n';
+}
+
+/** Why there is no schema of `verb`, naming the verbs there are. */
+export function unknownVerb(verb: string): string {
+  const known = `verbs: ${CLIENT_VERBS.join(', ')}`;
+  return isCoordinatorVerb(verb)
+    ? `no schema of '${verb}': only the ledger's migration coordinator issues it (no client sends it); ${known}`
+    : `unknown verb '${verb}'; ${known}`;
 }
 
 /** Prints formatCommandJsonSchemas to stdout (or another writer). */

@@ -4,7 +4,7 @@
 // into a message that names the field.
 import { z } from 'zod';
 
-import { CommandMetaSchema, CommandSchema, VERBS, type Verb } from '../../machines/commands';
+import { CLIENT_VERBS, CommandMetaSchema, CommandSchema, VERBS, type Verb } from '../../machines/commands';
 import { DEFAULT_HOST } from '../../machines/model';
 import { describeIssue } from '../ledger/outcomes';
 
@@ -45,7 +45,7 @@ export const DomainQuerySchema = z.object({
 });
 export const RecallQuerySchema = z.object({ commandId: z.string().min(1).max(200) });
 export const SchemaQuerySchema = z.object({
-  verb: z.enum(VERBS as [Verb, ...Verb[]]).optional(),
+  verb: z.enum(CLIENT_VERBS as [Verb, ...Verb[]]).optional(),
   /** `request` (default): what vmledger.cmd.<verb> accepts; `command`: the full command with verb and meta. */
   form: z.enum(['request', 'command']).default('request'),
 });
