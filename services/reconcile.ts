@@ -37,6 +37,11 @@ export interface ReconcileOptions {
   hint?: StopHint;
   /** The event line or other text kept with each recorded command (meta.observed.detail). */
   detail?: string;
+  /**
+   * The hosts whose libvirt is watched (this one too): a domain migrating from one of them to this host is the migration's
+   * to record (its Finish), not the watch's, or the watch would record the arriving guest as created here.
+   */
+  watchedHosts?: readonly string[];
 }
 
 /** Differences a single domain may take before the loop gives up (a snapshot tree is one step per snapshot). */
@@ -70,6 +75,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A refusal that means "look again" (the domain moved, or a job holds it), not a disagreement. */
 const isRetry = (o: CommandOutcome) => !o.ok && !o.audit && (o.rule === 'CONCURRENCY' || o.rule === 'JOB-BUSY');
 
+async function migratingHere(ledger: Ledger, name: string, host: string, watchedHosts: readonly string[]): Promise<boolean> {
+  for (const other of watchedHosts) {
+    if (other !== host && (await ledger.loadDomain(other, name)).state.migration?.destination === host) return true;
+  }
+  return false;
+}
+
 /** Brings one domain of the ledger to what libvirt shows; returns every difference found, in order. */
 export async function reconcileDomain(ledger: Ledger, connection: LibvirtConnection, name: string, options: ReconcileOptions): Promise<Found[]> {
   const host = options.host ?? DEFAULT_HOST;
@@ -79,6 +91,9 @@ export async function reconcileDomain(ledger: Ledger, connection: LibvirtConnect
     // The ledger first, then libvirt: a reading older than the ledger's state is never recorded over it (a command
     // of ours that ran in between moved the revision, and the step is then refused as stale and read again).
     const { state, revision } = await ledger.loadDomain(host, name);
+    // For a watch: a migration in flight, out of this host or into it, is the migration's to record (the rules
+    // would refuse the watch's commands as JOB-BUSY meanwhile; on the destination nothing would stop them).
+    if (options.watchedHosts && (state.migration || (await migratingHere(ledger, name, host, options.watchedHosts)))) return found;
     const libvirt = await readDomain(connection, name, { withSnapshotXml: true });
     const difference = nextDifference(state, libvirt, options.hint);
     if (!difference) return found;

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { VERBS, commandDomainName, type Command, type CommandInput } from '../../machines/commands';
 import { refusal, type Refusal } from '../../machines/errors';
 import type { Fact } from '../../machines/events';
-import type { DomainState } from '../../machines/model';
+import { DEFAULT_HOST, type DomainState } from '../../machines/model';
 import type { LibvirtConnection } from '../libvirt/connection';
 import { LIBVIRT_RULE, libvirtRefusal } from '../libvirt/errors';
 import { liveDisks, type LiveDisk } from '../libvirt/observe';
@@ -54,6 +54,11 @@ export interface LibvirtDriver extends MigrationAwareDriver {
   readonly connection: LibvirtConnection;
   /** The connection commands on `host` run on, if any. */
   connectionFor(host: string): LibvirtConnection | undefined;
+  /**
+   * The hosts whose libvirt is watched for what it does on its own, each with its connection: every `HOST=URI` under
+   * its name, and the default connection as the default host (unless a `HOST=URI` names that host).
+   */
+  readonly watchedHosts: readonly { host: string; connection: LibvirtConnection }[];
   /** Whether performing the command changes libvirt (every verb but the hypervisor's own reports; a migration's Perform). */
   hasEffect(command: Command, decided?: readonly Fact[]): boolean;
   /** What libvirt did about an effect whose result was never recorded (services/drivers/libvirtSettle.ts). */
@@ -260,11 +265,14 @@ export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConne
 
   const connections = [...new Set([...(targets.default ? [targets.default] : []), ...targets.hosts.values()])];
   const hostNames = [...targets.hosts].map(([host, conn]) => `${host}=${conn.uri}`).sort();
+  const watchedHosts = [...targets.hosts].map(([host, connection]) => ({ host, connection }));
+  if (targets.default && !targets.hosts.has(DEFAULT_HOST)) watchedHosts.unshift({ host: DEFAULT_HOST, connection: targets.default });
   return {
     // The hypervisor the effects land on: an open intent is settled only by a driver on the same connections.
     name: hostNames.length === 0 ? first.uri : [...(targets.default ? [targets.default.uri] : []), ...hostNames].join(' '),
     connection: first,
     connectionFor,
+    watchedHosts,
     disagreements,
     perform,
     pendingReports,

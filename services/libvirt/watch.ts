@@ -17,6 +17,8 @@ import type { StopHint } from './plan';
 
 export interface LibvirtWatchOptions {
   host?: string;
+  /** Every host watched, this one included (ReconcileOptions.watchedHosts: migrations between them). Default: this one. */
+  watchedHosts?: readonly string[];
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** How often the snapshot lists are compared (default 1000 ms: an out-of-band snapshot is in the ledger within ~1 s). */
   pollMs?: number;
@@ -73,7 +75,7 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
 
   const compare = async (name: string, pass: Pass): Promise<void> => {
     try {
-      const found = await reconcileDomain(ledger, connection, name, { host, ...pass });
+      const found = await reconcileDomain(ledger, connection, name, { host, watchedHosts: options.watchedHosts ?? [host], ...pass });
       for (const f of found) {
         const result = f.outcome?.ok ? 'recorded' : `refused by ${f.outcome?.rule ?? '?'}: ${f.outcome?.message ?? ''}`;
         log(f.outcome?.ok ? 'info' : 'warn', `libvirt (${pass.source}): ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}: ${result}`);

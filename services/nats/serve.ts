@@ -140,35 +140,53 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   return { service, ledger: openedLedger, store: openedStore, nc, stop, done };
 }
 
-/** The start-up reconcile (printed to the log), then the watch of libvirt's events (loaded only with --connect). */
-/** `publish`: what libvirt did is published on vmledger.evt.<host>.<domain> like a command's facts. */
+/**
+ * For each watched host (LibvirtDriver.watchedHosts): the start-up reconcile (printed to the log), then the watch
+ * of libvirt's events (loaded only with --connect). `publish`: what libvirt did is published on
+ * vmledger.evt.<host>.<domain> like a command's facts.
+ */
 async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logger, publish: (outcome: CommandOutcome) => void) {
   const [{ reconcileHost }, { watchLibvirt }, { openLibvirtConnection }] = await Promise.all([
     import('../reconcile'),
     import('../libvirt/watch'),
     import('../libvirt/connection'),
   ]);
-  try {
-    const found = await reconcileHost(ledger, driver.connection, { source: 'reconcile' });
-    for (const f of found) {
-      if (f.outcome) publish(f.outcome);
-      const line = `reconcile at start-up: ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
-      if (f.outcome && !f.outcome.ok) log.warn({ rule: f.outcome.rule, message: f.outcome.message }, line);
-      else log.info(line);
-    }
-  } catch (error) {
-    log.warn(`reconcile at start-up failed (the watch resynchronises): ${error instanceof Error ? error.message : String(error)}`);
-  }
-  // Its own connection: its reads do not queue behind a command's (a destroy takes seconds), nor delay them.
-  const connection = openLibvirtConnection(driver.connection.uri);
-  const watch = watchLibvirt(ledger, connection, {
-    log: (level, message) => log.child({ component: 'watch' })[level](message),
-    onRecorded: (found) => found.outcome && publish(found.outcome),
-  });
+  const watchedHosts = driver.watchedHosts.map((w) => w.host);
+  const watches = await Promise.all(
+    driver.watchedHosts.map(async ({ host, connection: commands }) => {
+      const hostLog = log.child({ host });
+      try {
+        const found = await reconcileHost(ledger, commands, { source: 'reconcile', host, watchedHosts });
+        for (const f of found) {
+          if (f.outcome) publish(f.outcome);
+          const line = `reconcile at start-up: ${host}/${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
+          if (f.outcome && !f.outcome.ok) hostLog.warn({ rule: f.outcome.rule, message: f.outcome.message }, line);
+          else hostLog.info(line);
+        }
+      } catch (error) {
+        hostLog.warn(`reconcile of host '${host}' at start-up failed (the watch resynchronises): ${error instanceof Error ? error.message : String(error)}`);
+      }
+      // Its own connection: its reads do not queue behind a command's (a destroy takes seconds), nor delay them.
+      const connection = openLibvirtConnection(commands.uri);
+      const watchLog = log.child({ component: 'watch', host });
+      const watch = watchLibvirt(ledger, connection, {
+        host,
+        watchedHosts,
+        log: (level, message) => watchLog[level](message),
+        onRecorded: (found) => found.outcome && publish(found.outcome),
+      });
+      hostLog.info(`watching libvirt at ${commands.uri} for host '${host}'`);
+      return { watch, connection };
+    }),
+  );
   return {
     async close() {
-      await watch.close();
-      await connection.close();
+      await Promise.all(
+        watches.map(async ({ watch, connection }) => {
+          await watch.close();
+          await connection.close();
+        }),
+      );
     },
   };
 }

@@ -16,7 +16,7 @@ import { runVmledger } from '../support/cli';
 import { startLibvirtd, type LibvirtdHandle } from '../support/libvirtd';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer';
 import { createHostPair, hostPairUnavailable, type HostPair } from '../support/netns';
-import { startServe, type ServeProcess } from '../support/serveProcess';
+import { startServe, waitUntil, type ServeProcess } from '../support/serveProcess';
 import { describeLibvirt } from './daemon';
 
 const SLOW = 240_000;
@@ -218,6 +218,30 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
     expect(await facts('b', 'mig6')).toEqual([]);
     b.virsh(['undefine', 'mig6']);
     await vmledger('a', 'destroy', 'mig6');
+  }, SLOW);
+
+  it("serve with both hosts' connections watches each: a guest destroyed behind its back is recorded stopped on its own host", async () => {
+    const serve = await startServe(['-c', `a=${a.qemuUri}`, '-c', `b=${b.qemuUri}`, '--store', `sqlite:${store}`, '--nats', nats.url], work);
+    serves.push(serve);
+    try {
+      await waitUntil(() => /watching libvirt at .* for host 'a'/.test(serve.stderr()) && /watching libvirt at .* for host 'b'/.test(serve.stderr()), 30_000, () => `both watches: ${serve.stderr()}`);
+      for (const [host, lv] of [['a', a], ['b', b]] as const) {
+        const name = `watched-${host}`;
+        expect((await vmledger(host, 'define', guest(lv, name, false))).code).toBe(0);
+        expect((await vmledger(host, 'start', name)).code).toBe(0);
+        expect(lv.virsh(['destroy', name]).status).toBe(0);
+        const deadline = Date.now() + 30_000;
+        while ((await facts(host, name)).at(-1) !== 'DomainStopped') {
+          if (Date.now() > deadline) throw new Error(`${host}/${name} not recorded stopped: ${(await facts(host, name)).join(', ')}\n${serve.stderr()}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        // On its own host only: nothing under the default host, nor the other.
+        expect(await facts('local', name)).toEqual([]);
+        expect(await facts(host === 'a' ? 'b' : 'a', name)).toEqual([]);
+      }
+    } finally {
+      await serve.stop();
+    }
   }, SLOW);
 
   // kill -9 of `serve` around Perform, the one step that changes libvirt: the restarted serve settles the intent
