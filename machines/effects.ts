@@ -316,7 +316,7 @@ export const EFFECTS: Effects = {
   migrate: (_s, c) => [
     {
       type: 'MigrationStarted',
-      job: { destination: c.desthost, phase: 'begin', offline: c.offline, persistent: c.persistent, undefinesource: c.undefinesource },
+      job: { destination: c.desthost, phase: 'begin', offline: c.offline, persistent: c.persistent, undefinesource: c.undefinesource, live: c.live },
     },
   ],
   'migrate-phase': migratePhase,

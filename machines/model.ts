@@ -111,6 +111,8 @@ export const MigrationJobSchema = z.object({
   offline: z.boolean().default(false),
   persistent: z.boolean().default(false),
   undefinesource: z.boolean().default(false),
+  /** `migrate --live`: kept with the job, so a service restarted between Begin and Perform still migrates live. */
+  live: z.boolean().default(false),
 });
 export type MigrationJob = z.infer<typeof MigrationJobSchema>;
 

@@ -225,4 +225,30 @@ describe('migrate: the saga over two streams', () => {
     expect(all.filter((e) => e.type === 'DomainMigratedIn')).toHaveLength(1);
     expect(all.filter((e) => e.type === 'MigrationStarted')).toHaveLength(1);
   });
+
+  it('--live is kept with the job: a saga resumed by another process after Begin still performs live', async () => {
+    const base = createMemoryEventStore();
+    await running({}, base);
+    // Dies right after Begin (the saga's first append), before Perform.
+    const dying: EventStore = Object.create(base);
+    dying.append = async (stream, events, options) => {
+      await base.append(stream, events, options);
+      throw new Error('process died');
+    };
+    await expect(createLedger(dying).execute(cmd({ verb: 'migrate', domain: 'test', desthost: 'dst', live: true }, 'mig-live'))).rejects.toThrow('process died');
+    expect((await createLedger(base).loadDomain('local', 'test')).state.migration).toMatchObject({ phase: 'begin', live: true });
+
+    // What the driver performing the migration is told: the job's flags, from the log, not from the first process.
+    const performedLive: unknown[] = [];
+    const driver: MigrationAwareDriver = {
+      name: 'recording',
+      perform: async (state, command, facts) => {
+        if (command.verb === 'migrate-phase' && command.phase === 'perform') performedLive.push(state.migration?.live);
+        return { facts };
+      },
+    };
+    const outcome = await createLedger(base, { driver }).execute(cmd({ verb: 'migrate', domain: 'test', desthost: 'dst', live: true }, 'mig-live'));
+    expect(outcome.ok).toBe(true);
+    expect(performedLive).toEqual([true]);
+  });
 });

@@ -135,8 +135,6 @@ export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConne
   let scratch: string | undefined;
   /** The blockcopy command that started the job on `host/name/disk`: names its readiness report. */
   const jobStarts = new Map<string, string>();
-  /** `migrate --live` of the migration job on `host/name` (the job itself does not carry it; lost on a restart: not live). */
-  const liveMigrations = new Map<string, boolean>();
 
   const writeXml = (xml: string): string => {
     scratch ??= mkdtempSync(join(tmpdir(), 'vmledger-libvirt-'));
@@ -165,7 +163,6 @@ export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConne
   async function performMigrationStep(state: DomainState, c: Command, decided: Fact[], connection: LibvirtConnection): Promise<EffectResult> {
     if (c.verb === 'migrate') {
       if (!connectionFor(c.desthost)) return { facts: [], refusal: noConnection(c.desthost, 'destination ') };
-      liveMigrations.set(`${c.host}/${c.domain}`, c.live);
       return { facts: decided };
     }
     if (c.verb === 'migrate-incoming') {
@@ -176,9 +173,7 @@ export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConne
     const destinationHost = state.migration?.destination ?? '';
     const destination = connectionFor(destinationHost);
     if (!destination) return { facts: [], refusal: noConnection(destinationHost, 'destination ') };
-    const key = `${c.host}/${c.domain}`;
-    const done = await performMigration(connection, destination, state, decided, liveMigrations.get(key) ?? false);
-    liveMigrations.delete(key);
+    const done = await performMigration(connection, destination, state, decided, state.migration?.live ?? false);
     if (done.refusedBy !== undefined) disagreements.push({ commandId: c.meta.commandId, verb: 'migrate', domain: c.domain, message: done.refusedBy });
     return { facts: done.facts };
   }
