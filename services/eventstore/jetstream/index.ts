@@ -73,7 +73,7 @@
 //   append.ts     append: the payload, the two expectations, conflicts and lost acks
 //   commands.ts   idempotency records in the commands bucket: reserve, complete, resolve a pending one
 //   read.ts       readStream, readAll, heads and seeking a global position
-//   subscribe.ts  the live source of subscribe() (an ordered consumer)
+//   subscribe.ts  the live source of subscribe() (read from the leader when an append is heard, or every second)
 //   docs.ts       getDoc/putDoc in the docs bucket
 //   errors.ts     JetStream error codes, transient failures and the retry budget
 
