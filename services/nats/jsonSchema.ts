@@ -67,7 +67,7 @@ export function formatCommandJsonSchemas(verb?: string, form: CommandSchemaForm 
 }
 
 /** Why there is no schema of `verb`, naming the verbs there are. */
-export function unknownVerb(verb: string): string {
+function unknownVerb(verb: string): string {
   const known = `verbs: ${CLIENT_VERBS.join(', ')}`;
   return isCoordinatorVerb(verb)
     ? `no schema of '${verb}': only the ledger's migration coordinator issues it (no client sends it); ${known}`

@@ -151,6 +151,7 @@ async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logge
     import('../libvirt/watch'),
     import('../libvirt/connection'),
   ]);
+  // Every watch knows every watched host: a migration between two of them is left to the saga.
   const watchedHosts = driver.watchedHosts.map((w) => w.host);
   const watches = await Promise.all(
     driver.watchedHosts.map(async ({ host, connection: commands }) => {
