@@ -259,7 +259,11 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
       // runs the compare of pw1's start event, racing the kill, recorded it shut off ('destroyed') already: an
       // open question (see the issue 17 note), so the recovery is asserted below either way, not this.
       const heardBeforeRestart = !(await state('pw1')).active;
-      if (heardBeforeRestart) console.log(`pw1 recorded stopped before libvirtd came back: ${JSON.stringify((await facts('pw1')).slice(-1))}`);
+      if (heardBeforeRestart) {
+        // What the watch read when it recorded it (its log lines on pw1): the clue to the open question.
+        const lines = serveLog.split('\n').filter((line) => line.includes('pw1'));
+        console.log(`pw1 recorded stopped before libvirtd came back: ${JSON.stringify((await facts('pw1')).slice(-1))}\n${lines.join('\n')}`);
+      }
       const spawnedBefore = (serveLog.match(/subscribed again/g) ?? []).length;
       const restartedAt = Date.now();
       await lv.current.start();
