@@ -268,6 +268,7 @@ export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConne
     connection: first,
     connectionFor,
     watchedHosts,
+    reportsGuestEvents: true,
     disagreements,
     perform,
     pendingReports,

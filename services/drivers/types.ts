@@ -87,6 +87,12 @@ export interface HypervisorDriver {
    * `hypervisor`. Optional: a driver without it leaves reporting to its caller.
    */
   pendingReports?(state: DomainState): Promise<CommandInput[]>;
+  /**
+   * True when the hypervisor itself reports what guests do (a real libvirt: the watch of `serve --connect`,
+   * `vmledger reconcile`): the ledger then refuses a client's `guest-event`, which would record a power-off or a
+   * crash libvirt never reported. Absent or false (simulated, bookkeeping): guest-event is how they are told.
+   */
+  readonly reportsGuestEvents?: boolean;
 }
 
 /** The driver that performs nothing and reports the decided facts unchanged (the ledger as pure bookkeeping). */

@@ -36,6 +36,7 @@ import { selectPage, type DomainPage, type DomainQuery } from '../domainQuery';
 import { bookkeepingDriver, type HypervisorDriver } from '../drivers/types';
 import { openEventStore } from '../eventstore/index';
 import type { EventStore } from '../eventstore/types';
+import { hypervisorReportsOnly } from '../identity/rules';
 import { IntentProtocol, type IntentPort } from '../intents';
 import type { CommandOutcome, ExecuteOptions, Ledger, LoadedDomain } from '../ledger-types';
 import type { MigrationPort } from '../migration';
@@ -199,9 +200,12 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     return attempt.outcome;
   }
 
-  /** The recorded refusal of a command its caller does not admit (ExecuteOptions.admit), or undefined. */
+  /**
+   * The recorded refusal of a command its caller does not admit (ExecuteOptions.admit), or of a client's guest-event
+   * in front of a hypervisor that reports them itself; undefined when admitted.
+   */
   private async notAdmitted(command: Command, options: ExecuteOptions | undefined): Promise<CommandOutcome | undefined> {
-    const refusal = options?.admit?.(command);
+    const refusal = options?.admit?.(command) ?? (this.driver.reportsGuestEvents ? hypervisorReportsOnly(command) : undefined);
     if (!refusal) return undefined;
     const head = await this.streams.load(command.host, commandDomainName(command));
     const attempt = await this.audit.refuse(command, refusal, head.revision);

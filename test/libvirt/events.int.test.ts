@@ -198,10 +198,16 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   );
 
   it(
-    'a guest whose qemu dies is recorded crashed (guest-event crash) within 2 s',
+    "a client's guest-event crash is refused; a guest whose qemu dies is recorded crashed within 2 s",
     async () => {
       expect((await client.commands.define(withXml(readFileSync(blankXml('cr1'), 'utf8')))).ok).toBe(true);
       expect((await client.commands.start({ domain: 'cr1' })).ok).toBe(true);
+      // A client cannot claim it: in front of libvirt, what a guest does is libvirt's to report.
+      const claimed = await client.execute({ verb: 'guest-event', domain: 'cr1', event: 'crash' });
+      expect(claimed).toMatchObject({ ok: false, rule: 'HYPERVISOR-REPORTS', codeName: 'VIR_ERR_OPERATION_DENIED' });
+      expect(claimed.message).toMatch(/^operation forbidden: 'guest-event' is libvirt's own report here/);
+      expect((await state('cr1')).active).toBe(true);
+      expect((await virsh('domstate', 'cr1')).stdout.trim()).toBe('running');
       // What libvirt did is published like a command's facts, on the domain's subject.
       const published: { type: string }[] = [];
       const sub = nc.subscribe('vmledger.evt.local.cr1');
