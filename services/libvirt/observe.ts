@@ -110,6 +110,17 @@ export function isDomainNotFound(stderr: string): boolean {
 }
 
 /**
+ * Whether libvirt, asked again, lists no domain of this name. virsh says `failed to get domain 'x'` whenever the
+ * lookup fails, also when libvirtd died while it was answering it: taken alone, that would record a stop (and an
+ * undefine) that never happened. The list must be read to confirm it (false: the domain is there after all).
+ */
+async function confirmedAbsent(connection: LibvirtConnection, name: string, lookupError: string): Promise<boolean> {
+  const list = await connection.run(['list', '--all', '--name']);
+  if (list.failed) throw new Error(`dominfo ${name}: ${lookupError.trim()}; and the domain list, read to confirm it, failed: ${list.stderr.trim()}`);
+  return !lines(list.stdout).includes(name);
+}
+
+/**
  * Reads the domain. `withSnapshotXml`: also every snapshot's XML (adopt and reconcile need it to redefine them;
  * the settle only compares names). A domain that vanishes between two reads is read again from the start.
  */
@@ -117,14 +128,15 @@ export async function readDomain(connection: LibvirtConnection, name: string, op
   for (let attempt = 0; ; attempt++) {
     const read = await readOnce(connection, name, options.withSnapshotXml ?? false);
     if (read !== 'vanished') return read;
-    if (attempt >= 2) return goneDomain(name);
+    // Three reads that each found it half gone: no answer to record; the caller compares again later.
+    if (attempt >= 2) throw new Error(`${name}: libvirt's answers changed under three reads in a row`);
   }
 }
 
 async function readOnce(connection: LibvirtConnection, name: string, withSnapshotXml: boolean): Promise<LibvirtDomain | 'vanished'> {
   const info = await connection.run(['dominfo', name]);
   if (info.failed) {
-    if (isDomainNotFound(info.stderr)) return goneDomain(name);
+    if (isDomainNotFound(info.stderr)) return (await confirmedAbsent(connection, name, info.stderr)) ? goneDomain(name) : 'vanished';
     throw new Error(`dominfo ${name}: ${info.stderr.trim()}`);
   }
   const stateLine = await connection.run(['domstate', name, '--reason']);

@@ -262,8 +262,11 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
       // reply and the kill took more than the 3 s this had first, and libvirt heard the power-off itself.
       await new Promise((r) => setTimeout(r, 10_000));
       // Usually the ledger still shows pw1 running here (nobody heard the power-off). In some loaded full-suite
-      // runs the compare of pw1's start event, racing the kill, recorded it shut off ('destroyed') already: an
-      // open question (see the issue 17 note), so the recovery is asserted below either way, not this.
+      // runs the compare of pw1's start event, racing the kill, recorded it shut off ('destroyed') already. The
+      // likely cause is fixed: virsh says `failed to get domain` for a lookup that libvirtd's death cut too, and
+      // that was read as "no such domain" (observe.ts now confirms it with the domain list). Until it is seen
+      // never to happen again, the recovery is asserted below either way, and the early stop printed with the
+      // watch's lines.
       const heardBeforeRestart = !(await state('pw1')).active;
       if (heardBeforeRestart) {
         // What the watch read when it recorded it (its log lines on pw1): the clue to the open question.
