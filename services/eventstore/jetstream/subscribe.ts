@@ -6,6 +6,7 @@
 // with it, leaving the host index of this instance stale for as long. A consumer's messages would only have told
 // us *that* something was appended; a plain subscription on the log's subjects tells us the same (every append is
 // published on its domain's subject), and a poll catches what it misses (a reconnect, a subject we may not read).
+// Its payloads are never used as facts: subscribers also receive a publish the stream then refuses (a conflict).
 
 import type { RecordedEvent } from '../types';
 import type { JetStreamLog } from './log';
