@@ -230,11 +230,12 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
         expect((await vmledger(host, 'define', guest(lv, name, false))).code).toBe(0);
         expect((await vmledger(host, 'start', name)).code).toBe(0);
         expect(lv.virsh(['destroy', name]).status).toBe(0);
-        const deadline = Date.now() + 30_000;
-        while ((await facts(host, name)).at(-1) !== 'DomainStopped') {
-          if (Date.now() > deadline) throw new Error(`${host}/${name} not recorded stopped: ${(await facts(host, name)).join(', ')}\n${serve.stderr()}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        let recorded: string[] = [];
+        await waitUntil(
+          async () => (recorded = await facts(host, name)).at(-1) === 'DomainStopped',
+          30_000,
+          () => `${host}/${name} recorded stopped (facts: ${recorded.join(', ')})\n${serve.stderr()}`,
+        );
         // On its own host only: nothing under the default host, nor the other.
         expect(await facts('local', name)).toEqual([]);
         expect(await facts(host === 'a' ? 'b' : 'a', name)).toEqual([]);

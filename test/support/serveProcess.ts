@@ -17,9 +17,9 @@ export interface ServeProcess {
   stop(): Promise<void>;
 }
 
-export async function waitUntil(check: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
