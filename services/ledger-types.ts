@@ -64,5 +64,14 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
+/** A ledger on its own store (createLedger), with what only its own log can tell: for the libvirt watch. */
+export interface LocalLedger extends Ledger {
+  /**
+   * The hosts holding an existing domain of this name (the host index), and those with a command on one in flight
+   * (an open intent: a define is in the index only once libvirt has done it). Sorted; no domain is loaded.
+   */
+  domainHosts(name: string): Promise<string[]>;
+}
+
 /** Thrown (or returned as an outcome with codeName VALIDATION) when input does not parse as a command. */
 export type ParsedCommand = Command;

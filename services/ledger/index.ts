@@ -6,7 +6,7 @@
 //   once → result appended after the intent; services/intents.ts, which also settles intents left open)
 //
 // What lives where in this folder:
-//   index.ts              createLedger / openLedger, the Ledger's methods (execute, load, list, query, recall, close)
+//   index.ts              createLedger / openLedger, the Ledger's methods (execute, load, list, query, domainHosts, recall, close)
 //   layout.ts             the storage layout: which stream and which doc collection holds what
 //   options.ts            LedgerOptions and the defaults
 //   commandHandler.ts     load → decide → perform → append, retried when another writer got in first
@@ -38,7 +38,7 @@ import { openEventStore } from '../eventstore/index';
 import type { EventStore } from '../eventstore/types';
 import { hypervisorReportsOnly } from '../identity/rules';
 import { IntentProtocol, type IntentPort } from '../intents';
-import type { CommandOutcome, ExecuteOptions, Ledger, LoadedDomain } from '../ledger-types';
+import type { CommandOutcome, ExecuteOptions, Ledger, LoadedDomain, LocalLedger } from '../ledger-types';
 import type { MigrationPort } from '../migration';
 import { AuditRecords } from './auditRecords';
 import { CommandHandler } from './commandHandler';
@@ -58,7 +58,7 @@ export * from './layout';
 export { DEFAULT_CACHE_SIZE, DEFAULT_CHECKPOINT_EVERY, type LedgerOptions } from './options';
 export { CONCURRENCY_RULE, COORDINATOR_ONLY_RULE, coordinatorOnlyOutcome, VALIDATION_RULE, validationOutcome } from './outcomes';
 
-class EmbeddedLedger implements Ledger, MigrationPort {
+class EmbeddedLedger implements LocalLedger, MigrationPort {
   readonly store: EventStore;
   readonly hostView: HostView;
   private readonly driver: HypervisorDriver;
@@ -163,6 +163,14 @@ class EmbeddedLedger implements Ledger, MigrationPort {
     await this.ready;
     await this.log.follow();
     return selectPage(this.log.index.sorted(), query);
+  }
+
+  async domainHosts(name: string): Promise<string[]> {
+    await this.ready;
+    await this.log.follow();
+    const hosts = new Set(this.log.index.existing().filter((e) => e.name === name).map((e) => e.host));
+    for (const open of this.intents.open.list()) if (open.name === name) hosts.add(open.host);
+    return [...hosts].sort();
   }
 
   async execute(input: unknown, options?: ExecuteOptions): Promise<CommandOutcome> {
@@ -289,7 +297,7 @@ export async function recordObserved(ledger: Ledger, input: unknown): Promise<Co
 }
 
 /** The embedded ledger over an event store. The store stays the caller's: close it after `ledger.close()`. */
-export function createLedger(store: EventStore, options: LedgerOptions = {}): Ledger {
+export function createLedger(store: EventStore, options: LedgerOptions = {}): LocalLedger {
   return new EmbeddedLedger(store, options);
 }
 
