@@ -3,8 +3,10 @@
 import { describe, expect, it } from 'vitest';
 
 import { bookkeepingDriver, type HypervisorDriver } from '../services/drivers/types';
+import { createLibvirtDriver } from '../services/drivers/libvirt';
 import { createMemoryEventStore } from '../services/eventstore/index';
 import { createLedger } from '../services/ledger';
+import type { LibvirtConnection } from '../services/libvirt/connection';
 
 let n = 0;
 const meta = () => ({ commandId: `dh-${++n}`, actor: 'test', time: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString() });
@@ -49,5 +51,24 @@ describe('LocalLedger.domainHosts', () => {
       await ledger.close();
       await store.close();
     }
+  });
+});
+
+describe('LibvirtDriver.watchedHosts', () => {
+  const connection = (uri: string): LibvirtConnection => ({ uri, run: async () => ({ failed: false, stdout: '', stderr: '' }), close: async () => {} }) as unknown as LibvirtConnection;
+
+  it('watches the default connection for the default host and every host without a connection of its own', async () => {
+    const fallback = connection('qemu:///system');
+    const plain = createLibvirtDriver(fallback);
+    expect(plain.watchedHosts).toEqual([{ host: 'local', connection: fallback, hostsWithOwnConnection: [] }]);
+
+    const a = connection('qemu+ssh://a/system');
+    const both = createLibvirtDriver({ default: fallback, hosts: new Map([['a', a]]) });
+    expect(both.watchedHosts).toEqual([
+      { host: 'local', connection: fallback, hostsWithOwnConnection: ['a'] },
+      { host: 'a', connection: a },
+    ]);
+    await plain.close();
+    await both.close();
   });
 });

@@ -41,6 +41,17 @@ export interface LibvirtHostConnections {
   hosts: ReadonlyMap<string, LibvirtConnection>;
 }
 
+/** A connection watched for what libvirt does on its own (services/libvirt/watch.ts), and the hosts whose domains it holds. */
+export interface WatchedHost {
+  host: string;
+  connection: LibvirtConnection;
+  /**
+   * Set on the default connection: the hosts with a connection of their own. Every other host's commands run on
+   * this one, so its domains are watched here too (LibvirtWatchOptions.hostsWithOwnConnection).
+   */
+  hostsWithOwnConnection?: readonly string[];
+}
+
 /** What a refusal by libvirt of a command the rules accepted looked like (for `audit` and the tests). */
 export interface Disagreement {
   commandId: string;
@@ -56,9 +67,10 @@ export interface LibvirtDriver extends MigrationAwareDriver {
   connectionFor(host: string): LibvirtConnection | undefined;
   /**
    * The hosts whose libvirt is watched for what it does on its own, each with its connection: every `HOST=URI` under
-   * its name, and the default connection as the default host (unless a `HOST=URI` names that host).
+   * its name, and the default connection as the default host (unless a `HOST=URI` names that host), which also
+   * watches every host without a connection of its own, since their commands run there.
    */
-  readonly watchedHosts: readonly { host: string; connection: LibvirtConnection }[];
+  readonly watchedHosts: readonly WatchedHost[];
   /** Whether performing the command changes libvirt (every verb but the hypervisor's own reports; a migration's Perform). */
   hasEffect(command: Command, decided?: readonly Fact[]): boolean;
   /** What libvirt did about an effect whose result was never recorded (services/drivers/libvirtSettle.ts). */
@@ -260,8 +272,10 @@ export function createLibvirtDriver(target: LibvirtConnection | LibvirtHostConne
 
   const connections = [...new Set([...(targets.default ? [targets.default] : []), ...targets.hosts.values()])];
   const hostNames = [...targets.hosts].map(([host, conn]) => `${host}=${conn.uri}`).sort();
-  const watchedHosts = [...targets.hosts].map(([host, connection]) => ({ host, connection }));
-  if (targets.default && !targets.hosts.has(DEFAULT_HOST)) watchedHosts.unshift({ host: DEFAULT_HOST, connection: targets.default });
+  const watchedHosts: WatchedHost[] = [...targets.hosts].map(([host, connection]) => ({ host, connection }));
+  if (targets.default && !targets.hosts.has(DEFAULT_HOST)) {
+    watchedHosts.unshift({ host: DEFAULT_HOST, connection: targets.default, hostsWithOwnConnection: [...targets.hosts.keys()] });
+  }
   return {
     // The hypervisor the effects land on: an open intent is settled only by a driver on the same connections.
     name: hostNames.length === 0 ? first.uri : [...(targets.default ? [targets.default.uri] : []), ...hostNames].join(' '),

@@ -1,14 +1,19 @@
 // `serve --connect URI` hears what libvirt does on its own and records it (services/reconcile.ts does the
 // recording): each event names a domain, which is then compared with libvirt and brought up to date; after every
-// (re)spawn of the event child, a resync of every ledger domain closes the gap it gives no signal of; and since
-// libvirt has no event for a snapshot made of a shut-off domain, the snapshot lists are polled (cheap: one virsh
-// command a domain).
+// (re)spawn of the event child, a resync of every ledger domain on the connection closes the gap it gives no signal
+// of; and since libvirt has no event for a snapshot made of a shut-off domain, the snapshot lists are polled (cheap:
+// one virsh command a domain).
 //
 // Work on one domain is serialised here and coalesced: events arriving while it is compared make one more pass.
 // Events for domains the ledger does not know are followed only when they bring a new domain (Defined, Started):
 // the others belong to domains nobody adopted (`vmledger adopt`).
+//
+// The default connection is also that of every host without a connection of its own (hostsWithOwnConnection): their
+// domains live in the same libvirt, whose names are unique per connection, so a domain seen there belongs to the
+// host that holds one of that name (LocalLedger.domainHosts: the host index, and a define in flight); one none of
+// them holds is the watch's own host's to bring in, as before.
 import { DEFAULT_HOST } from '../../machines/model';
-import type { Ledger } from '../ledger-types';
+import type { LocalLedger } from '../ledger-types';
 import { recordObserved } from '../ledger';
 import { LIBVIRT_ACTOR, reconcileDomain, type Found, type ObservationSource } from '../reconcile';
 import type { LibvirtConnection } from './connection';
@@ -17,6 +22,11 @@ import type { StopHint } from './plan';
 
 export interface LibvirtWatchOptions {
   host?: string;
+  /**
+   * On the default connection: the hosts that have a connection of their own. Every other ledger host's commands
+   * run on this one, so its domains are watched here too. Absent: only `host` is watched.
+   */
+  hostsWithOwnConnection?: readonly string[];
   /** Every host watched, this one included (ReconcileOptions.watchedHosts: migrations between them). Default: this one. */
   watchedHosts?: readonly string[];
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -65,24 +75,31 @@ export function stopHintOf(event: LibvirtEvent): StopHint | undefined {
   }
 }
 
-export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, options: LibvirtWatchOptions = {}): LibvirtWatch {
+export function watchLibvirt(ledger: LocalLedger, connection: LibvirtConnection, options: LibvirtWatchOptions = {}): LibvirtWatch {
   const host = options.host ?? DEFAULT_HOST;
+  const ownConnection = options.hostsWithOwnConnection;
+  /** Whether a ledger host's commands run on this connection (and so its domains live in this libvirt). */
+  const here = (h: string) => h === host || (ownConnection !== undefined && !ownConnection.includes(h));
+  /** One domain of one host: the unit of work (two hosts may each hold a domain of the name, the ledger out of step). */
+  const keyOf = (h: string, name: string) => `${h}\u0000${name}`;
   const log = options.log ?? (() => {});
   const running = new Map<string, Promise<void>>();
   const waiting = new Map<string, Pass>();
   const timers = new Set<NodeJS.Timeout>();
   let closed = false;
 
-  const compare = async (name: string, pass: Pass): Promise<void> => {
+  const compare = async (domainHost: string, name: string, pass: Pass): Promise<void> => {
+    // The watch's log names its own host; a domain of another host on this connection is named with its host.
+    const shown = domainHost === host ? name : `${domainHost}/${name}`;
     try {
-      const found = await reconcileDomain(ledger, connection, name, { host, watchedHosts: options.watchedHosts ?? [host], ...pass });
+      const found = await reconcileDomain(ledger, connection, name, { host: domainHost, watchedHosts: options.watchedHosts ?? [host], ...pass });
       for (const f of found) {
         const result = f.outcome?.ok ? 'recorded' : `refused by ${f.outcome?.rule ?? '?'}: ${f.outcome?.message ?? ''}`;
-        log(f.outcome?.ok ? 'info' : 'warn', `libvirt (${pass.source}): ${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}: ${result}`);
+        log(f.outcome?.ok ? 'info' : 'warn', `libvirt (${pass.source}): ${shown}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}: ${result}`);
         options.onRecorded?.(f, pass.source);
       }
     } catch (error) {
-      if (!closed) log('warn', `libvirt (${pass.source}): ${name}: ${error instanceof Error ? error.message : String(error)}`);
+      if (!closed) log('warn', `libvirt (${pass.source}): ${shown}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
 
@@ -90,47 +107,55 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
   const hints = new Map<string, { hint: StopHint; at: number }>();
   const HINT_MS = 10_000;
 
-  const schedule = (name: string, given: Pass) => {
+  const schedule = (domainHost: string, name: string, given: Pass) => {
     if (closed) return;
-    if (given.hint) hints.set(name, { hint: given.hint, at: Date.now() });
-    const recent = hints.get(name);
+    const key = keyOf(domainHost, name);
+    if (given.hint) hints.set(key, { hint: given.hint, at: Date.now() });
+    const recent = hints.get(key);
     const pass = given.hint || !recent || Date.now() - recent.at > HINT_MS ? given : { ...given, hint: recent.hint };
-    if (running.has(name)) {
+    if (running.has(key)) {
       // One more pass after this one; an event's hint wins over a resync's lack of one.
-      const prior = waiting.get(name);
-      waiting.set(name, pass.hint || !prior ? pass : prior);
+      const prior = waiting.get(key);
+      waiting.set(key, pass.hint || !prior ? pass : prior);
       return;
     }
     const run = (async () => {
       let next: Pass | undefined = pass;
       while (next && !closed) {
-        await compare(name, next);
-        next = waiting.get(name);
-        waiting.delete(name);
+        await compare(domainHost, name, next);
+        next = waiting.get(key);
+        waiting.delete(key);
       }
-    })().finally(() => running.delete(name));
-    running.set(name, run);
+    })().finally(() => running.delete(key));
+    running.set(key, run);
   };
 
-  const known = async (name: string) => (await ledger.loadDomain(host, name)).state.life === 'exists';
+  /** The ledger's domains that live on this connection, from the host index (host and name; none is loaded). */
+  const domainsHere = async () => (await ledger.queryDomains({ all: true, ...(ownConnection ? {} : { host }) })).domains.filter((d) => here(d.host));
+
+  /**
+   * The hosts on this connection holding a domain of this name (libvirt's names are unique per connection: one),
+   * or defining one: its event comes before the define is recorded, and must not bring it to this host as well.
+   */
+  const holders = async (name: string) => (await ledger.domainHosts(name)).filter(here);
 
   const resync = async () => {
     try {
-      for (const s of await ledger.listDomains(host)) schedule(s.name, { source: 'resync' });
+      for (const d of await domainsHere()) schedule(d.host, d.name, { source: 'resync' });
     } catch (error) {
       if (!closed) log('warn', `libvirt resync: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
 
   /** A reboot leaves no trace in the state: recorded from the event itself, its id from libvirt's timestamp. */
-  const reboot = async (event: LibvirtEvent) => {
+  const reboot = async (domainHost: string, event: LibvirtEvent) => {
     const outcome = await recordObserved(ledger, {
       verb: 'guest-event',
-      host,
+      host: domainHost,
       domain: event.domain,
       event: 'reboot',
       meta: {
-        commandId: `libvirt/reboot/${host}/${event.domain}@${event.time}`.slice(0, 200),
+        commandId: `libvirt/reboot/${domainHost}/${event.domain}@${event.time}`.slice(0, 200),
         actor: LIBVIRT_ACTOR,
         time: new Date().toISOString(),
         observed: { source: 'event', detail: event.line.slice(0, 1000) },
@@ -141,11 +166,14 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
 
   const onEvent = (event: LibvirtEvent) => {
     void (async () => {
-      const isKnown = await known(event.domain);
+      const owners = await holders(event.domain);
       const brings = event.kind === 'lifecycle' && /^(Defined|Started)\b/.test(event.detail);
-      if (!isKnown && !brings) return;
-      if (event.kind === 'reboot' && isKnown) await reboot(event);
-      schedule(event.domain, { source: 'event', hint: stopHintOf(event), detail: event.line });
+      // One no host here holds (nor is defining) can only be brought in, to the watch's own host.
+      if (owners.length === 0 && brings) owners.push(host);
+      for (const owner of owners) {
+        if (event.kind === 'reboot') await reboot(owner, event);
+        schedule(owner, event.domain, { source: 'event', hint: stopHintOf(event), detail: event.line });
+      }
     })().catch((error: unknown) => log('warn', `libvirt event '${event.line}': ${error instanceof Error ? error.message : String(error)}`));
   };
 
@@ -178,8 +206,10 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
   /** Snapshots made behind vmledger's back on a shut-off domain raise no event: their list is compared instead. */
   const pollSnapshots = async () => {
     try {
-      for (const s of await ledger.listDomains(host)) {
-        if (closed || running.has(s.name)) continue;
+      for (const d of await domainsHere()) {
+        if (closed || running.has(keyOf(d.host, d.name))) continue;
+        const { state: s } = await ledger.loadDomain(d.host, d.name);
+        if (s.life !== 'exists') continue;
         const r = await connection.run(['snapshot-list', s.name, '--name']);
         if (r.failed) continue;
         const theirs = r.stdout
@@ -188,7 +218,7 @@ export function watchLibvirt(ledger: Ledger, connection: LibvirtConnection, opti
           .filter((l) => l !== '')
           .sort();
         const ours = Object.keys(s.snapshots).sort();
-        if (theirs.join('\n') !== ours.join('\n')) schedule(s.name, { source: 'resync', detail: 'snapshot list differs' });
+        if (theirs.join('\n') !== ours.join('\n')) schedule(d.host, d.name, { source: 'resync', detail: 'snapshot list differs' });
       }
     } catch (error) {
       if (!closed) log('warn', `libvirt snapshot poll: ${error instanceof Error ? error.message : String(error)}`);

@@ -10,7 +10,7 @@ import { loadPolicyFile } from '../identity/policy';
 import type { LibvirtDriver } from '../drivers/libvirt';
 import { createLedger } from '../ledger';
 import { connectDriver, connectOption, describeConnect, type ConnectSpec } from '../libvirt/connect';
-import type { CommandOutcome, Ledger } from '../ledger-types';
+import type { CommandOutcome, Ledger, LocalLedger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
 import { createLogger, type Logger } from '../log';
 import { startCommandService, type CommandService } from './service';
@@ -61,7 +61,7 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   // NATS first: when it is unreachable, fail before touching the store.
   const nc = await connectNats(natsConnectionOptions(natsConfig));
   let store: EventStore | undefined;
-  let ledger: Ledger | undefined;
+  let ledger: LocalLedger | undefined;
   let driver: LibvirtDriver | undefined;
   let service: CommandService;
   try {
@@ -142,10 +142,12 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
 
 /**
  * For each watched host (LibvirtDriver.watchedHosts): the start-up reconcile (printed to the log), then the watch
- * of libvirt's events (loaded only with --connect). `publish`: what libvirt did is published on
+ * of libvirt's events (loaded only with --connect). The default connection's watch also covers every host without
+ * a connection of its own; their domains are compared by its first resync, a moment after it subscribed (the
+ * start-up reconcile is the default host's). `publish`: what libvirt did is published on
  * vmledger.evt.<host>.<domain> like a command's facts.
  */
-async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logger, publish: (outcome: CommandOutcome) => void) {
+async function watchConnection(ledger: LocalLedger, driver: LibvirtDriver, log: Logger, publish: (outcome: CommandOutcome) => void) {
   const [{ reconcileHost }, { watchLibvirt }, { openLibvirtConnection }] = await Promise.all([
     import('../reconcile'),
     import('../libvirt/watch'),
@@ -154,7 +156,7 @@ async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logge
   // Every watch knows every watched host: a migration between two of them is left to the saga.
   const watchedHosts = driver.watchedHosts.map((w) => w.host);
   const watches = await Promise.all(
-    driver.watchedHosts.map(async ({ host, connection: commands }) => {
+    driver.watchedHosts.map(async ({ host, connection: commands, hostsWithOwnConnection }) => {
       const hostLog = log.child({ host });
       try {
         const found = await reconcileHost(ledger, commands, { source: 'reconcile', host, watchedHosts });
@@ -172,11 +174,13 @@ async function watchConnection(ledger: Ledger, driver: LibvirtDriver, log: Logge
       const watchLog = log.child({ component: 'watch', host });
       const watch = watchLibvirt(ledger, connection, {
         host,
+        ...(hostsWithOwnConnection ? { hostsWithOwnConnection } : {}),
         watchedHosts,
         log: (level, message) => watchLog[level](message),
         onRecorded: (found) => found.outcome && publish(found.outcome),
       });
-      hostLog.info(`watching libvirt at ${commands.uri} for host '${host}'`);
+      const others = hostsWithOwnConnection ? ' and every host without a connection of its own' : '';
+      hostLog.info(`watching libvirt at ${commands.uri} for host '${host}'${others}`);
       return { watch, connection };
     }),
   );

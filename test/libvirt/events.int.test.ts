@@ -43,7 +43,7 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   let client: VmledgerClient;
   let store: string;
   const latencies: Record<string, number> = {};
-  const names = ['po1', 'ob1', 'ob2', 'cr1', 'bj1', 'pw1', 'rs2'];
+  const names = ['po1', 'ob1', 'ob2', 'cr1', 'bj1', 'pw1', 'rs2', 'hb1'];
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'vmledger-events-'));
@@ -88,7 +88,7 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
 
   /** Plain virsh, its own process, behind vmledger's back (asynchronous: serve's events keep flowing meanwhile). */
   const virsh = async (...args: string[]) => run('virsh', ['-q', '-c', lv.current.qemuUri, ...args], { env: { ...process.env, LC_ALL: 'C' } });
-  const state = async (name: string) => (await client.loadDomain('local', name)).state;
+  const state = async (name: string, host = 'local') => (await client.loadDomain(host, name)).state;
   /** How long after `act` returned the ledger shows `check`; asserted within the bound. */
   const recorded = async (what: string, act: () => Promise<unknown>, check: () => Promise<boolean>) => {
     await act();
@@ -126,11 +126,11 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   };
   /** define/create over NATS with the domain XML, as a libvirt client sends it (the UUID chosen here). */
   const withXml = (xml: string) => ({ config: parseDomainXml(xml, randomUUID), xml });
-  const facts = async (name: string) => {
+  const facts = async (name: string, host = 'local') => {
     const s = openSqliteEventStore(store);
     try {
       const out: { type: string; data: Record<string, unknown>; actor: unknown; observed: unknown }[] = [];
-      for await (const e of s.readStream(domainStream('local', name), 0)) {
+      for await (const e of s.readStream(domainStream(host, name), 0)) {
         const command = e.metadata.command as { meta?: { observed?: unknown } } | undefined;
         if (e.type.startsWith('Effect')) continue; // the intent records of vmledger's own commands
         out.push({ type: e.type, data: e.data as Record<string, unknown>, actor: e.metadata.actor, observed: command?.meta?.observed });
@@ -245,6 +245,22 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
       await recorded('virsh blockjob --pivot', () => virsh('blockjob', 'bj1', 'vda', '--pivot'), async () => (await state('bj1')).blockJobs.vda === undefined);
       expect((await state('bj1')).config?.disks[0]?.source).toBe(dest);
       expect((await virsh('domblklist', 'bj1')).stdout).toContain(dest);
+    },
+    SLOW,
+  );
+
+  it(
+    "a domain of ledger host 'b', which has no connection of its own (its commands run on the plain --connect), destroyed behind its back is recorded on 'b' within 2 s",
+    async () => {
+      const defined = await client.commands.define({ host: 'b', ...withXml(readFileSync(blankXml('hb1'), 'utf8')) });
+      expect(defined.ok, defined.message).toBe(true);
+      expect((await client.commands.start({ host: 'b', domain: 'hb1' })).ok).toBe(true);
+      expect((await virsh('domstate', 'hb1')).stdout.trim()).toBe('running');
+      await recorded("virsh destroy (host 'b')", () => virsh('destroy', 'hb1'), async () => !(await state('hb1', 'b')).active);
+      expect((await state('hb1', 'b')).reason).toBe('destroyed');
+      expect((await facts('hb1', 'b')).at(-1)).toMatchObject({ type: 'DomainStopped', actor: 'libvirt', data: { reason: 'destroyed' } });
+      // Not looked up under the default host: nothing of hb1 there.
+      expect(await facts('hb1')).toEqual([]);
     },
     SLOW,
   );
