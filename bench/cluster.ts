@@ -9,7 +9,8 @@
 // the reconnect of the service's own connection.
 import { join } from 'node:path';
 
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 
 import { createVmledgerClient, type CommandRequest } from '../services/client';
 import { DEFAULT_STREAM_NAME, openJetStreamEventStore } from '../services/eventstore/jetstream';

@@ -19,7 +19,7 @@ import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { connect } from 'nats';
+import { connect } from '@nats-io/transport-node';
 
 import { CommandSchema, type Command } from '../machines/commands';
 import { domainStream } from '../machines/model';

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { connect } from 'nats';
+import { connect } from '@nats-io/transport-node';
 
 import { createVmledgerClient } from '../services/client';
 import { allDomains, cursorAfter } from '../services/domainQuery';

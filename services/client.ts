@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 
 import type { KeyPair } from '@nats-io/nkeys';
-import { ErrorCode, type NatsConnection, type NatsError, type Subscription } from 'nats';
+import { RequestError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 
 import { VERBS, type CommandInput, type Verb } from '../machines/commands';
 import type { AuditEntry } from '../projections/auditLog';
@@ -141,9 +141,13 @@ export interface AuditPage {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** No service instance subscribed (yet): nats.js v3 rejects with a RequestError whose cause is a NoRespondersError. */
+function isNoResponders(error: unknown): boolean {
+  return error instanceof RequestError && error.isNoResponders();
+}
+
 function isRetryable(error: unknown): boolean {
-  const code = (error as NatsError | undefined)?.code;
-  return code === ErrorCode.Timeout || code === ErrorCode.NoResponders;
+  return error instanceof TimeoutError || isNoResponders(error);
 }
 
 /** The command signed; an invalid one as it is, so that the service names what is wrong with it. */
@@ -170,7 +174,7 @@ export function createVmledgerClient(nc: NatsConnection, options: VmledgerClient
         return JSON.parse(decoder.decode(msg.data)) as T;
       } catch (error) {
         if (attempt >= retries || !isRetryable(error)) throw error;
-        if ((error as NatsError).code === ErrorCode.NoResponders) await new Promise((r) => setTimeout(r, retryDelayMs));
+        if (isNoResponders(error)) await new Promise((r) => setTimeout(r, retryDelayMs));
       }
     }
   };

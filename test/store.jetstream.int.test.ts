@@ -2,7 +2,9 @@
 // suite, then what only a networked store has to prove: a server restart under write load loses nothing that
 // was acknowledged, idempotency outlives JetStream's duplicate window (including the crash window between
 // storing the facts and recording the command), and the log stream never captures the command service's subjects.
-import { connect, type NatsConnection } from 'nats';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { openEventStore } from '../services/eventstore/index';
@@ -79,7 +81,7 @@ describe('jetstream event store', () => {
       await open();
       const nc = await connect({ servers: server.url });
       connections.push(nc);
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       const info = await jsm.streams.info(DEFAULT_STREAM_NAME);
       expect(info.config.subjects).toEqual(['vmledger.log.>']);
 
@@ -106,7 +108,7 @@ describe('jetstream event store', () => {
       const nc = await connect({ servers: server.url });
       connections.push(nc);
       for (const subject of [`${COMMAND_SUBJECT_PREFIX}.define`, QUERY_SUBJECTS.domains, SCHEMA_SUBJECT]) {
-        const sub = nc.subscribe(subject, { max: 1, callback: (_err, msg) => msg.respond(`service:${subject}`) });
+        const sub = nc.subscribe(subject, { max: 1, callback: (_err, msg) => void msg.respond(`service:${subject}`) });
         const reply = await nc.request(subject, '{}', { timeout: 2_000 });
         expect(reply.string()).toBe(`service:${subject}`);
         sub.unsubscribe();
@@ -151,7 +153,7 @@ describe('jetstream event store', () => {
     it('refuses a stream of the same name that is not a vmledger log, leaving it alone', async () => {
       const nc = await connect({ servers: server.url });
       connections.push(nc);
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: DEFAULT_STREAM_NAME, subjects: ['orders.>'] });
       await expect(open()).rejects.toThrow(StoreCorruptError);
       await expect(open()).rejects.toThrow(/captures \["orders.>"\]/);
@@ -161,9 +163,9 @@ describe('jetstream event store', () => {
     it('refuses a stream on the right subjects that holds foreign messages and no format marker', async () => {
       const nc = await connect({ servers: server.url });
       connections.push(nc);
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: DEFAULT_STREAM_NAME, subjects: ['vmledger.log.>'] });
-      await nc.jetstream().publish('vmledger.log.something', 'not ours');
+      await jetstream(nc).publish('vmledger.log.something', 'not ours');
       await expect(open()).rejects.toThrow(/not a vmledger log/);
       expect((await jsm.streams.info(DEFAULT_STREAM_NAME)).state.messages).toBe(1);
     });
@@ -289,7 +291,7 @@ describe('jetstream event store', () => {
       const store = await open({ duplicateWindowMs: WINDOW_MS });
       const nc = await connect({ servers: server.url });
       connections.push(nc);
-      const info = await (await nc.jetstreamManager()).streams.info(DEFAULT_STREAM_NAME);
+      const info = await (await jetstreamManager(nc)).streams.info(DEFAULT_STREAM_NAME);
       expect(info.config.duplicate_window).toBe(WINDOW_MS * 1_000_000);
 
       const first = await store.append('vm-a', [fact('A', 1), fact('A', 2)], { expectedRevision: 'no-stream', commandId: 'cmd-late' });
@@ -385,7 +387,7 @@ describe('jetstream event store', () => {
     // With no server for longer than the budget, it gives up naming the step.
     await server.kill('SIGKILL');
     await expect(openJetStreamEventStore({ nc, requestTimeoutMs: 300, retryBudgetMs: 1_000, streamName: 'other' })).rejects.toThrow(
-      /^cannot open the JetStream store 'other': could not reach the JetStream API: TIMEOUT/,
+      /^cannot open the JetStream store 'other': could not reach the JetStream API: request timed out: timeout/,
     );
     await server.restart();
   });

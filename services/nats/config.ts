@@ -14,16 +14,19 @@
 import { readFileSync } from 'node:fs';
 
 import {
-  connect,
+  AuthorizationError,
+  ConnectionError,
   credsAuthenticator,
+  InvalidArgumentError,
   nkeyAuthenticator,
+  TimeoutError,
   tokenAuthenticator,
+  UserAuthenticationExpiredError,
   usernamePasswordAuthenticator,
   type Authenticator,
-  type ConnectionOptions,
   type NatsConnection,
-  type NatsError,
-} from 'nats';
+} from '@nats-io/nats-core';
+import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 
 export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
@@ -99,8 +102,8 @@ export function outageBackoff(minMs = 250, maxMs = 5_000): () => number {
   };
 }
 
-/** nats.js ConnectionOptions for a config: authenticators, TLS, reconnect forever with backoff. */
-export function natsConnectionOptions(config: NatsConfig): ConnectionOptions {
+/** nats.js connection options for a config: authenticators, TLS, reconnect forever with backoff. */
+export function natsConnectionOptions(config: NatsConfig): NodeConnectionOptions {
   const authenticators: Authenticator[] = [];
   if (config.user !== undefined) authenticators.push(usernamePasswordAuthenticator(config.user, config.password));
   if (config.token !== undefined) authenticators.push(tokenAuthenticator(config.token));
@@ -111,7 +114,7 @@ export function natsConnectionOptions(config: NatsConfig): ConnectionOptions {
   }
   if (config.credsFile !== undefined) authenticators.push(credsAuthenticator(readSecretFile('NATS_CREDS_FILE', config.credsFile)));
 
-  const options: ConnectionOptions = {
+  const options: NodeConnectionOptions = {
     servers: config.servers,
     name: config.name ?? 'vmledger',
     // The first connection fails fast (see connectNats); after that, reconnect forever.
@@ -145,32 +148,37 @@ export class NatsUnreachableError extends Error {
   }
 }
 
-/** A one-line reason for a failed first connection, from nats.js's error (which is often just a code). */
+/** Node's TLS failures carry codes such as ERR_TLS_CERT_ALTNAME_INVALID, DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED. */
+function isTlsFailure(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return /TLS|CERT|SSL|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code) || /\b(tls|ssl|certificate)\b/i.test(message);
+}
+
+/** A one-line reason for a failed first connection, from nats.js's error (a class per failure, the cause behind it). */
 export function describeConnectError(error: unknown): string {
-  const e = error as Partial<NatsError> & { message?: string };
-  const chained = e.chainedError?.message;
-  switch (e.code) {
-    case 'CONNECTION_REFUSED':
-      return chained ? `connection refused (${chained})` : 'connection refused (is nats-server running, and on this port?)';
-    case 'CONNECTION_TIMEOUT':
-      return 'connection timed out';
-    case 'AUTHORIZATION_VIOLATION':
-    case 'BAD_AUTHENTICATION':
-    case 'AUTHENTICATION_EXPIRED':
-    case 'AUTHENTICATION_TIMEOUT':
-      return `the server refused the credentials (${e.message ?? e.code}); check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE or NATS_CREDS_FILE`;
-    case 'TLS':
-      return `TLS failed (${chained ?? e.message ?? 'TLS'}); check NATS_TLS_CA/NATS_TLS_CERT/NATS_TLS_KEY`;
-    default:
-      return chained ? `${e.message ?? String(error)} (${chained})` : (e.message ?? String(error));
+  const message = (error as Error | undefined)?.message ?? String(error);
+  const cause = (error as { cause?: unknown } | undefined)?.cause as { code?: unknown; message?: string } | undefined;
+  const chained = cause?.message;
+  if (error instanceof ConnectionError && cause?.code === 'ECONNREFUSED') {
+    return chained ? `connection refused (${chained})` : 'connection refused (is nats-server running, and on this port?)';
   }
+  if (error instanceof TimeoutError) return 'connection timed out';
+  if (error instanceof AuthorizationError || error instanceof UserAuthenticationExpiredError) {
+    return `the server refused the credentials (${message}); check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED_FILE or NATS_CREDS_FILE`;
+  }
+  if ((error instanceof ConnectionError && isTlsFailure(cause ?? error)) || (error instanceof InvalidArgumentError && /\btls\b/i.test(message))) {
+    return `TLS failed (${chained ?? message}); check NATS_TLS_CA/NATS_TLS_CERT/NATS_TLS_KEY`;
+  }
+  return chained && chained !== message ? `${message} (${chained})` : message;
 }
 
 /**
  * Connects to NATS (default: the NATS_* environment). The first attempt fails with NatsUnreachableError; once
  * connected, the connection reconnects forever (with natsConnectionOptions' settings).
  */
-export async function connectNats(options: ConnectionOptions = natsConnectionOptions(natsConfigFromEnv())): Promise<NatsConnection> {
+export async function connectNats(options: NodeConnectionOptions = natsConnectionOptions(natsConfigFromEnv())): Promise<NatsConnection> {
   const servers = options.servers === undefined ? [DEFAULT_NATS_URL] : Array.isArray(options.servers) ? options.servers : [options.servers];
   try {
     return await connect(options);

@@ -2,7 +2,7 @@
 // to a local ledger (execute, loadDomain, queryDomains, close), but every call is a request to the command service.
 // There is no local store: `store` is absent, so code that reads the store directly (history, audit replay) must
 // use the local ledger or a query subject.
-import type { NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
 
 import type { DomainState } from '../../machines/model';
 import type { Ledger, LoadedDomain } from '../ledger-types';

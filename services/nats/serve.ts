@@ -2,7 +2,7 @@
 // command service on NATS until SIGINT/SIGTERM, which drain it (every request received is answered) and close
 // the store. When NATS cannot be reached at start, it exits non-zero saying how to start one.
 import type { Command } from 'commander';
-import type { NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
 
 import { DEFAULT_STORE_FILE, openEventStore, type EventStore } from '../eventstore/index';
 import { accessControl } from '../identity/access';
@@ -93,9 +93,9 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
 
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') log.warn(`disconnected from NATS (${String(status.data)}); reconnecting`);
-      else if (status.type === 'reconnect') log.info(`reconnected to NATS (${String(status.data)})`);
-      else if (status.type === 'error') log.error(`NATS error: ${String(status.data)}`);
+      if (status.type === 'disconnect') log.warn(`disconnected from NATS (${status.server}); reconnecting`);
+      else if (status.type === 'reconnect') log.info(`reconnected to NATS (${status.server})`);
+      else if (status.type === 'error') log.error(`NATS error: ${status.error.message}`);
     }
   })().catch(() => {});
 

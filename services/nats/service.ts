@@ -3,7 +3,7 @@
 // once it is durable. See protocol.ts for the subjects and reply shapes.
 //
 // Guarantees:
-// - Every request gets exactly one reply, even when the ledger throws (nats.js v2 turns a rejected async handler
+// - Every request gets exactly one reply, even when the ledger throws (nats.js services turn a rejected async handler
 //   into an unhandled rejection and the caller times out; so every handler here is wrapped, and a failure is
 //   logged and answered as `{ok:false, rule:'INTERNAL', code:1}` with the micro-service error headers).
 // - A full store (disk full) is answered `{ok:false, rule:'STORE-FULL', code:38}` with the store's message and
@@ -33,13 +33,10 @@
 // order across service instances: order a domain's facts by their `revision`.
 import { randomUUID } from 'node:crypto';
 
-import {
-  headers as natsHeaders,
-  type ConnectionOptions,
-  type NatsConnection,
-  type Service,
-  type ServiceMsg,
-} from 'nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
+import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
+import type { NodeConnectionOptions } from '@nats-io/transport-node';
 import type { z } from 'zod';
 
 import { CLIENT_VERBS, type Verb } from '../../machines/commands';
@@ -102,7 +99,7 @@ export interface CommandServiceOptions {
   /** Or: connect to this URL (NATS_* environment for credentials); stop() drains and closes that connection. */
   natsUrl?: string;
   /** Or: connect with these options (overrides natsUrl and the environment). */
-  natsOptions?: ConnectionOptions;
+  natsOptions?: NodeConnectionOptions;
   /** Service name for `$SRV` discovery. Default `vmledger`. */
   name?: string;
   /** Queue group shared by the instances. Default `vmledger`. */
@@ -208,7 +205,7 @@ export async function startCommandService(options: CommandServiceOptions): Promi
   let service: Service;
   try {
     if (options.checkStreams ?? true) await refuseCapturingStreams(nc, requestSubjects, log);
-    service = await nc.services.add({
+    service = await new Svcm(nc).add({
       name,
       version: SERVICE_VERSION,
       description: 'vmledger: libvirt domain lifecycle commands, checked against the rules of docs/rules.md and recorded as facts',
@@ -576,7 +573,7 @@ async function refuseCapturingStreams(nc: NatsConnection, subjects: readonly str
   if (!nc.info?.jetstream) return;
   const clashes: string[] = [];
   try {
-    const jsm = await nc.jetstreamManager({ checkAPI: false });
+    const jsm = await jetstreamManager(nc, { checkAPI: false });
     for await (const stream of jsm.streams.list()) {
       for (const pattern of stream.config.subjects ?? []) {
         const hit = subjects.find((s) => subjectsCollide(pattern, s));

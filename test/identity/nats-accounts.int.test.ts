@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { createUser, type KeyPair } from '@nats-io/nkeys';
-import { connect, headers as natsHeaders, usernamePasswordAuthenticator, type NatsConnection } from 'nats';
+import { headers as natsHeaders, usernamePasswordAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { Verb } from '../../machines/commands';
@@ -113,7 +114,12 @@ describe('what nats-server does with Nats-Request-Info', () => {
       const a = await connect({ servers: plain.url });
       const b = await connect({ servers: plain.url });
       const seen: string[] = [];
-      b.subscribe('probe', { callback: (_e, m) => (seen.push(m.headers?.get(REQUEST_INFO_HEADER) ?? ''), m.respond('{}')) });
+      b.subscribe('probe', {
+        callback: (_e, m) => {
+          seen.push(m.headers?.get(REQUEST_INFO_HEADER) ?? '');
+          m.respond('{}');
+        },
+      });
       await b.flush();
       const h = natsHeaders();
       const forged = JSON.stringify({ acc: 'OPS', user: 'root' });

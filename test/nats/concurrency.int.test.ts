@@ -5,6 +5,7 @@
 // through on a stale state would show up here (docs/rules.md §8: no rule may be bypassed by a race).
 import { join } from 'node:path';
 
+import { Svcm } from '@nats-io/services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CommandSchema, type Command, type CommandInput } from '../../machines/commands';
@@ -117,7 +118,7 @@ describe('3 service instances on one SQLite file, 20 concurrent clients', () => 
     // All three instances took part.
     const served = await Promise.all(
       services.map(async (s) => {
-        const stats = await s.nc.services.client();
+        const stats = new Svcm(s.nc).client();
         const all = [];
         for await (const st of await stats.stats('vmledger', s.id)) all.push(st);
         return all[0]!.endpoints!.reduce((sum, e) => sum + e.num_requests, 0);

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 
 import { createVmledgerClient, type VmledgerClient, type VmledgerClientOptions } from '../../services/client';
 import { openEventStore, type EventStore } from '../../services/eventstore/index';

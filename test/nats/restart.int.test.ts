@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { Events, type NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createVmledgerClient } from '../../services/client';
@@ -142,7 +142,7 @@ describe('nats-server restart', () => {
       const reconnected = (nc: NatsConnection) =>
         new Promise<void>((resolve) => {
           void (async () => {
-            for await (const s of nc.status()) if (s.type === Events.Reconnect) return resolve();
+            for await (const s of nc.status()) if (s.type === 'reconnect') return resolve();
           })();
         });
       const serviceBack = reconnected(stack.serviceNc);

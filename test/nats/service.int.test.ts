@@ -1,7 +1,10 @@
 // The command service on a real nats-server, over the real ledger on a real SQLite file.
 import { join } from 'node:path';
 
-import { connect, RetentionPolicy, type NatsConnection } from 'nats';
+import { jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Svcm } from '@nats-io/services';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { CLIENT_VERBS, COORDINATOR_VERBS, VERBS } from '../../machines/commands';
@@ -229,7 +232,7 @@ describe('queries', () => {
 
 describe('discovery', () => {
   it('$SRV.PING, INFO and STATS list the service, every verb endpoint and the queue group', async () => {
-    const svc = nc.services.client();
+    const svc = new Svcm(nc).client();
     const pings = [];
     for await (const p of await svc.ping('vmledger')) pings.push(p);
     expect(pings.map((p) => p.id)).toContain(stack.service.id);
@@ -296,7 +299,7 @@ describe('facts on vmledger.evt.<host>.<domain>', () => {
       ]);
 
       // Nothing captures the fact subjects (no stream was created by the service).
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       const streams = await jsm.streams.list().next();
       expect(streams.filter((s) => (s.config.subjects ?? []).some((p) => p.startsWith('vmledger')))).toEqual([]);
     } finally {
@@ -305,7 +308,7 @@ describe('facts on vmledger.evt.<host>.<domain>', () => {
   });
 
   it('refuses to start when a JetStream stream captures a request subject, but allows one on the facts', async () => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'SWALLOW', subjects: ['vmledger.cmd.>'], retention: RetentionPolicy.Limits });
     try {
       await expect(startCommandService({ ledger: db.ledger, nc, log: captureLog().log })).rejects.toThrow(

@@ -7,6 +7,7 @@
 // never a migration with snapshots, and every recorded decision is accepted again by the audit replay.
 import { join } from 'node:path';
 
+import { Svcm } from '@nats-io/services';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openEventStore } from '../../services/eventstore/index';
@@ -38,7 +39,7 @@ async function requestsPerInstance(url: string): Promise<Map<string, number>> {
   const nc = await connectLikeProduction(url, 'stats');
   try {
     const out = new Map<string, number>();
-    for await (const s of await nc.services.client().stats('vmledger')) {
+    for await (const s of await new Svcm(nc).client().stats('vmledger')) {
       out.set(s.id, (s.endpoints ?? []).reduce((sum, e) => sum + e.num_requests, 0));
     }
     return out;

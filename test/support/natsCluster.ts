@@ -19,7 +19,9 @@ import { createServer, connect as tcpConnect, type AddressInfo, type Server, typ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { connect, type NatsConnection } from 'nats';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 
 import { startNatsServer, type NatsServerHandle } from './natsServer';
 
@@ -260,7 +262,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
         const nc = await connectTo(via ?? firstRunning()).catch((e: unknown) => ((last = e), undefined));
         if (nc) {
           try {
-            const jsm = await nc.jetstreamManager({ timeout: 2_000 });
+            const jsm = await jetstreamManager(nc, { timeout: 2_000 });
             await jsm.getAccountInfo();
             const missing = options.allPeers ? await missingMetaPeers() : [];
             if (missing.length === 0) return;
@@ -281,7 +283,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
       for (;;) {
         const nc = await connectTo(via ?? firstRunning());
         try {
-          const jsm = await nc.jetstreamManager({ timeout: 2_000 });
+          const jsm = await jetstreamManager(nc, { timeout: 2_000 });
           const info = await jsm.streams.info(stream);
           if (info.cluster?.leader || Date.now() > deadline) {
             return {
@@ -321,7 +323,7 @@ export async function startNatsCluster(options: { names?: string[] } = {}): Prom
         let nc: NatsConnection | undefined;
         try {
           nc = await connectTo(name);
-          const jsm = await nc.jetstreamManager({ timeout: 2_000 });
+          const jsm = await jetstreamManager(nc, { timeout: 2_000 });
           for (const stream of streams) {
             try {
               const info = await jsm.streams.info(stream);

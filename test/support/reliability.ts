@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 
-import type { NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
 
 import { evolve } from '../../machines/evolve';
 import { initialDomainState, type DomainState } from '../../machines/model';

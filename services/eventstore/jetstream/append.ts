@@ -3,7 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 
-import { headers as makeHeaders } from 'nats';
+import { headers as makeHeaders, TimeoutError } from '@nats-io/nats-core';
 
 import { NO_STREAM_REVISION, checkExpectedRevision, encodeEvents, sleep, type EncodedEvent } from '../common';
 import { WrongExpectedRevisionError, type AppendOptions, type AppendResult, type ExpectedRevision, type NewEvent } from '../types';
@@ -167,7 +167,8 @@ export async function publishAppend(
             expect: { lastSequence: head.seq, lastSubjectSequence: last.seq, streamName: log.streamName },
           });
           if (log.settings.hooks.loseAck?.()) {
-            throw Object.assign(new Error('TIMEOUT (simulated: the PubAck was lost)'), { code: 'TIMEOUT' });
+            // What nats.js throws when the PubAck does not come back in time (its message is just 'timeout').
+            throw new TimeoutError({ cause: new Error('simulated: the PubAck was lost') });
           }
           if (ack.duplicate) {
             // The server already holds a message with this id: our own earlier attempt, or (for a command id) the

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 
-import type { KvEntry } from 'nats';
+import type { KvEntry } from '@nats-io/kv';
 
 import { StoreCorruptError, type AppendResult } from '../types';
 import { isWrongLastSequence } from './errors';

@@ -1,42 +1,65 @@
 // JetStream's answers told apart (a conflict, no message, a transient failure) and the retry budget for the
 // transient ones.
 
-import type { NatsError } from 'nats';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { ConnectionError, RequestError, TimeoutError } from '@nats-io/nats-core';
 import pRetry from 'p-retry';
 
-/** JetStream's error code for a failed expected-last-sequence (stream or subject) check. */
-export const JS_WRONG_LAST_SEQUENCE = 10071;
-export const JS_NO_MESSAGE_FOUND = 10037;
-export const JS_STREAM_NOT_FOUND = 10059;
+/** JetStream's error codes for a failed expected-last-sequence (stream or subject) check. */
+export const JS_WRONG_LAST_SEQUENCE = JetStreamApiCodes.StreamWrongLastSequence; // 10071
+/** The same check failing when the server cannot tell the last sequence (newer servers). */
+export const JS_WRONG_LAST_SEQUENCE_UNKNOWN = JetStreamApiCodes.StreamWrongLastSequenceUnknown; // 10164
+export const JS_STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound; // 10059
 
+/** JetStream's own error code (`err_code`, e.g. 10071) of an API error; undefined for any other failure. */
 export function jsErrorCode(error: unknown): number | undefined {
-  return (error as NatsError | undefined)?.api_error?.err_code;
+  return error instanceof JetStreamApiError ? error.code : undefined;
+}
+
+/** The HTTP-like status JetStream answered with (503 no leader, 408 timed out, 400 …); undefined when it did not answer. */
+function jsStatus(error: unknown): number | undefined {
+  return error instanceof JetStreamApiError ? error.status : undefined;
 }
 
 export function isWrongLastSequence(error: unknown): boolean {
-  return jsErrorCode(error) === JS_WRONG_LAST_SEQUENCE;
+  const code = jsErrorCode(error);
+  return code === JS_WRONG_LAST_SEQUENCE || code === JS_WRONG_LAST_SEQUENCE_UNKNOWN;
 }
 
-export function isNoMessage(error: unknown): boolean {
-  return jsErrorCode(error) === JS_NO_MESSAGE_FOUND || (error as NatsError | undefined)?.code === '404';
+/**
+ * Nobody answered on the JetStream API subject: nats.js v3 wraps the no-responders of a JetStream request in
+ * `JetStreamNotEnabled` ("jetstream is not enabled"; the class is internal to @nats-io/jetstream, hence the name
+ * check), its cause the RequestError. On a server without JetStream that is final; on a cluster it is what a
+ * stream without a leader looks like for a moment. (The same class is also thrown for an account without
+ * JetStream, code 10039: that one has a JetStreamApiError as its cause and is not a no-responders.)
+ */
+export function isJetStreamNoResponders(error: unknown): boolean {
+  if (error instanceof RequestError) return error.isNoResponders();
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  return (error as Error | undefined)?.name === 'JetStreamNotEnabled' && cause instanceof RequestError && cause.isNoResponders();
 }
 
 /** Failures after which the same request may succeed: timeouts, no responders, a dropped or restarting server. */
 export function isTransient(error: unknown): boolean {
-  const e = error as NatsError | undefined;
-  if (!e) return false;
-  if (e.api_error) return e.api_error.code === 503 || e.api_error.code === 408;
-  return ['TIMEOUT', '503', 'DISCONNECT', 'CONNECTION_REFUSED', 'CONNECTION_TIMEOUT', 'REQUEST_ERROR'].includes(e.code);
+  if (!error) return false;
+  if (error instanceof JetStreamApiError) return error.status === 503 || error.status === 408;
+  if (error instanceof TimeoutError || error instanceof ConnectionError) return true;
+  if (isJetStreamNoResponders(error)) return true;
+  // A request cut by the connection (disconnect, reconnecting): a RequestError with nothing behind it.
+  return error instanceof RequestError && error.cause === undefined;
 }
 
 /** A transient failure in words: JetStream's "no responders"/503 means no leader (or no quorum) answered. */
 export function describeTransient(error: unknown): string {
-  const e = error as NatsError | undefined;
-  const message = e?.api_error?.description ?? (error as Error | undefined)?.message ?? String(error);
-  if (e?.code === '503' || e?.api_error?.code === 503) {
-    return `no JetStream leader or quorum answered: ${message === '503' ? '503 no responders' : message}`;
+  const message = (error as Error | undefined)?.message ?? String(error);
+  if (isJetStreamNoResponders(error)) {
+    // Named by the RequestError ("no responders: '<subject>'"), not by JetStreamNotEnabled's "jetstream is not
+    // enabled", which is wrong on a cluster that merely has no leader for the stream right now.
+    const request = error instanceof RequestError ? error : ((error as { cause?: unknown }).cause as RequestError);
+    return `no JetStream leader or quorum answered: ${request.message}`;
   }
-  if (e?.code === 'TIMEOUT' || e?.api_error?.code === 408) return `request timed out: ${message}`;
+  if (jsStatus(error) === 503) return `no JetStream leader or quorum answered: ${message}`;
+  if (error instanceof TimeoutError || jsStatus(error) === 408) return `request timed out: ${message}`;
   return message;
 }
 

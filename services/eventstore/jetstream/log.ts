@@ -1,13 +1,15 @@
 // The state one JetStream store object keeps (connection, buckets, settings, cached heads, its followers) and the
 // single-message reads of the log stream every job uses, each retried within the retry budget.
 
-import type { JetStreamClient, JetStreamManager, KV, NatsConnection, StoredMsg } from 'nats';
+import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
 
 import type { AsyncLogFollower } from '../follow';
 import type { NetworkedLog } from '../networked';
 import { Queue } from '../common';
-import { StoreUnavailableError } from '../types';
-import { describeTransient, isNoMessage, withTransientRetries } from './errors';
+import { StoreCorruptError, StoreUnavailableError } from '../types';
+import { describeTransient, withTransientRetries } from './errors';
 import {
   NO_SUBJECT_HEAD,
   encodeToken,
@@ -76,13 +78,10 @@ export class JetStreamLog implements NetworkedLog {
   /** The stream's last message (the global head), read fresh. */
   async readHead(): Promise<Head> {
     this.assertOpen();
-    const msg = parseAppend(
-      toRawFromStored(
-        await this.retry('read the head of the log', () =>
-          this.jsm.streams.getMessage(this.streamName, { last_by_subj: '>' }),
-        ),
-      ),
-    );
+    const last = await this.getMessage('read the head of the log', { last_by_subj: '>' });
+    // Never empty once opened: its first message is the format marker (open.ts).
+    if (!last) throw new StoreCorruptError(`${this.label} has no messages, not even its format marker`);
+    const msg = parseAppend(toRawFromStored(last));
     const head = { seq: msg.seq, lastPosition: lastPositionOf(msg) };
     if (!this.head || head.seq >= this.head.seq) this.head = head;
     return head;
@@ -108,19 +107,24 @@ export class JetStreamLog implements NetworkedLog {
 
   async lastOnSubject(subject: string): Promise<AppendMessage | undefined> {
     this.assertOpen();
-    try {
-      const msg = await this.retry('read the head of a stream', () =>
-        this.jsm.streams.getMessage(this.streamName, { last_by_subj: subject }),
-      );
-      return parseAppend(toRawFromStored(msg));
-    } catch (error) {
-      if (isNoMessage(error)) return undefined;
-      throw error;
-    }
+    const msg = await this.getMessage('read the head of a stream', { last_by_subj: subject });
+    return msg ? parseAppend(toRawFromStored(msg)) : undefined;
   }
 
-  getBySeq(seq: number): Promise<StoredMsg> {
-    return this.retry('read a message', () => this.jsm.streams.getMessage(this.streamName, { seq }));
+  /**
+   * One message of the log stream, read from its leader (retried within the budget); undefined when there is
+   * none (nats.js v3 answers JetStream's "no message found", 10037, with null). `next_by_subj` (the first message
+   * on a subject at or after `seq`) is understood by the server but missing from nats.js's MsgRequest type.
+   */
+  async getMessage(what: string, query: MsgRequest | { seq: number; next_by_subj: string }): Promise<StoredMsg | undefined> {
+    return (await this.retry(what, () => this.jsm.streams.getMessage(this.streamName, query as MsgRequest))) ?? undefined;
+  }
+
+  /** The message at `seq`, which must exist: nothing is ever removed from the log (deny_delete, deny_purge). */
+  async getBySeq(seq: number): Promise<StoredMsg> {
+    const msg = await this.getMessage('read a message', { seq });
+    if (!msg) throw new StoreCorruptError(`${this.label} has no message at sequence ${seq}, though nothing is ever removed from the log`);
+    return msg;
   }
 
   /** The first message on `subject` after sequence `afterSeq` whose payload satisfies `match`. */
@@ -131,15 +135,8 @@ export class JetStreamLog implements NetworkedLog {
   ): Promise<AppendMessage | undefined> {
     let seq = afterSeq + 1;
     for (;;) {
-      let msg: StoredMsg;
-      try {
-        msg = await this.retry('search a stream', () =>
-          this.jsm.streams.getMessage(this.streamName, { seq, next_by_subj: subject } as unknown as { seq: number }),
-        );
-      } catch (error) {
-        if (isNoMessage(error)) return undefined;
-        throw error;
-      }
+      const msg = await this.getMessage('search a stream', { seq, next_by_subj: subject });
+      if (!msg) return undefined;
       const raw = toRawFromStored(msg);
       if (match(parsePayload(raw))) return parseAppend(raw);
       seq = msg.seq + 1;

@@ -3,7 +3,8 @@
 
 import { createHash } from 'node:crypto';
 
-import type { MsgHdrs, StoredMsg } from 'nats';
+import type { StoredMsg } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/nats-core';
 
 import { NO_STREAM_REVISION } from '../common';
 import { StoreCorruptError, type AppendResult, type RecordedEvent } from '../types';

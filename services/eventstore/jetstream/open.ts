@@ -2,19 +2,20 @@
 // format marker and the two KV buckets, each step retried while the server is busy or electing a leader.
 
 import {
-  connect,
-  headers as makeHeaders,
-  nanos,
+  jetstream,
+  jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
-  type NatsError,
   type StoredMsg,
   type StreamConfig,
   type StreamInfo,
-} from 'nats';
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { headers as makeHeaders, nanos } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 
 import { StoreCorruptError, type EventStore } from '../types';
-import { JS_STREAM_NOT_FOUND, isNoMessage, isWrongLastSequence, jsErrorCode, withTransientRetries } from './errors';
+import { JS_STREAM_NOT_FOUND, describeTransient, isJetStreamNoResponders, isWrongLastSequence, jsErrorCode, withTransientRetries } from './errors';
 import { JetStreamLog } from './log';
 import { HEADER_COUNT, HEADER_POSITION, HEADER_PREVIOUS, HEADER_REVISION, decoder } from './messages';
 import {
@@ -62,29 +63,31 @@ export async function openJetStreamEventStore(options: JetStreamEventStoreOption
         options.retryBudgetMs ?? 30_000,
         work,
         (error) =>
-          new Error(`cannot open the JetStream store '${streamName}': could not ${what}: ${(error as Error).message}`, {
+          new Error(`cannot open the JetStream store '${streamName}': could not ${what}: ${describeTransient(error)}`, {
             cause: error,
           }),
       );
     const jsm = await setUp('reach the JetStream API', () =>
-      nc!.jetstreamManager({ timeout }).catch((error: unknown) => {
-        // No responders on $JS.API: the server runs without JetStream. Not worth retrying. A 503 that JetStream
-        // answered itself ("temporarily unavailable": a cluster without a meta leader yet) is retried.
-        if ((error as NatsError | undefined)?.code !== '503' || (error as NatsError).api_error) throw error;
+      jetstreamManager(nc!, { timeout }).catch((error: unknown) => {
+        // No responders on $JS.API (nats.js: JetStreamNotEnabled caused by a no-responders RequestError): the
+        // server runs without JetStream. Not worth retrying. A 503 that JetStream answered itself ("temporarily
+        // unavailable": a cluster without a meta leader yet) is a JetStreamApiError, and is retried.
+        if (!isJetStreamNoResponders(error)) throw error;
         throw new Error(
           `NATS at ${nc!.getServer()} has no JetStream (start nats-server with -js): ${(error as Error).message}`,
           { cause: error },
         );
       }),
     );
-    const js = nc.jetstream({ timeout });
+    const js = jetstream(nc, { timeout });
+    const kvm = new Kvm(js);
     const info = await setUp('read or create the stream', () => ensureStream(jsm, streamName, prefix, options));
     await setUp('check the format marker', () => ensureFormatMarker(js, jsm, streamName, prefix));
     // Buckets get the log's replicas. On a cluster their reads go to the leader (no direct get from a follower,
     // which may lag): an idempotency record read stale could let a retry look new.
     const replicas = options.replicas ?? info.config.num_replicas ?? 1;
     const bucketOptions = replicas > 1 ? { history: 1, replicas, allow_direct: false } : { history: 1, replicas };
-    const bucket = (name: string) => setUp(`open the bucket '${name}'`, () => js.views.kv(name, bucketOptions));
+    const bucket = (name: string) => setUp(`open the bucket '${name}'`, () => kvm.create(name, bucketOptions));
     const commands = await bucket(options.commandsBucket ?? DEFAULT_COMMANDS_BUCKET);
     const docs = await bucket(options.docsBucket ?? DEFAULT_DOCS_BUCKET);
     const duplicateWindowMs = Math.floor((info.config.duplicate_window ?? nanos(120_000)) / 1_000_000);
@@ -114,10 +117,10 @@ export async function ensureStream(
   try {
     info = await jsm.streams.info(name);
   } catch (error) {
-    if (jsErrorCode(error) !== JS_STREAM_NOT_FOUND && (error as Error).message !== 'stream not found') throw error;
+    if (jsErrorCode(error) !== JS_STREAM_NOT_FOUND) throw error;
   }
   if (!info) {
-    const config: Partial<StreamConfig> = {
+    const config: Partial<StreamConfig> & { name: string } = {
       name,
       subjects: [captured],
       description: `vmledger event log (${JETSTREAM_STORE_FORMAT}); one subject per domain stream`,
@@ -177,12 +180,8 @@ export async function ensureFormatMarker(js: JetStreamClient, jsm: JetStreamMana
       );
     }
   };
-  try {
-    check(await jsm.streams.getMessage(name, { last_by_subj: metaSubject }));
-    return;
-  } catch (error) {
-    if (!isNoMessage(error)) throw error;
-  }
+  const existing = await jsm.streams.getMessage(name, { last_by_subj: metaSubject });
+  if (existing) return check(existing);
   const hdrs = makeHeaders();
   hdrs.set(HEADER_POSITION, '1');
   hdrs.set(HEADER_REVISION, '0');
@@ -198,13 +197,10 @@ export async function ensureFormatMarker(js: JetStreamClient, jsm: JetStreamMana
   } catch (error) {
     if (!isWrongLastSequence(error)) throw error;
   }
-  try {
-    check(await jsm.streams.getMessage(name, { last_by_subj: metaSubject }));
-  } catch (error) {
-    if (!isNoMessage(error)) throw error;
-    throw new StoreCorruptError(
-      `JetStream stream '${name}' has messages but no vmledger format marker on '${metaSubject}': not a vmledger log; ` +
-        `it was left as it is`,
-    );
-  }
+  const marker = await jsm.streams.getMessage(name, { last_by_subj: metaSubject });
+  if (marker) return check(marker);
+  throw new StoreCorruptError(
+    `JetStream stream '${name}' has messages but no vmledger format marker on '${metaSubject}': not a vmledger log; ` +
+      `it was left as it is`,
+  );
 }

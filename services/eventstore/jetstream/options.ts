@@ -1,6 +1,7 @@
 // Options of the JetStream store, their defaults, and the checks made before anything is opened.
 
-import type { ConnectionOptions, NatsConnection } from 'nats';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { NodeConnectionOptions } from '@nats-io/transport-node';
 
 import { subjectsCollide } from '../../nats/protocol';
 
@@ -23,7 +24,7 @@ export interface JetStreamEventStoreOptions {
   /** An open connection to use; the store does not close it. */
   nc?: NatsConnection;
   /** Extra connection options when the store connects itself (user, pass, token, tls...). */
-  connectionOptions?: Partial<ConnectionOptions>;
+  connectionOptions?: Partial<NodeConnectionOptions>;
   streamName?: string;
   subjectPrefix?: string;
   commandsBucket?: string;

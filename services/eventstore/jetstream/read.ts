@@ -1,11 +1,10 @@
 // Reading the log stream: one domain stream (walking back along Vmledger-Previous), the global log from a
 // position, heads, and seeking the message of a global position.
 
-import type { StoredMsg } from 'nats';
+import type { StoredMsg } from '@nats-io/jetstream';
 
 import { assertLimit, assertPosition, assertRevision, assertStreamName } from '../common';
 import { StoreCorruptError, type RecordedEvent } from '../types';
-import { isNoMessage } from './errors';
 import type { JetStreamLog } from './log';
 import { factsOf, lastRevisionOf, parseAppend, toRawFromStored, type AppendMessage, type Head, type RawMsg } from './messages';
 
@@ -119,16 +118,8 @@ export async function* messages(log: JetStreamLog, from: number, to: number, sub
     return;
   }
   for (let seq = from; seq <= to; ) {
-    let msg: StoredMsg;
-    try {
-      msg = await log.retry('read a message', () =>
-        log.jsm.streams.getMessage(log.streamName, { seq, next_by_subj: subject } as unknown as { seq: number }),
-      );
-    } catch (error) {
-      if (isNoMessage(error)) return;
-      throw error;
-    }
-    if (msg.seq > to) return;
+    const msg = await log.getMessage('read a message', { seq, next_by_subj: subject });
+    if (!msg || msg.seq > to) return;
     yield toRawFromStored(msg);
     seq = msg.seq + 1;
   }
