@@ -22,7 +22,7 @@ function run(command: string, args: string[], cwd: string) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const USE_TS = `import { connect } from 'nats';
+const USE_TS = `import { connect } from '@nats-io/transport-node';
 import { createVmledgerClient, type VmledgerClient } from 'vmledger/client';
 import { decide, initialDomainState, RULES, type DomainState } from 'vmledger/machine';
 import { createLedger, type CommandOutcome } from 'vmledger/ledger';
