@@ -1,7 +1,7 @@
 // The package build (`npm run build`, also run by `prepare`, so `npm install`/`npm ci` and `npm pack` build it),
 // into dist/:
 // - the library entries (entries/*.ts but cli.ts), ESM with .d.mts, dependencies external: they are installed
-//   beside the package and shared with the user's own (one zod, one nats);
+//   beside the package and shared with the user's own (one zod, one @nats-io/nats-core);
 // - the CLI (dist/cli.mjs), with its pure-JS dependencies bundled in: a start loads a few files instead of a few
 //   hundred, which is most of what `vmledger list` costs. NATS, the store clients and Graphviz stay external and
 //   are loaded by dynamic import() only in the commands that use them (their chunks are dist/cli/*).
