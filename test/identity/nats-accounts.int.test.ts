@@ -5,7 +5,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { createUser, type KeyPair } from '@nats-io/nkeys';
-import { headers as natsHeaders, usernamePasswordAuthenticator, type NatsConnection } from '@nats-io/nats-core';
+import {
+  headers as natsHeaders,
+  PermissionViolationError,
+  RequestError,
+  usernamePasswordAuthenticator,
+  type NatsConnection,
+} from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -177,9 +183,10 @@ describe('the recorded actor is the authenticated one', () => {
   });
 
   it('a user whose publish permissions exclude vmledger.cmd.> gets a permissions violation from the server', async () => {
-    await expect(carol.request(commandSubject('start'), new TextEncoder().encode('{"domain":"web1","host":"h1"}'), { timeout: 5_000 })).rejects.toMatchObject({
-      code: 'PERMISSIONS_VIOLATION',
-    });
+    const error = await carol.request(commandSubject('start'), new TextEncoder().encode('{"domain":"web1","host":"h1"}'), { timeout: 5_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestError);
+    expect((error as RequestError).cause).toBeInstanceOf(PermissionViolationError);
+    expect((error as RequestError).cause).toMatchObject({ operation: 'publish', subject: 'vmledger.cmd.start' });
   });
 });
 
