@@ -15,7 +15,15 @@ import { headers as makeHeaders, nanos } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 
 import { StoreCorruptError, type EventStore } from '../types';
-import { JS_STREAM_NOT_FOUND, describeTransient, isJetStreamNoResponders, isWrongLastSequence, jsErrorCode, withTransientRetries } from './errors';
+import {
+  JS_STREAM_NOT_FOUND,
+  describeTransient,
+  isJetStreamNoResponders,
+  isTransient,
+  isWrongLastSequence,
+  jsErrorCode,
+  withTransientRetries,
+} from './errors';
 import { JetStreamLog } from './log';
 import { HEADER_COUNT, HEADER_POSITION, HEADER_PREVIOUS, HEADER_REVISION, decoder } from './messages';
 import {
@@ -138,6 +146,8 @@ export async function ensureStream(
       try {
         info = await jsm.streams.info(name);
       } catch {
+        // A create that timed out (a busy server) may be asked again: setUp retries the whole step.
+        if (isTransient(error)) throw error;
         throw new Error(
           `cannot create JetStream stream '${name}' on '${captured}': ${(error as Error).message} ` +
             `(another stream may already capture these subjects)`,
