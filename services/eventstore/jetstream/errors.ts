@@ -45,8 +45,10 @@ export function isTransient(error: unknown): boolean {
   if (error instanceof JetStreamApiError) return error.status === 503 || error.status === 408;
   if (error instanceof TimeoutError || error instanceof ConnectionError) return true;
   if (isJetStreamNoResponders(error)) return true;
-  // A request cut by the connection (disconnect, reconnecting): a RequestError with nothing behind it.
-  return error instanceof RequestError && error.cause === undefined;
+  // A request cut by the connection ("connection disconnected", "connection closed"): a RequestError with nothing
+  // behind it, or (nats-core's request wraps what cut it) behind another RequestError. Not one caused by a
+  // permissions violation or anything else the server said.
+  return error instanceof RequestError && (error.cause === undefined || error.cause instanceof RequestError);
 }
 
 /** A transient failure in words: JetStream's "no responders"/503 means no leader (or no quorum) answered. */
