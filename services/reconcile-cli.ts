@@ -74,7 +74,14 @@ export function registerReconcileCommands(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: { dryRun?: boolean }, cmd: Command) =>
       withLibvirt(cmd, 'reconcile', async (ledger, driver, host, json) => {
-        const found = await reconcileHost(ledger, driver.connectionFor(host) ?? driver.connection, { host, source: 'reconcile', dryRun: opts.dryRun === true });
+        // The default host on the default connection: every host without a connection of its own is reconciled too.
+        const hostsWithOwnConnection = driver.watchedHosts.find((w) => w.host === host)?.hostsWithOwnConnection;
+        const found = await reconcileHost(ledger, driver.connectionFor(host) ?? driver.connection, {
+          host,
+          source: 'reconcile',
+          dryRun: opts.dryRun === true,
+          ...(hostsWithOwnConnection ? { hostsWithOwnConnection } : {}),
+        });
         print(found, json, opts.dryRun === true);
         return found;
       }),

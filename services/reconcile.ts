@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { CommandInput } from '../machines/commands';
 import { DEFAULT_HOST } from '../machines/model';
 import { ID_MAX } from '../machines/names';
+import { allDomains } from './domainQuery';
 import { recordObserved } from './ledger';
 import type { CommandOutcome, Ledger } from './ledger-types';
 import type { LibvirtConnection } from './libvirt/connection';
@@ -25,6 +26,8 @@ export type ObservationSource = 'event' | 'resync' | 'reconcile' | 'adopt';
 
 /** A difference found, and what recording it came to (absent: only printed, as with --dry-run). */
 export interface Found extends Difference {
+  /** The ledger host of the domain, when not the one reconciled (reconcileHost on the default connection). */
+  host?: string;
   outcome?: CommandOutcome;
 }
 
@@ -114,22 +117,46 @@ export async function reconcileDomain(ledger: Ledger, connection: LibvirtConnect
   return found;
 }
 
-/** Every domain of the ledger on the host, compared with libvirt (and with `includeUnknown`, libvirt's others too). */
+/**
+ * Whether a ledger host's commands run on the connection of `host` (so its domains live in that libvirt): `host`
+ * itself, and on the default connection (`hostsWithOwnConnection` given) every host without a connection of its
+ * own (LibvirtDriver.watchedHosts). The watch and the start-up reconcile share this rule.
+ */
+export function onConnectionOf(host: string, hostsWithOwnConnection: readonly string[] | undefined): (h: string) => boolean {
+  return (h) => h === host || (hostsWithOwnConnection !== undefined && !hostsWithOwnConnection.includes(h));
+}
+
+/**
+ * Every domain of the ledger on the host, compared with libvirt (and with `includeUnknown`, libvirt's others too).
+ * With `hostsWithOwnConnection` (the default connection) the ledger's domains of every host on the connection
+ * (onConnectionOf) are compared, each under its own host: a libvirt domain one of them holds is that host's, and
+ * only one none of them holds is reported as not in the ledger.
+ */
 export async function reconcileHost(
   ledger: Ledger,
   connection: LibvirtConnection,
-  options: ReconcileOptions & { includeUnknown?: boolean },
+  options: ReconcileOptions & { includeUnknown?: boolean; hostsWithOwnConnection?: readonly string[] },
 ): Promise<Found[]> {
   const host = options.host ?? DEFAULT_HOST;
-  const ours = (await ledger.listDomains(host)).map((s) => s.name);
+  const { hostsWithOwnConnection, ...rest } = options;
+  const here = onConnectionOf(host, hostsWithOwnConnection);
+  const held = hostsWithOwnConnection
+    ? (await allDomains(ledger, { all: true })).filter((d) => here(d.host)).map((d) => ({ host: d.host, name: d.name }))
+    : (await ledger.listDomains(host)).map((s) => ({ host, name: s.name }));
+  const ours = new Set(held.map((d) => d.name));
   const theirs = await listLibvirtDomains(connection);
-  const names = options.includeUnknown ? [...new Set([...ours, ...theirs])].sort() : ours;
   const found: Found[] = [];
-  for (const name of names) found.push(...(await reconcileDomain(ledger, connection, name, options)));
+  const unknown = theirs.filter((n) => !ours.has(n));
+  // Compared under the host holding it (one unknown to the ledger is brought in, with includeUnknown, to `host`).
+  const work = [...held, ...(options.includeUnknown ? unknown.map((name) => ({ host, name })) : [])].sort(
+    (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.host < b.host ? -1 : a.host > b.host ? 1 : 0),
+  );
+  for (const d of work) {
+    const differences = await reconcileDomain(ledger, connection, d.name, { ...rest, host: d.host });
+    found.push(...(d.host === host ? differences : differences.map((f) => ({ ...f, host: d.host }))));
+  }
   if (!options.includeUnknown) {
-    for (const name of theirs.filter((n) => !ours.includes(n))) {
-      found.push({ domain: name, what: 'not in the ledger', ledger: 'gone', libvirt: 'exists (vmledger adopt)' });
-    }
+    for (const name of unknown) found.push({ domain: name, what: 'not in the ledger', ledger: 'gone', libvirt: 'exists (vmledger adopt)' });
   }
   return found;
 }
@@ -154,7 +181,7 @@ export async function adoptDomains(ledger: Ledger, connection: LibvirtConnection
 export function formatFound(found: readonly Found[], dryRun = false): string {
   if (found.length === 0) return 'no differences\n';
   const rows = found.map((f) => [
-    f.domain,
+    f.host !== undefined ? `${f.host}/${f.domain}` : f.domain,
     f.what,
     f.ledger,
     f.libvirt,

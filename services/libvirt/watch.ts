@@ -15,7 +15,7 @@
 import { DEFAULT_HOST } from '../../machines/model';
 import type { LocalLedger } from '../ledger-types';
 import { recordObserved } from '../ledger';
-import { LIBVIRT_ACTOR, reconcileDomain, type Found, type ObservationSource } from '../reconcile';
+import { LIBVIRT_ACTOR, onConnectionOf, reconcileDomain, type Found, type ObservationSource } from '../reconcile';
 import type { LibvirtConnection } from './connection';
 import { watchLibvirtEvents, type LibvirtEvent } from './events';
 import type { StopHint } from './plan';
@@ -79,7 +79,7 @@ export function watchLibvirt(ledger: LocalLedger, connection: LibvirtConnection,
   const host = options.host ?? DEFAULT_HOST;
   const ownConnection = options.hostsWithOwnConnection;
   /** Whether a ledger host's commands run on this connection (and so its domains live in this libvirt). */
-  const here = (h: string) => h === host || (ownConnection !== undefined && !ownConnection.includes(h));
+  const here = onConnectionOf(host, ownConnection);
   /** One domain of one host: the unit of work (two hosts may each hold a domain of the name, the ledger out of step). */
   const keyOf = (h: string, name: string) => `${h}\u0000${name}`;
   const log = options.log ?? (() => {});

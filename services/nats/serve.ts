@@ -142,9 +142,9 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
 
 /**
  * For each watched host (LibvirtDriver.watchedHosts): the start-up reconcile (printed to the log), then the watch
- * of libvirt's events (loaded only with --connect). The default connection's watch also covers every host without
- * a connection of its own; their domains are compared by its first resync, a moment after it subscribed (the
- * start-up reconcile is the default host's). `publish`: what libvirt did is published on
+ * of libvirt's events (loaded only with --connect). On the default connection both cover every host without a
+ * connection of its own: a libvirt domain there is compared under the host holding one of its name, and only one
+ * no such host holds is logged as not in the ledger (vmledger adopt). `publish`: what libvirt did is published on
  * vmledger.evt.<host>.<domain> like a command's facts.
  */
 async function watchConnection(ledger: LocalLedger, driver: LibvirtDriver, log: Logger, publish: (outcome: CommandOutcome) => void) {
@@ -159,10 +159,10 @@ async function watchConnection(ledger: LocalLedger, driver: LibvirtDriver, log: 
     driver.watchedHosts.map(async ({ host, connection: commands, hostsWithOwnConnection }) => {
       const hostLog = log.child({ host });
       try {
-        const found = await reconcileHost(ledger, commands, { source: 'reconcile', host, watchedHosts });
+        const found = await reconcileHost(ledger, commands, { source: 'reconcile', host, watchedHosts, ...(hostsWithOwnConnection ? { hostsWithOwnConnection } : {}) });
         for (const f of found) {
           if (f.outcome) publish(f.outcome);
-          const line = `reconcile at start-up: ${host}/${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
+          const line = `reconcile at start-up: ${f.host ?? host}/${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
           if (f.outcome && !f.outcome.ok) hostLog.warn({ rule: f.outcome.rule, message: f.outcome.message }, line);
           else hostLog.info(line);
         }

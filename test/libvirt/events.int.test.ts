@@ -44,20 +44,14 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   let client: VmledgerClient;
   let store: string;
   const latencies: Record<string, number> = {};
-  const names = ['po1', 'ob1', 'ob2', 'cr1', 'bj1', 'pw1', 'rs2', 'hb1'];
+  const names = ['po1', 'ob1', 'ob2', 'cr1', 'bj1', 'pw1', 'rs2', 'hb1', 'hb2', 'ux1'];
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'vmledger-events-'));
     expect(lv.current.virsh(['capabilities']).status).toBe(0);
     nats = await startNatsServer();
     store = join(work, 'serve.sqlite');
-    serve = spawn(process.execPath, [VMLEDGER_BIN, 'serve', '--connect', lv.current.qemuUri, '--store', `sqlite:${store}`, '--nats', nats.url], {
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    serve.stderr!.on('data', (d: Buffer) => (serveLog += d.toString()));
-    serve.stdout!.on('data', (d: Buffer) => (serveLog += d.toString()));
-    await until(() => serveLog.includes('serving '), 60_000, 'serve to start');
+    await startServe();
     nc = await connect({ servers: nats.url });
     client = createVmledgerClient(nc);
   }, 180_000);
@@ -65,11 +59,7 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
   afterAll(async () => {
     console.log(`latencies (ms, libvirt done → ledger shows it): ${JSON.stringify(latencies)}`);
     await nc?.close();
-    if (serve && serve.exitCode === null) {
-      const gone = new Promise((resolve) => serve.once('exit', resolve));
-      serve.kill('SIGTERM');
-      await gone;
-    }
+    if (serve) await stopServe();
     await nats?.stop();
     for (const n of names) {
       lv.current.virsh(['destroy', n]);
@@ -77,6 +67,24 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
     }
     rmSync(work, { recursive: true, force: true });
   }, 60_000);
+
+  /** `vmledger serve --connect` on the test's libvirtd, as its own process; resolves once it serves. */
+  async function startServe() {
+    serve = spawn(process.execPath, [VMLEDGER_BIN, 'serve', '--connect', lv.current.qemuUri, '--store', `sqlite:${store}`, '--nats', nats.url], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    serve.stderr!.on('data', (d: Buffer) => (serveLog += d.toString()));
+    serve.stdout!.on('data', (d: Buffer) => (serveLog += d.toString()));
+    await until(() => serveLog.includes('serving '), 60_000, 'serve to start');
+  }
+
+  async function stopServe() {
+    if (serve.exitCode !== null || serve.signalCode !== null) return;
+    const gone = new Promise((resolve) => serve.once('exit', resolve));
+    serve.kill('SIGTERM');
+    await gone;
+  }
 
   async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
     const start = Date.now();
@@ -262,6 +270,31 @@ describeLibvirt('serve --connect records what libvirt does on its own', () => {
       expect((await facts('hb1', 'b')).at(-1)).toMatchObject({ type: 'DomainStopped', actor: 'libvirt', data: { reason: 'destroyed' } });
       // Not looked up under the default host: nothing of hb1 there.
       expect(await facts('hb1')).toEqual([]);
+    },
+    SLOW,
+  );
+
+  it(
+    "serve started again: the start-up reconcile takes a domain of host 'b' on the plain --connect for b's, and still reports one no host holds",
+    async () => {
+      const defined = await client.commands.define({ host: 'b', ...withXml(readFileSync(blankXml('hb2'), 'utf8')) });
+      expect(defined.ok, defined.message).toBe(true);
+      await stopServe();
+      // Behind vmledger's back while nobody listens: a domain no ledger host holds.
+      expect((await virsh('define', blankXml('ux1'))).stderr).toBe('');
+      const from = serveLog.length;
+      await startServe();
+      await until(() => /watching libvirt at /.test(serveLog.slice(from)), 60_000, 'the watch to start again');
+      const lines = serveLog.slice(from).split('\n');
+      const startUp = lines.filter((l) => l.includes('reconcile at start-up')).join('\n');
+      // hb2 is host b's (no "local/hb2: not in the ledger (vmledger adopt)"), and compared there: no difference.
+      expect(lines.filter((l) => l.includes('hb2')).join('\n')).toBe('');
+      expect(startUp).toMatch(/reconcile at start-up: local\/ux1: not in the ledger: ledger gone, libvirt exists \(vmledger adopt\)/);
+      expect(await facts('hb2')).toEqual([]);
+      expect(await facts('ux1')).toEqual([]);
+      expect((await state('hb2', 'b')).life).toBe('exists');
+      // The restarted serve still watches b's domains on the plain connection.
+      await recorded("virsh start (host 'b', after serve's restart)", () => virsh('start', 'hb2'), async () => (await state('hb2', 'b')).active);
     },
     SLOW,
   );
