@@ -31,6 +31,22 @@ describe('--connect', () => {
     expect(() => parseConnectSpec('')).toThrow("invalid libvirt URI ''");
   });
 
+  it("refuses a plain URI beside another for the default host, whichever comes first", () => {
+    const message =
+      "--connect: the default host 'local' is given two libvirt connections ('qemu:///system', without a host, and 'local=qemu:///session'): " +
+      'give one of them, and the other hosts theirs as HOST=URI';
+    expect(() => parseConnectSpec(['qemu:///system', 'local=qemu:///session'])).toThrow(message);
+    expect(() => parseConnectSpec(['local=qemu:///session', 'b=qemu+ssh://b.example/system', 'qemu:///system'])).toThrow(message);
+  });
+
+  it('takes the same URI given plainly and as local=URI as the one default connection', () => {
+    expect(parseConnectSpec(['qemu:///system', 'local=qemu:///system'])).toEqual({ default: 'qemu:///system', hosts: new Map() });
+    const targets = parseConnectSpec([`local=${SOCKET_URI}`, 'b=qemu+ssh://b.example/system', ` ${SOCKET_URI} `]);
+    expect(targets).toEqual({ default: SOCKET_URI, hosts: new Map([['b', 'qemu+ssh://b.example/system']]) });
+    // Without a plain URI, local=URI stays the default host's own connection.
+    expect(parseConnectSpec(['local=qemu:///system', 'b=qemu:///session']).hosts.get('local')).toBe('qemu:///system');
+  });
+
   it('collects a repeated option; given once it stays one string', () => {
     const parse = (argv: string[]) => new Command().addOption(connectOption()).parse(argv, { from: 'user' }).opts().connect as unknown;
     expect(parse(['-c', 'qemu:///system'])).toBe('qemu:///system');

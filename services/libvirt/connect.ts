@@ -7,8 +7,12 @@
 // (services/drivers/libvirtMigration.ts):
 //
 //   vmledger -c a=qemu+ssh://a/system -c b=qemu+ssh://b/system --host a migrate --live web1 qemu+ssh://b/system
+//
+// The default host (DEFAULT_HOST) is one of the hosts a plain `--connect URI` serves: given beside
+// `--connect local=URI2` it would have two connections, and is refused; the same URI both ways is one connection.
 import { Option } from 'commander';
 
+import { DEFAULT_HOST } from '../../machines/model';
 import type { LibvirtDriver } from '../drivers/libvirt';
 
 /** What `--connect` was given: one value, or each value of a repeated option. */
@@ -50,7 +54,10 @@ function checkUri(uri: string, given: string): string {
   return trimmed;
 }
 
-/** Reads `--connect` values; a value that is no URI, a host given twice, or two default URIs are refused by name. */
+/**
+ * Reads `--connect` values; a value that is no URI, a host given twice, two default URIs, or a default URI beside
+ * another for the default host are refused by name. `local=URI` beside the same plain URI is that one connection.
+ */
 export function parseConnectSpec(spec: ConnectSpec): ConnectTargets {
   const hosts = new Map<string, string>();
   let fallback: string | undefined;
@@ -67,6 +74,17 @@ export function parseConnectSpec(spec: ConnectSpec): ConnectTargets {
       throw new Error(`--connect: two connections without a host ('${fallback}' and '${uri}'): give the others as HOST=URI`);
     }
     fallback = uri;
+  }
+  const own = hosts.get(DEFAULT_HOST);
+  if (fallback !== undefined && own !== undefined) {
+    if (own !== fallback) {
+      throw new Error(
+        `--connect: the default host '${DEFAULT_HOST}' is given two libvirt connections ('${fallback}', without a host, and '${DEFAULT_HOST}=${own}'): ` +
+          'give one of them, and the other hosts theirs as HOST=URI',
+      );
+    }
+    // One connection: the default one, whose watch then covers every host without its own (LibvirtDriver.watchedHosts).
+    hosts.delete(DEFAULT_HOST);
   }
   return { ...(fallback !== undefined ? { default: fallback } : {}), hosts };
 }

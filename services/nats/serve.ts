@@ -9,7 +9,7 @@ import { accessControl } from '../identity/access';
 import { loadPolicyFile } from '../identity/policy';
 import type { LibvirtDriver } from '../drivers/libvirt';
 import { createLedger } from '../ledger';
-import { connectDriver, connectOption, describeConnect, type ConnectSpec } from '../libvirt/connect';
+import { connectDriver, connectOption, describeConnect, parseConnectSpec, type ConnectSpec } from '../libvirt/connect';
 import type { CommandOutcome, Ledger, LocalLedger } from '../ledger-types';
 import { connectNats, natsConfigFromEnv, natsConnectionOptions, NatsUnreachableError, redactUrl } from './config';
 import { createLogger, type Logger } from '../log';
@@ -54,8 +54,9 @@ export async function runServe(options: ServeOptions = {}): Promise<RunningServe
   const log = rootLog.child({ component: 'serve' });
   const storeSpec = options.store ?? (env.VMLEDGER_STORE?.trim() || DEFAULT_STORE_SPEC);
   const policyFile = options.policy ?? (env.VMLEDGER_POLICY?.trim() || undefined);
-  // Before anything is opened: a bad policy file is named at once.
+  // Before anything is opened: a bad policy file, or --connect values that cannot stand together, are named at once.
   const access = policyFile !== undefined ? accessControl(loadPolicyFile(policyFile)) : undefined;
+  if (options.connect !== undefined) parseConnectSpec(options.connect);
   const natsConfig = natsConfigFromEnv(env, options.natsUrl ? { url: options.natsUrl, name: 'vmledger serve' } : { name: 'vmledger serve' });
 
   // NATS first: when it is unreachable, fail before touching the store.

@@ -101,6 +101,23 @@ describeLibvirt('--connect: vmledger in front of libvirt on the command line and
     expect(bad.stderr).toBe("error: invalid libvirt URI 'not a uri': expected DRIVER[+TRANSPORT]://[HOST]/PATH, e.g. qemu:///system\n");
   }, SLOW);
 
+  it('refuses a plain --connect URI beside local=URI2 at start-up of the CLI and of serve; the same URI both ways is one', async () => {
+    const other = 'qemu+unix:///session?socket=/nonexistent/libvirt-sock';
+    const message =
+      `--connect: the default host 'local' is given two libvirt connections ('${lv.current.qemuUri}', without a host, and 'local=${other}'): ` +
+      'give one of them, and the other hosts theirs as HOST=URI';
+    const cli = await runVmledger(['-c', lv.current.qemuUri, '-c', `local=${other}`, '--store', 'memory', 'list'], work);
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toBe(`error: ${message}\n`);
+    // serve names it before anything is opened: NATS here is unreachable, and never tried.
+    const serve = await runVmledger(['serve', '--store', 'memory', '--nats', 'nats://127.0.0.1:1', '-c', `local=${other}`, '-c', lv.current.qemuUri], work);
+    expect(serve.code).toBe(1);
+    expect(serve.stderr).toBe(`vmledger serve: ${message}\n`);
+    const same = await runVmledger(['-c', lv.current.qemuUri, '-c', `local=${lv.current.qemuUri}`, '--store', 'memory', 'list'], work);
+    expect(same.stderr).toBe('');
+    expect(same.code).toBe(0);
+  }, SLOW);
+
   it('serve --connect: define over NATS with the domain XML itself, then start', async () => {
     let nats: NatsServerHandle | undefined;
     let serving: RunningServe | undefined;
