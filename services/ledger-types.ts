@@ -67,8 +67,10 @@ export interface Ledger {
 /** A ledger on its own store (createLedger), with what only its own log can tell: for the libvirt watch. */
 export interface LocalLedger extends Ledger {
   /**
-   * The hosts holding an existing domain of this name (the host index), and those with a command on one in flight
-   * (an open intent: a define is in the index only once libvirt has done it). Sorted; no domain is loaded.
+   * The hosts holding an existing domain of this name (the host index), those with a command on one in flight
+   * (an open intent: a define is in the index only once libvirt has done it), and the destination of a migration
+   * of one in flight (libvirt shows the guest there before the saga records its arrival). Sorted; each holder's
+   * domain is read for its migration job, without waiting for a command in flight on it.
    */
   domainHosts(name: string): Promise<string[]>;
 }

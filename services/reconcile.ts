@@ -14,7 +14,7 @@ import { DEFAULT_HOST } from '../machines/model';
 import { ID_MAX } from '../machines/names';
 import { allDomains } from './domainQuery';
 import { recordObserved } from './ledger';
-import type { CommandOutcome, Ledger } from './ledger-types';
+import type { CommandOutcome, Ledger, LocalLedger } from './ledger-types';
 import type { LibvirtConnection } from './libvirt/connection';
 import { listLibvirtDomains, readDomain } from './libvirt/observe';
 import { nextDifference, type Difference, type PlannedCommand, type StopHint } from './libvirt/plan';
@@ -41,8 +41,9 @@ export interface ReconcileOptions {
   /** The event line or other text kept with each recorded command (meta.observed.detail). */
   detail?: string;
   /**
-   * The hosts whose libvirt is watched (this one too): a domain migrating from one of them to this host is the migration's
-   * to record (its Finish), not the watch's, or the watch would record the arriving guest as created here.
+   * The hosts whose libvirt is watched (this one too); given, the domain is compared for a watch: a domain migrating
+   * to this host from one of them, or from any host holding its name (LocalLedger.domainHosts), is the migration's to
+   * record (its Finish), not the watch's, or the watch would record the arriving guest as created here.
    */
   watchedHosts?: readonly string[];
 }
@@ -78,8 +79,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A refusal that means "look again" (the domain moved, or a job holds it), not a disagreement. */
 const isRetry = (o: CommandOutcome) => !o.ok && !o.audit && (o.rule === 'CONCURRENCY' || o.rule === 'JOB-BUSY');
 
+const isLocal = (ledger: Ledger): ledger is LocalLedger => typeof (ledger as Partial<LocalLedger>).domainHosts === 'function';
+
+/**
+ * Whether a domain of this name is migrating from another host to this one. The sources asked: the watched hosts,
+ * and every host holding the name (LocalLedger.domainHosts): a source on the default connection is no watched host
+ * of its own.
+ */
 async function migratingHere(ledger: Ledger, name: string, host: string, watchedHosts: readonly string[]): Promise<boolean> {
-  for (const other of watchedHosts) {
+  const holders = isLocal(ledger) ? await ledger.domainHosts(name) : [];
+  for (const other of new Set([...holders, ...watchedHosts])) {
     if (other !== host && (await ledger.loadDomain(other, name)).state.migration?.destination === host) return true;
   }
   return false;

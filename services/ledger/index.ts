@@ -170,6 +170,12 @@ class EmbeddedLedger implements LocalLedger, MigrationPort {
     await this.log.follow();
     const hosts = new Set(this.log.index.existing().filter((e) => e.name === name).map((e) => e.host));
     for (const open of this.intents.open.list()) if (open.name === name) hosts.add(open.host);
+    // A migration in flight: the guest arrives on its destination before the saga records it there. Read without
+    // the stream lock: a command in flight holds it while libvirt performs it (a define, the migration's Perform).
+    for (const host of [...hosts]) {
+      const destination = (await this.streams.peek(host, name)).state.migration?.destination;
+      if (destination !== undefined) hosts.add(destination);
+    }
     return [...hosts].sort();
   }
 

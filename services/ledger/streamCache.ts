@@ -65,6 +65,21 @@ export class StreamCache {
   }
 
   /**
+   * The domain's stream as the store has it now, leaving the cache as it is and writing no checkpoint: a read that
+   * takes no stream lock, for a look that must not wait for a command in flight (its lock is held while libvirt
+   * performs it).
+   */
+  async peek(host: string, name: string): Promise<Head> {
+    const stream = domainStream(host, name);
+    const actual = await this.store.streamRevision(stream);
+    const actualRevision = actual === 'no-stream' ? -1 : actual;
+    const cached = this.cache.peek(stream);
+    if (cached && cached.revision === actualRevision) return cached;
+    if (cached && cached.revision < actualRevision) return this.fold(cached, cached.revision + 1);
+    return this.coldLoad(stream, host, name, actualRevision);
+  }
+
+  /**
    * The domain's stream for a decision that is to end in an append at the head's revision: the cached head as it
    * is, without asking the store (the append checks the revision: when another writer got in first it fails, and
    * the command is decided again on a fresh load), else a load. `checked: false` says the store was not asked:

@@ -10,8 +10,8 @@
 //
 // The default connection is also that of every host without a connection of its own (hostsWithOwnConnection): their
 // domains live in the same libvirt, whose names are unique per connection, so a domain seen there belongs to the
-// host that holds one of that name (LocalLedger.domainHosts: the host index, and a define in flight); one none of
-// them holds is the watch's own host's to bring in, as before.
+// host that holds one of that name (LocalLedger.domainHosts: the host index, a define in flight, and the destination
+// of a migration in flight, which the saga records); one none of them holds is the watch's own host's to bring in.
 import { DEFAULT_HOST } from '../../machines/model';
 import type { LocalLedger } from '../ledger-types';
 import { recordObserved } from '../ledger';
@@ -135,7 +135,8 @@ export function watchLibvirt(ledger: LocalLedger, connection: LibvirtConnection,
 
   /**
    * The hosts on this connection holding a domain of this name (libvirt's names are unique per connection: one),
-   * or defining one: its event comes before the define is recorded, and must not bring it to this host as well.
+   * defining one, or receiving one by migration: its events come before the define or the arrival is recorded, and
+   * must not bring it to this host as well.
    */
   const holders = async (name: string) => (await ledger.domainHosts(name)).filter(here);
 

@@ -154,7 +154,8 @@ async function watchConnection(ledger: LocalLedger, driver: LibvirtDriver, log: 
     import('../libvirt/watch'),
     import('../libvirt/connection'),
   ]);
-  // Every watch knows every watched host: a migration between two of them is left to the saga.
+  // Every watch knows every watched host, and asks the ledger which hosts hold a domain: a migration between two
+  // ledger hosts, one on the default connection too, is left to the saga.
   const watchedHosts = driver.watchedHosts.map((w) => w.host);
   const watches = await Promise.all(
     driver.watchedHosts.map(async ({ host, connection: commands, hostsWithOwnConnection }) => {

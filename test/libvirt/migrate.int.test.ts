@@ -246,6 +246,40 @@ describeTwoHosts('migration between two libvirt hosts in their own network names
     }
   }, SLOW);
 
+  it("serve with host b on the default connection: a guest migrating into b is the saga's to record, not the watch's", async () => {
+    // -c a=URI_A -c URI_B: host b has no connection of its own, so the default connection's watch (host 'local') covers it.
+    const serve = await startServe(['-c', `a=${a.qemuUri}`, '-c', b.qemuUri, '--store', `sqlite:${store}`, '--nats', nats.url], work);
+    serves.push(serve);
+    try {
+      await waitUntil(
+        () => /watching libvirt at .* for host 'local' and every host without a connection of its own/.test(serve.stderr()) && /watching libvirt at .* for host 'a'/.test(serve.stderr()),
+        30_000,
+        () => `both watches: ${serve.stderr()}`,
+      );
+      // The event children subscribe within about a second of being spawned, unannounced.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect((await vmledger('a', 'define', guest(a, 'mig7', false))).code).toBe(0);
+      expect((await vmledger('a', 'start', 'mig7')).code).toBe(0);
+      const migrated = await vmledger('a', 'migrate', '--live', 'mig7', 'b');
+      expect(migrated.stderr).toBe('');
+      expect(migrated.code).toBe(0);
+      expect(b.virsh(['domstate', 'mig7']).stdout.trim()).toBe('running');
+      // After the migration the watch takes the guest as b's: destroyed behind vmledger's back, it is recorded there.
+      expect(b.virsh(['destroy', 'mig7']).status).toBe(0);
+      let recorded: string[] = [];
+      await waitUntil(
+        async () => (recorded = await facts('b', 'mig7')).includes('DomainStopped'),
+        30_000,
+        () => `b/mig7 recorded stopped (facts: ${recorded.join(', ')})\n${serve.stderr()}`,
+      );
+      // The arrival was the saga's alone: nothing recorded by the watch under the default host, nor before it on b.
+      expect(recorded[0]).toBe('DomainMigratedIn');
+      expect(await facts('local', 'mig7')).toEqual([]);
+    } finally {
+      await serve.stop();
+    }
+  }, SLOW);
+
   // kill -9 of `serve` around Perform, the one step that changes libvirt: the restarted serve settles the intent
   // from what both daemons show, and the client's retry of the same migrate resumes the saga where it stopped.
   it.each([
