@@ -52,15 +52,8 @@ export class StreamCache {
 
   /** The domain's stream as the store has it now: the cached head brought up to date, or a cold load. */
   async load(host: string, name: string): Promise<Head> {
-    const stream = domainStream(host, name);
-    const actual = await this.store.streamRevision(stream);
-    const actualRevision = actual === 'no-stream' ? -1 : actual;
-    let head = this.cache.get(stream);
-    if (head && head.revision > actualRevision) head = undefined; // the store is not what we cached
-    if (!head) head = await this.coldLoad(stream, host, name, actualRevision);
-    else if (head.revision < actualRevision) head = await this.fold(head, head.revision + 1);
-    head = await this.maybeCheckpoint(head);
-    this.cache.set(stream, head);
+    const head = await this.maybeCheckpoint(await this.current(host, name, (stream) => this.cache.get(stream)));
+    this.cache.set(head.stream, head);
     return head;
   }
 
@@ -70,13 +63,21 @@ export class StreamCache {
    * performs it).
    */
   async peek(host: string, name: string): Promise<Head> {
+    return this.current(host, name, (stream) => this.cache.peek(stream));
+  }
+
+  /**
+   * The cached head (`cached`, asked once the store has answered, so it is the newest) brought to the store's
+   * revision, or a cold load.
+   */
+  private async current(host: string, name: string, cached: (stream: string) => Head | undefined): Promise<Head> {
     const stream = domainStream(host, name);
     const actual = await this.store.streamRevision(stream);
     const actualRevision = actual === 'no-stream' ? -1 : actual;
-    const cached = this.cache.peek(stream);
-    if (cached && cached.revision === actualRevision) return cached;
-    if (cached && cached.revision < actualRevision) return this.fold(cached, cached.revision + 1);
-    return this.coldLoad(stream, host, name, actualRevision);
+    const head = cached(stream);
+    // A cached head past the store's revision: the store is not what we cached.
+    if (!head || head.revision > actualRevision) return this.coldLoad(stream, host, name, actualRevision);
+    return head.revision < actualRevision ? this.fold(head, head.revision + 1) : head;
   }
 
   /**
