@@ -203,7 +203,9 @@ async function uiFirstPage(file: string, runs: number): Promise<ScaleBenchResult
     const load = async () => {
       const page = await context.newPage();
       const started = performance.now();
-      await page.goto(ui.url);
+      // The first load after start waits for the projections' fold (a minute on 1,000,000 facts without their
+      // checkpoints): it is timed, not cut off at playwright's 30 s.
+      await page.goto(ui.url, { timeout: 600_000 });
       await page.waitForSelector('body[data-ready="true"]', { timeout: 600_000 });
       const ms = performance.now() - started;
       const options = await page.locator('#domain-picker option').count();
