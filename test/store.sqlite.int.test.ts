@@ -143,6 +143,22 @@ describe('sqlite event store', () => {
     });
   });
 
+  it('a long read lets other I/O run between its pages (a UI or NATS connection is not starved by a fold)', async () => {
+    const store = open(join(dir, 'long.sqlite'));
+    await store.append('vm-long', Array.from({ length: 2500 }, (_, i) => fact('Tick', i)), { expectedRevision: 'no-stream' });
+    for (const read of [() => store.readAll(), () => store.readStream('vm-long')]) {
+      // A timer due at once fires only when the event loop gets a turn: within the read, not after it.
+      let firedAt: number | undefined;
+      let count = 0;
+      const timer = setTimeout(() => (firedAt = count), 0);
+      for await (const _event of read()) count++;
+      clearTimeout(timer);
+      expect(count).toBe(2500);
+      expect(firedAt).toBeDefined();
+      expect(firedAt!).toBeLessThan(2500);
+    }
+  });
+
   it('marks the file as a vmledger store (application_id and format row) in WAL mode', async () => {
     const file = join(dir, 'ledger.sqlite');
     await open(file).close();

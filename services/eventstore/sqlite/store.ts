@@ -1,6 +1,8 @@
 // The EventStore on an open SQLite database (see index.ts): appends queued and written by group commit, each in
 // its own savepoint; reads; following the log (this process's appends offered, other processes' polled); docs.
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
 import Database from 'better-sqlite3';
 
 import {
@@ -333,6 +335,7 @@ export class SqliteStore implements SqliteEventStore {
       for (const row of page) yield decodeEvent(row);
       if (page.length < READ_PAGE_SIZE) return;
       next = page.at(-1)!.revision + 1;
+      await nextTurn(); // see readAll
     }
   }
 
@@ -355,6 +358,9 @@ export class SqliteStore implements SqliteEventStore {
       if (page.length < Math.min(READ_PAGE_SIZE, remaining)) return;
       last = page.at(-1)!.position;
       remaining -= page.length;
+      // The reads are synchronous: without a turn of the event loop between pages, a fold of a long log (the
+      // UI's projections, the host index) would keep every socket of the process waiting until it ends.
+      await nextTurn();
     }
   }
 
