@@ -583,6 +583,7 @@ function rowsFor(results: Results): Row[] {
     if ('coldMs' in v.ui) {
       row(`UI first page in Chromium, server running (${v.ui.options - 1} shown)`, v.ui.warmMs, '', 1000);
       row('  the first one after the server started (projections folded)', v.ui.coldMs, '', undefined);
+      row('    its page loaded (HTML and scripts), while the projections fold', v.ui.coldShownMs, '', undefined);
     } else rows.push({ section: 'g', what: 'UI first page', figure: v.ui.skipped, baseline: '', ratio: '', target: '', met: '' });
   } else if (g?.error) failed('g', 'scale', g.error);
 
