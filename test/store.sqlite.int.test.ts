@@ -157,6 +157,18 @@ describe('sqlite event store', () => {
       expect(firedAt).toBeDefined();
       expect(firedAt!).toBeLessThan(2500);
     }
+    // A subscription catching up on the same backlog.
+    let delivered = 0;
+    let firedAt: number | undefined;
+    const timer = setTimeout(() => (firedAt = delivered), 0);
+    const subscription = store.subscribe(0, () => {
+      delivered++;
+    });
+    await waitFor(() => delivered === 2500, 'the subscription to deliver all 2,500 facts');
+    clearTimeout(timer);
+    await subscription.close();
+    expect(firedAt).toBeDefined();
+    expect(firedAt!).toBeLessThan(2500);
   });
 
   it('marks the file as a vmledger store (application_id and format row) in WAL mode', async () => {

@@ -1,6 +1,8 @@
 // Semantics shared by every event-store backend, written once so the backends cannot drift apart:
 // argument checks, the expected-revision rule, JSON encoding, and the loop that follows the global log.
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
 import {
   StoreCorruptError,
   WrongExpectedRevisionError,
@@ -373,6 +375,9 @@ export class LogFollower implements Subscription {
           if (!(await deliverFact(this.onEvent, event))) return;
           this.lastDelivered = event.position;
         }
+        // A full page: a backlog, delivered on microtasks alone; a turn of the event loop before the next, so
+        // catching up on a long log does not keep the process's sockets waiting (as readAll does between pages).
+        if (page.length === READ_PAGE_SIZE) await nextTurn();
       }
     } finally {
       this.stopped = true;
