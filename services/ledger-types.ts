@@ -73,6 +73,11 @@ export interface LocalLedger extends Ledger {
    * domain is read for its migration job, without waiting for a command in flight on it.
    */
   domainHosts(name: string): Promise<string[]>;
+  /**
+   * Whether a domain of this name on another host is migrating to `host` (its migration job names it), read as
+   * domainHosts reads it: without waiting for a command in flight (the saga's Perform holds the source's lock).
+   */
+  migratingTo(name: string, host: string): Promise<boolean>;
 }
 
 /** Thrown (or returned as an outcome with codeName VALIDATION) when input does not parse as a command. */

@@ -41,11 +41,11 @@ export interface ReconcileOptions {
   /** The event line or other text kept with each recorded command (meta.observed.detail). */
   detail?: string;
   /**
-   * The hosts whose libvirt is watched (this one too); given, the domain is compared for a watch: a domain migrating
-   * to this host from one of them, or from any host holding its name (LocalLedger.domainHosts), is the migration's to
-   * record (its Finish), not the watch's, or the watch would record the arriving guest as created here.
+   * Given (the ledger itself), the domain is compared for a watch or the start-up reconcile: a migration in flight,
+   * out of this host or into it from any other (LocalLedger.migratingTo), is the migration's to record (its Finish),
+   * not theirs, or the arriving guest would be recorded as created here.
    */
-  watchedHosts?: readonly string[];
+  migrations?: Pick<LocalLedger, 'migratingTo'>;
 }
 
 /** Differences a single domain may take before the loop gives up (a snapshot tree is one step per snapshot). */
@@ -79,21 +79,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A refusal that means "look again" (the domain moved, or a job holds it), not a disagreement. */
 const isRetry = (o: CommandOutcome) => !o.ok && !o.audit && (o.rule === 'CONCURRENCY' || o.rule === 'JOB-BUSY');
 
-const isLocal = (ledger: Ledger): ledger is LocalLedger => typeof (ledger as Partial<LocalLedger>).domainHosts === 'function';
-
-/**
- * Whether a domain of this name is migrating from another host to this one. The sources asked: the watched hosts,
- * and every host holding the name (LocalLedger.domainHosts): a source on the default connection is no watched host
- * of its own.
- */
-async function migratingHere(ledger: Ledger, name: string, host: string, watchedHosts: readonly string[]): Promise<boolean> {
-  const holders = isLocal(ledger) ? await ledger.domainHosts(name) : [];
-  for (const other of new Set([...holders, ...watchedHosts])) {
-    if (other !== host && (await ledger.loadDomain(other, name)).state.migration?.destination === host) return true;
-  }
-  return false;
-}
-
 /** Brings one domain of the ledger to what libvirt shows; returns every difference found, in order. */
 export async function reconcileDomain(ledger: Ledger, connection: LibvirtConnection, name: string, options: ReconcileOptions): Promise<Found[]> {
   const host = options.host ?? DEFAULT_HOST;
@@ -105,7 +90,7 @@ export async function reconcileDomain(ledger: Ledger, connection: LibvirtConnect
     const { state, revision } = await ledger.loadDomain(host, name);
     // For a watch: a migration in flight, out of this host or into it, is the migration's to record (the rules
     // would refuse the watch's commands as JOB-BUSY meanwhile; on the destination nothing would stop them).
-    if (options.watchedHosts && (state.migration || (await migratingHere(ledger, name, host, options.watchedHosts)))) return found;
+    if (options.migrations && (state.migration || (await options.migrations.migratingTo(name, host)))) return found;
     const libvirt = await readDomain(connection, name, { withSnapshotXml: true });
     const difference = nextDifference(state, libvirt, options.hint);
     if (!difference) return found;

@@ -113,7 +113,7 @@ describe('a migration in flight, into or out of a host on the default connection
         expect(await ledger.domainHosts('web')).toEqual(['a', 'b']);
         const defaultWatch = onConnectionOf('local', ['a']);
         expect((await ledger.domainHosts('web')).filter(defaultWatch)).toEqual(['b']);
-        const found = await reconcileDomain(ledger, guestRunning('web'), 'web', { host: 'b', source: 'event', watchedHosts: ['local', 'a'] });
+        const found = await reconcileDomain(ledger, guestRunning('web'), 'web', { host: 'b', source: 'event', migrations: ledger });
         expect(found).toEqual([]);
         expect((await ledger.loadDomain('b', 'web')).state.life).toBe('none');
         expect((await ledger.loadDomain('local', 'web')).state.life).toBe('none');
@@ -135,7 +135,7 @@ describe('a migration in flight, into or out of a host on the default connection
       try {
         expect(await ledger.domainHosts('web')).toEqual(['a', 'c']);
         expect((await ledger.domainHosts('web')).filter(onConnectionOf('a', undefined))).toEqual(['a']);
-        const found = await reconcileDomain(ledger, guestRunning('web'), 'web', { host: 'a', source: 'event', watchedHosts: ['local', 'a'] });
+        const found = await reconcileDomain(ledger, guestRunning('web'), 'web', { host: 'a', source: 'event', migrations: ledger });
         expect(found).toEqual([]);
         expect((await ledger.loadDomain('a', 'web')).state.life).toBe('none');
       } finally {

@@ -166,17 +166,32 @@ class EmbeddedLedger implements LocalLedger, MigrationPort {
   }
 
   async domainHosts(name: string): Promise<string[]> {
+    const hosts = new Set<string>();
+    for (const [host, destination] of await this.holders(name)) {
+      hosts.add(host);
+      if (destination !== undefined) hosts.add(destination);
+    }
+    return [...hosts].sort();
+  }
+
+  async migratingTo(name: string, host: string): Promise<boolean> {
+    for (const [source, destination] of await this.holders(name)) if (source !== host && destination === host) return true;
+    return false;
+  }
+
+  /**
+   * The hosts holding a domain of this name (the host index) or defining one (an open intent), each with the
+   * destination of its migration in flight: the guest arrives there before the saga records it. Read without the
+   * stream lock: a command in flight holds it while libvirt performs it (a define, the migration's Perform).
+   */
+  private async holders(name: string): Promise<Map<string, string | undefined>> {
     await this.ready;
     await this.log.follow();
     const hosts = new Set(this.log.index.existing().filter((e) => e.name === name).map((e) => e.host));
     for (const open of this.intents.open.list()) if (open.name === name) hosts.add(open.host);
-    // A migration in flight: the guest arrives on its destination before the saga records it there. Read without
-    // the stream lock: a command in flight holds it while libvirt performs it (a define, the migration's Perform).
-    for (const host of [...hosts]) {
-      const destination = (await this.streams.peek(host, name)).state.migration?.destination;
-      if (destination !== undefined) hosts.add(destination);
-    }
-    return [...hosts].sort();
+    const holders = new Map<string, string | undefined>();
+    for (const host of hosts) holders.set(host, (await this.streams.peek(host, name)).state.migration?.destination);
+    return holders;
   }
 
   async execute(input: unknown, options?: ExecuteOptions): Promise<CommandOutcome> {

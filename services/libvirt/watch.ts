@@ -27,8 +27,6 @@ export interface LibvirtWatchOptions {
    * run on this one, so its domains are watched here too. Absent: only `host` is watched.
    */
   hostsWithOwnConnection?: readonly string[];
-  /** Every host watched, this one included (ReconcileOptions.watchedHosts: migrations between them). Default: this one. */
-  watchedHosts?: readonly string[];
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** How often the snapshot lists are compared (default 1000 ms: an out-of-band snapshot is in the ledger within ~1 s). */
   pollMs?: number;
@@ -92,7 +90,7 @@ export function watchLibvirt(ledger: LocalLedger, connection: LibvirtConnection,
     // The watch's log names its own host; a domain of another host on this connection is named with its host.
     const shown = domainHost === host ? name : `${domainHost}/${name}`;
     try {
-      const found = await reconcileDomain(ledger, connection, name, { host: domainHost, watchedHosts: options.watchedHosts ?? [host], ...pass });
+      const found = await reconcileDomain(ledger, connection, name, { host: domainHost, migrations: ledger, ...pass });
       for (const f of found) {
         const result = f.outcome?.ok ? 'recorded' : `refused by ${f.outcome?.rule ?? '?'}: ${f.outcome?.message ?? ''}`;
         log(f.outcome?.ok ? 'info' : 'warn', `libvirt (${pass.source}): ${shown}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}: ${result}`);

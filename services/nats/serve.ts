@@ -154,14 +154,13 @@ async function watchConnection(ledger: LocalLedger, driver: LibvirtDriver, log: 
     import('../libvirt/watch'),
     import('../libvirt/connection'),
   ]);
-  // Every watch knows every watched host, and asks the ledger which hosts hold a domain: a migration between two
-  // ledger hosts, one on the default connection too, is left to the saga.
-  const watchedHosts = driver.watchedHosts.map((w) => w.host);
+  // Every watch, and the reconcile before it, asks the ledger for migrations in flight: a migration between two
+  // ledger hosts, on any connection, is left to the saga.
   const watches = await Promise.all(
     driver.watchedHosts.map(async ({ host, connection: commands, hostsWithOwnConnection }) => {
       const hostLog = log.child({ host });
       try {
-        const found = await reconcileHost(ledger, commands, { source: 'reconcile', host, watchedHosts, ...(hostsWithOwnConnection ? { hostsWithOwnConnection } : {}) });
+        const found = await reconcileHost(ledger, commands, { source: 'reconcile', host, migrations: ledger, ...(hostsWithOwnConnection ? { hostsWithOwnConnection } : {}) });
         for (const f of found) {
           if (f.outcome) publish(f.outcome);
           const line = `reconcile at start-up: ${f.host ?? host}/${f.domain}: ${f.what}: ledger ${f.ledger}, libvirt ${f.libvirt}`;
@@ -177,7 +176,6 @@ async function watchConnection(ledger: LocalLedger, driver: LibvirtDriver, log: 
       const watch = watchLibvirt(ledger, connection, {
         host,
         ...(hostsWithOwnConnection ? { hostsWithOwnConnection } : {}),
-        watchedHosts,
         log: (level, message) => watchLog[level](message),
         onRecorded: (found) => found.outcome && publish(found.outcome),
       });
